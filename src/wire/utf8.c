@@ -1,0 +1,55 @@
+/* utf8.c: strict UTF-8 validation for payloads that must be text. */
+#include "wire.h"
+
+/* Length of the sequence led by byte c, or 0 for a byte that cannot lead. */
+static unsigned seq_len(uint8_t c)
+{
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        return 2;
+    if (c >= 0xE0 && c <= 0xEF)
+        return 3;
+    if (c >= 0xF0 && c <= 0xF4)
+        return 4;
+    return 0;
+}
+
+/* The allowed range of the second byte after lead c (RFC 3629, table 3-7):
+ * this is what rules out overlongs, surrogates and values over U+10FFFF. */
+static void second_range(uint8_t c, uint8_t *lo, uint8_t *hi)
+{
+    *lo = 0x80;
+    *hi = 0xBF;
+    if (c == 0xE0)
+        *lo = 0xA0;
+    else if (c == 0xED)
+        *hi = 0x9F;
+    else if (c == 0xF0)
+        *lo = 0x90;
+    else if (c == 0xF4)
+        *hi = 0x8F;
+}
+
+int lp_utf8_check_text(const uint8_t *s, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        unsigned n = seq_len(s[i]);
+        uint8_t lo, hi;
+
+        if (n == 0 || s[i] == 0 || len - i < n)
+            return LP_WIRE_ETEXT;
+        if (n > 1) {
+            second_range(s[i], &lo, &hi);
+            if (s[i + 1] < lo || s[i + 1] > hi)
+                return LP_WIRE_ETEXT;
+            for (unsigned k = 2; k < n; k++)
+                if ((s[i + k] & 0xC0) != 0x80)
+                    return LP_WIRE_ETEXT;
+        }
+        i += n;
+    }
+    return 0;
+}
