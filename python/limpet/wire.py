@@ -150,3 +150,52 @@ def read_welcome(buf):
     if header.get("op") != "done" or header.get("re") != 0 or header.get("protocol") != VERSION:
         raise WireError("bad-field", "not an answer to hello")
     return header, len(buf) - len(dec.buf)
+
+
+def _bad_hello(h):
+    """The name of the first hello field that breaks docs/protocol.md 5, or None."""
+    def is_int(v, lo, hi):
+        return type(v) is int and lo <= v <= hi
+
+    def is_str(v, lo, hi):
+        return type(v) is str and lo <= len(v.encode()) <= hi
+
+    p = h.get("protocol")
+    rules = [
+        ("id", is_int(h.get("id"), 0, (1 << 53) - 1)),
+        ("protocol", type(p) is list and 1 <= len(p) <= 16
+         and all(is_int(v, 1, 65535) for v in p)),
+        ("client", is_str(h.get("client"), 1, 128)),
+        ("max_payload", "max_payload" not in h
+         or is_int(h["max_payload"], PAYLOAD_MIN, PAYLOAD_CEILING)),
+        ("token", "token" not in h or is_str(h["token"], 1, 256)),
+        ("session", "session" not in h or type(h["session"]) is bool),
+    ]
+    return next((name for name, ok in rules if not ok), None)
+
+
+def read_hello(buf):
+    """Server side: parses the preamble and hello at the front of bytearray buf.
+
+    Returns None if incomplete, else (hello header, bytes consumed); raises
+    WireError with the code to refuse the client with.
+    """
+    n = min(len(buf), len(PREAMBLE))
+    if buf[:n] != PREAMBLE[:n]:
+        raise WireError("bad-preamble", "not a limpet client")
+    if n < len(PREAMBLE):
+        return None
+    dec = Decoder(HELLO_HEADER_MAX, 0)
+    dec.feed(buf[len(PREAMBLE):])
+    frame = dec.next()
+    if frame is None:
+        return None
+    header, _ = frame
+    if header.get("op") != "hello":
+        raise WireError("handshake-required", "the first frame must be hello")
+    bad = _bad_hello(header)
+    if bad is not None:
+        raise WireError("bad-field", f"hello field '{bad}' is missing or invalid")
+    if VERSION not in header["protocol"]:
+        raise WireError("bad-version", f"this peer speaks version {VERSION}")
+    return header, len(buf) - len(dec.buf)

@@ -37,7 +37,8 @@ static PyObject *frame_tuple(const lp_frame_t *f)
 
     if (text == NULL)
         return PyErr_NoMemory();
-    t = Py_BuildValue("(sy#)", text, (const char *)f->payload, (Py_ssize_t)f->payload_len);
+    t = Py_BuildValue("(sy#)", text, f->payload != NULL ? (const char *)f->payload : "",
+                      (Py_ssize_t)f->payload_len);
     free(text);
     return t;
 }

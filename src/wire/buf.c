@@ -36,7 +36,12 @@ void lp_buf_free(lp_buf_t *b)
 
 size_t lp_buf_len(const lp_buf_t *b) { return b->len; }
 size_t lp_buf_max(const lp_buf_t *b) { return b->max; }
-const uint8_t *lp_buf_data(const lp_buf_t *b) { return b->data + b->off; }
+const uint8_t *lp_buf_data(const lp_buf_t *b)
+{
+    static const uint8_t empty[1]; /* never NULL, even before the first byte */
+
+    return b->data != NULL ? b->data + b->off : empty;
+}
 
 int lp_buf_set_max(lp_buf_t *b, size_t max)
 {

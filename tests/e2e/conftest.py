@@ -1,0 +1,28 @@
+"""Shared fixtures: the build tree's limpet binary and the wire vectors."""
+import json
+import os
+import shutil
+
+import pytest
+
+SOURCE_ROOT = os.environ.get(
+    "LIMPET_SOURCE_ROOT", os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+VECTOR_DIR = os.path.join(SOURCE_ROOT, "tests", "vectors")
+
+
+def load_vectors():
+    with open(os.path.join(VECTOR_DIR, "vectors.json")) as f:
+        vectors = json.load(f)["vectors"]
+    for v in vectors:
+        with open(os.path.join(VECTOR_DIR, v["file"]), "rb") as f:
+            v["data"] = f.read()
+    return vectors
+
+
+@pytest.fixture(scope="session")
+def limpet_bin():
+    """Path of the limpet binary under test (LIMPET_BIN, set by meson test)."""
+    path = os.environ.get("LIMPET_BIN") or shutil.which("limpet")
+    if not path:
+        pytest.fail("LIMPET_BIN is not set and no limpet is on PATH: run through 'meson test'")
+    return path

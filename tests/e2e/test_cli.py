@@ -1,0 +1,46 @@
+"""The limpet binary as a user runs it, in a pseudo-terminal."""
+import subprocess
+
+import pexpect
+
+from limpet import __version__
+
+
+def run(limpet_bin, *args):
+    child = pexpect.spawn(limpet_bin, list(args), encoding="utf-8", timeout=10)
+    child.expect(pexpect.EOF)
+    child.close()
+    return child.exitstatus, child.before
+
+
+def test_version(limpet_bin):
+    status, out = run(limpet_bin, "--version")
+    assert status == 0
+    assert out.strip() == f"limpet {__version__} (protocol 1)"
+    assert run(limpet_bin, "-V") == (status, out)
+
+
+def test_help_goes_to_stdout(limpet_bin):
+    p = subprocess.run([limpet_bin, "--help"], capture_output=True, text=True)
+    assert p.returncode == 0
+    assert p.stdout.startswith("usage: limpet ")
+    assert p.stderr == ""
+
+
+def test_no_arguments_is_a_usage_error(limpet_bin):
+    p = subprocess.run([limpet_bin], capture_output=True, text=True)
+    assert p.returncode == 2
+    assert p.stdout == ""
+    assert p.stderr.startswith("usage: limpet ")
+
+
+def test_unknown_command(limpet_bin):
+    status, out = run(limpet_bin, "frobnicate")
+    assert status == 2
+    assert "limpet: unknown command 'frobnicate'" in out
+
+
+def test_unknown_option(limpet_bin):
+    p = subprocess.run([limpet_bin, "--frobnicate"], capture_output=True, text=True)
+    assert p.returncode == 2
+    assert p.stderr.splitlines()[0] == "limpet: unknown option '--frobnicate'"
