@@ -45,7 +45,8 @@ static void server_side(const uint8_t *data, size_t size)
     if (r == 0) {
         if (lp_hs_server_accept(out, &hello, server, caps, LP_WIRE_PAYLOAD_MIN, "1") != 0)
             abort();
-        client_understands(out, 0);
+        /* our client says hello with id 0 and takes no answer to another id */
+        client_understands(out, hello.id == 0 ? 0 : LP_WIRE_EFIELD);
     } else if (r != LP_WIRE_EAGAIN) {
         if (lp_hs_server_refuse(out, r, &hello, NULL, field) != 0)
             abort();
