@@ -138,6 +138,16 @@ int lp_buf_consume(lp_buf_t *b, size_t len)
     return 0;
 }
 
+int lp_buf_truncate(lp_buf_t *b, size_t len)
+{
+    if (len > b->len)
+        return LP_WIRE_EINVAL;
+    b->len = len;
+    b->off = len == 0 ? 0 : b->off;
+    b->resv = 0;
+    return 0;
+}
+
 void lp_buf_reset(lp_buf_t *b)
 {
     b->off = 0;

@@ -43,6 +43,9 @@ int lp_buf_put_u32(lp_buf_t *b, uint32_t v);
 int lp_buf_peek_u32(const lp_buf_t *b, size_t off, uint32_t *v);
 /* Drops len bytes from the front; LP_WIRE_EINVAL if fewer are held. */
 int lp_buf_consume(lp_buf_t *b, size_t len);
+/* Drops bytes from the end until len are held (undoing appends);
+ * LP_WIRE_EINVAL if fewer than len are held. */
+int lp_buf_truncate(lp_buf_t *b, size_t len);
 /* Drops everything held. */
 void lp_buf_reset(lp_buf_t *b);
 

@@ -80,17 +80,16 @@ out:
     return r;
 }
 
-/* Appends the server's preamble and the frame of header h (consumed by
- * this call), or nothing at all on failure. */
-static int server_send(lp_buf_t *out, json_t *h)
+/* Appends our preamble and the frame of header h (consumed by this call,
+ * may be NULL after a failed allocation) within lim, or nothing at all. */
+static int send_first(lp_buf_t *out, json_t *h, const lp_limits_t *lim)
 {
-    lp_buf_t *tmp = lp_buf_new(LP_WIRE_PREAMBLE_LEN + LP_WIRE_PREFIX_LEN + LP_WIRE_HEADER_MAX);
-    int r = tmp == NULL || h == NULL ? LP_WIRE_ENOMEM : 0;
+    size_t before = lp_buf_len(out);
+    int r = h == NULL ? LP_WIRE_ENOMEM : 0;
 
-    if (r == 0 && (r = lp_preamble_encode(tmp)) == 0 &&
-        (r = lp_frame_encode(tmp, h, NULL, 0, &reply_limits)) == 0)
-        r = lp_buf_put(out, lp_buf_data(tmp), lp_buf_len(tmp));
-    lp_buf_free(tmp);
+    if (r == 0 && (r = lp_preamble_encode(out)) == 0 &&
+        (r = lp_frame_encode(out, h, NULL, 0, lim)) != 0)
+        lp_buf_truncate(out, before);
     json_decref(h);
     return r;
 }
@@ -129,46 +128,38 @@ int lp_hs_server_accept(lp_buf_t *out, const lp_hello_t *hello, json_t *server,
         json_decref(h);
         return r != 0 ? r : LP_WIRE_ENOMEM;
     }
-    return server_send(out, h);
+    return send_first(out, h, &reply_limits);
 }
 
 int lp_hs_server_refuse(lp_buf_t *out, int err, const lp_hello_t *hello, const char *message,
                         const char *field)
 {
-    lp_buf_t *tmp = lp_buf_new(LP_WIRE_PREAMBLE_LEN + LP_WIRE_PREFIX_LEN + LP_WIRE_HEADER_MAX);
     const int64_t *re = hello != NULL && hello->id >= 0 ? &hello->id : NULL;
-    int r = tmp == NULL ? LP_WIRE_ENOMEM : 0;
 
-    if (r == 0 && (r = lp_preamble_encode(tmp)) == 0 &&
-        (r = lp_msg_error_encode(tmp, err, re, message, field, &reply_limits)) == 0)
-        r = lp_buf_put(out, lp_buf_data(tmp), lp_buf_len(tmp));
-    lp_buf_free(tmp);
-    return r;
+    if (lp_wire_err_code(err) == NULL)
+        return LP_WIRE_EINVAL;
+    return send_first(out, lp_msg_error_new(err, re, message, field), &reply_limits);
 }
 
 int lp_hs_client_hello(lp_buf_t *out, const char *client, uint32_t max_payload,
                        const char *token, bool want_session)
 {
-    json_t *h = lp_msg_new("hello");
-    lp_buf_t *tmp = lp_buf_new(LP_WIRE_PREAMBLE_LEN + LP_WIRE_PREFIX_LEN + LP_WIRE_HELLO_HEADER_MAX);
-    int r = h == NULL || tmp == NULL ? LP_WIRE_ENOMEM : 0;
+    json_t *h;
 
-    if (r == 0 && ((r = lp_msg_set_int(h, "id", 0)) != 0 ||
-                   json_object_set_new(h, "protocol", json_pack("[i]", LP_WIRE_VERSION)) != 0 ||
-                   (r = lp_msg_set_str(h, "client", client)) != 0 ||
-                   (r = lp_msg_set_int(h, "max_payload",
-                                       max_payload ? max_payload : LP_WIRE_PAYLOAD_DEFAULT)) != 0 ||
-                   (token != NULL && (r = lp_msg_set_str(h, "token", token)) != 0) ||
-                   (want_session && (r = lp_msg_set_bool(h, "session", true)) != 0)))
-        r = r != 0 ? r : LP_WIRE_ENOMEM;
-    if (r == 0 && (r = lp_preamble_encode(tmp)) == 0 &&
-        (r = lp_frame_encode(tmp, h, NULL, 0, &hello_limits)) == 0)
-        r = lp_buf_put(out, lp_buf_data(tmp), lp_buf_len(tmp));
-    lp_buf_free(tmp);
-    json_decref(h);
-    return r;
+    if (client == NULL)
+        return LP_WIRE_EINVAL;
+    if ((h = lp_msg_new("hello")) != NULL && (lp_msg_set_int(h, "id", 0) != 0 ||
+                      json_object_set_new(h, "protocol", json_pack("[i]", LP_WIRE_VERSION)) != 0 ||
+                      lp_msg_set_str(h, "client", client) != 0 ||
+                      lp_msg_set_int(h, "max_payload",
+                                     max_payload ? max_payload : LP_WIRE_PAYLOAD_DEFAULT) != 0 ||
+                      (token != NULL && lp_msg_set_str(h, "token", token) != 0) ||
+                      (want_session && lp_msg_set_bool(h, "session", true) != 0))) {
+        json_decref(h);
+        h = NULL;
+    }
+    return send_first(out, h, &hello_limits);
 }
-
 /* Client: consumes text before the server's preamble (a server that took
  * us for a person), at most LP_WIRE_TEXT_SKIP_MAX bytes. */
 static int skip_text(lp_hs_t *hs, lp_buf_t *in)

@@ -103,6 +103,22 @@ static void u32_big_endian(void **state)
     lp_buf_free(b);
 }
 
+static void truncate_undoes_appends(void **state)
+{
+    lp_buf_t *b = lp_buf_new(64);
+
+    assert_int_equal(lp_buf_put(b, "abcdef", 6), 0);
+    assert_int_equal(lp_buf_consume(b, 2), 0);
+    assert_int_equal(lp_buf_put(b, "XYZ", 3), 0);
+    assert_int_equal(lp_buf_truncate(b, 4), 0);
+    assert_int_equal(lp_buf_len(b), 4);
+    assert_memory_equal(lp_buf_data(b), "cdef", 4);
+    assert_int_equal(lp_buf_truncate(b, 5), LP_WIRE_EINVAL);
+    assert_int_equal(lp_buf_truncate(b, 0), 0);
+    assert_int_equal(lp_buf_len(b), 0);
+    lp_buf_free(b);
+}
+
 static void set_max(void **state)
 {
     lp_buf_t *b = lp_buf_new(4);
@@ -127,6 +143,7 @@ int main(void)
         cmocka_unit_test(reserve_then_commit),
         cmocka_unit_test(grows_across_many_puts),
         cmocka_unit_test(u32_big_endian),
+        cmocka_unit_test(truncate_undoes_appends),
         cmocka_unit_test(set_max),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -228,8 +228,24 @@ static void accept_checks_arguments(void **state)
     hello.id = 0;
     assert_int_equal(lp_hs_server_accept(out, &hello, NULL, caps, LP_WIRE_PAYLOAD_MIN, NULL),
                      LP_WIRE_EINVAL);
+    assert_int_equal(lp_hs_server_refuse(out, LP_WIRE_EAGAIN, NULL, NULL, NULL), LP_WIRE_EINVAL);
+    assert_int_equal(lp_hs_client_hello(out, NULL, 0, NULL, false), LP_WIRE_EINVAL);
     assert_int_equal(lp_buf_len(out), 0);
     json_decref(server);
+    lp_buf_free(out);
+}
+
+static void nothing_written_when_the_frame_does_not_fit(void **state)
+{
+    lp_buf_t *out = lp_buf_new(1u << 20);
+    char name[LP_WIRE_HELLO_HEADER_MAX];
+
+    memset(name, 'n', sizeof(name) - 1);
+    name[sizeof(name) - 1] = 0;
+    assert_int_equal(lp_buf_put(out, "earlier", 7), 0);
+    /* preamble fits, the hello does not: the preamble must not stay behind */
+    assert_int_equal(lp_hs_client_hello(out, name, 0, NULL, false), LP_WIRE_ETOOLARGE);
+    assert_int_equal(lp_buf_len(out), 7);
     lp_buf_free(out);
 }
 
@@ -285,6 +301,7 @@ int main(void)
         cmocka_unit_test(client_gives_up_on_endless_text),
         cmocka_unit_test(client_refuses_odd_replies),
         cmocka_unit_test(accept_checks_arguments),
+        cmocka_unit_test(nothing_written_when_the_frame_does_not_fit),
         cmocka_unit_test(error_codes_round_trip),
         cmocka_unit_test(error_frame_fields),
     };
