@@ -77,7 +77,11 @@ int lp_frame_peek(const lp_buf_t *in, const lp_limits_t *lim, lp_frame_view_t *v
     if (lp_buf_len(in) - LP_WIRE_PREFIX_LEN < (size_t)hlen + plen)
         return LP_WIRE_EAGAIN;
     p = lp_buf_data(in) + LP_WIRE_PREFIX_LEN;
-    /* Flags 0 would allow NUL escapes only with JSON_ALLOW_NUL: not set. */
+    /* A raw NUL is never valid JSON, but jansson takes one after a number or
+     * keyword for the end of input; refuse it before parsing. */
+    if (memchr(p, 0, hlen) != NULL)
+        return LP_WIRE_EHEADER;
+    /* \u0000 escapes are refused too: JSON_ALLOW_NUL is not set. */
     h = json_loadb((const char *)p, hlen, JSON_REJECT_DUPLICATES, &jerr);
     if (h == NULL)
         return LP_WIRE_EHEADER;

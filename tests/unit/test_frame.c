@@ -163,6 +163,9 @@ static void header_nul_bytes(void **state)
     assert_decode_fails(HDR("{\"a\":\"\0\"}"), &lim, LP_WIRE_EHEADER);
     assert_decode_fails(HDR("{\"a\":\"\\u0000\"}"), &lim, LP_WIRE_EHEADER);
     assert_decode_fails(HDR("{}\0"), &lim, LP_WIRE_EHEADER);
+    /* jansson alone would read these as {"a":1} and {"a":true} */
+    assert_decode_fails(HDR("{\"a\":1\0}"), &lim, LP_WIRE_EHEADER);
+    assert_decode_fails(HDR("{\"a\":true\0}"), &lim, LP_WIRE_EHEADER);
 }
 
 static void header_numbers(void **state)

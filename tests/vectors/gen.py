@@ -132,6 +132,9 @@ vec("header-nul-raw", "frames", frame(b'{"op":"ping","id":1,"x":"a\x00b"}'), "ba
 vec("header-nul-escaped", "frames", frame(b'{"op":"ping","id":1,"x":"a\\u0000b"}'),
     "bad-header")
 vec("header-nul-in-key", "frames", frame(b'{"op":"ping","id":1,"\\u0000":1}'), "bad-header")
+vec("header-nul-inside-object", "frames", frame(b'{"op":"ping","id":1\x00}'), "bad-header")
+vec("header-nul-after-keyword", "frames", frame(b'{"op":"ping","id":1,"x":true\x00}'),
+    "bad-header")
 vec("header-nul-after-object", "frames", frame(b'{"op":"ping","id":1}\x00'), "bad-header")
 vec("header-bom", "frames", frame(b'\xef\xbb\xbf{"op":"ping","id":1}'), "bad-header")
 vec("header-duplicate-key", "frames", frame(b'{"op":"ping","id":1,"id":2}'), "bad-header")
