@@ -2,15 +2,14 @@
 and the C codec must decode every input the same way, frame for frame, and
 stop with the same verdict. Inputs are the shared vectors, mutated with a
 fixed seed (bit flips, byte changes, truncation, splices, JSON tokens)."""
-import json
 import random
 import struct
 
 import pytest
 
-from limpet import _limpet, wire
+from limpet import wire
 
-from conftest import load_vectors
+from conftest import decode_c, decode_py, load_vectors
 
 SEEDS = [v["data"] for v in load_vectors()]
 TOKENS = [b"{", b"}", b"[", b"]", b'"', b"\\", b"\\u0000", b"\\ud800", b"1.5", b"1e9", b"-0",
@@ -49,23 +48,6 @@ def mutate(rng, data):
     header = mutate_bytes(rng, data[8:8 + hlen])
     rest = data[8 + hlen:]
     return struct.pack(">II", len(header), plen) + header + rest
-
-
-def decode_py(data, before):
-    dec = wire.Decoder(wire.HELLO_HEADER_MAX, 0) if before else wire.Decoder()
-    dec.feed(data)
-    frames = []
-    try:
-        while (f := dec.next()) is not None:
-            frames.append(f)
-    except wire.WireError as e:
-        return frames, e.code
-    return frames, "need-more" if dec.buf else "clean"
-
-
-def decode_c(data, before):
-    frames, end = _limpet.decode_frames(data, before_handshake=before)
-    return [(json.loads(h), p) for h, p in frames], end
 
 
 def strip_preamble(data):

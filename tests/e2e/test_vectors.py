@@ -10,30 +10,9 @@ import pytest
 
 from limpet import _limpet, wire
 
-from conftest import VECTOR_DIR, load_vectors
+from conftest import VECTOR_DIR, decode_c, decode_py, load_vectors
 
 VECTORS = load_vectors()
-
-
-def frames_py(v, before_handshake):
-    """Decodes with limpet.wire; returns (frames, end) like _limpet.decode_frames."""
-    if before_handshake:
-        dec = wire.Decoder(wire.HELLO_HEADER_MAX, 0)
-    else:
-        dec = wire.Decoder()
-    dec.feed(v["data"])
-    frames = []
-    try:
-        while (f := dec.next()) is not None:
-            frames.append(f)
-    except wire.WireError as e:
-        return frames, e.code
-    return frames, "need-more" if dec.buf else "clean"
-
-
-def frames_c(v, before_handshake):
-    frames, end = _limpet.decode_frames(v["data"], before_handshake=before_handshake)
-    return [(json.loads(h), p) for h, p in frames], end
 
 
 def expected(v):
@@ -48,7 +27,7 @@ HANDSHAKE_VECTORS = [v for v in VECTORS if v["kind"] == "server-handshake"]
 @pytest.mark.parametrize("peer", ["py", "c"])
 def test_frames(v, peer):
     before = v["kind"] == "hello-frames"
-    frames, end = (frames_py if peer == "py" else frames_c)(v, before)
+    frames, end = (decode_py if peer == "py" else decode_c)(v["data"], before)
     assert frames == expected(v)
     assert end == v["end"]
     if v["canonical"]:
