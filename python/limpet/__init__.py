@@ -1,9 +1,146 @@
 """limpet: talk to live Python interpreters.
 
-The C core (limpet._limpet) holds the wire codec; the embedded server,
-limpet.start(), is being built on it (see the README's status section).
+    import limpet
+    server = limpet.start(globals())   # returns at once; the program goes on
+    print("limpet listening on", server.address)
+
+From another terminal, a client opens a session inside this process: code
+runs in the namespace given to start(), so `x = 42` there sets this
+module's x.
 """
+import atexit
+import json
+import os
+import platform
+import sys
+import threading
+import time
+
 from . import wire
 from ._limpet import PROTOCOL_VERSION, VERSION as __version__
+from . import _limpet
 
-__all__ = ["wire", "PROTOCOL_VERSION", "__version__"]
+__all__ = ["start", "Server", "wire", "PROTOCOL_VERSION", "__version__"]
+
+_ARGV_MAX = 32        # entries of argv in the identity (docs/protocol.md, hello)
+_ARG_MAX = 256        # bytes of each
+
+_lock = threading.Lock()
+_running = None       # the Server of this process, if any
+_hooks_installed = False
+
+
+class Server:
+    """A running embedded server: .address, .name, .stop(); a context manager."""
+
+    def __init__(self, core, name):
+        self._core = core
+        self.name = name
+
+    @property
+    def address(self):
+        """The socket path clients connect to."""
+        return self._core.address
+
+    @property
+    def running(self):
+        return self._core.running
+
+    def stop(self, timeout=5.0):
+        """stop(timeout=5.0)
+
+        Says bye to every client, closes their connections, waits up to
+        timeout seconds for running evaluations and joins every thread the
+        server started; removes the socket and the discovery record.
+        """
+        global _running
+        with _lock:
+            if _running is self:
+                _running = None
+        self._core.stop(timeout=timeout)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def __repr__(self):
+        state = "running" if self.running else "stopped"
+        return f"<limpet.Server {self.name!r} at {self.address!r}, {state}>"
+
+
+def _identity(name):
+    argv = [a.encode("utf-8", "surrogateescape")[:_ARG_MAX].decode("utf-8", "ignore")
+            for a in sys.argv[:_ARGV_MAX]]
+    return {"name": name, "pid": os.getpid(), "python": platform.python_version(),
+            "limpet": __version__, "argv": argv, "started": int(time.time() * 1000)}
+
+
+def _default_name():
+    prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return prog or "python"
+
+
+def _stop_at_exit():
+    server = _running
+    if server is not None:
+        server.stop()
+
+
+def _forget_in_child():
+    """After os.fork(): the child has none of the parent's threads, so it has
+    no server, until it starts its own."""
+    global _running, _lock
+    _lock = threading.Lock()
+    server, _running = _running, None
+    if server is not None:
+        server._core._forget_after_fork()
+
+
+def _install_hooks():
+    global _hooks_installed
+    if not _hooks_installed:
+        atexit.register(_stop_at_exit)
+        os.register_at_fork(after_in_child=_forget_in_child)
+        _hooks_installed = True
+
+
+def start(namespace=None, address=None, *, name=None, transform=None, max_connections=0,
+          max_sessions=0):
+    """start(namespace=None, address=None, *, name=None, transform=None) -> Server
+
+    Starts the embedded server and returns at once. Sessions run code in
+    namespace (a dict; the caller's globals() when None). address is the Unix
+    socket path; by default $XDG_RUNTIME_DIR/limpet/<pid>.sock (or
+    /tmp/limpet-<uid>/<pid>.sock), private to this user. name is what
+    `limpet list` shows (default: the program's name). transform, if given,
+    is called as transform(source, filename, mode) before each input is
+    compiled and returns source text, an AST or a code object (macros).
+
+    One server per process: a second start() while one runs raises
+    RuntimeError. The server stops by itself at interpreter exit, and a
+    forked child does not inherit it.
+    """
+    global _running
+    if namespace is None:
+        namespace = sys._getframe(1).f_globals
+    if not isinstance(namespace, dict):
+        raise TypeError(f"limpet: namespace must be a dict, not {type(namespace).__name__}")
+    if address is not None and not isinstance(address, (str, os.PathLike)):
+        raise TypeError("limpet: address must be a socket path")
+    if address is not None:
+        address = os.fspath(address)
+        if ":" in address and not address.startswith(("/", ".")):
+            raise ValueError(f"limpet: TCP addresses are not supported yet: {address!r}")
+    name = name or _default_name()
+    with _lock:
+        if _running is not None and _running.running:
+            raise RuntimeError(f"limpet: a server is already running in this process at "
+                               f"{_running.address!r}; stop it first")
+        core = _limpet.Server(namespace, address, json.dumps(_identity(name)),
+                              transform=transform, max_connections=max_connections,
+                              max_sessions=max_sessions)
+        _running = Server(core, name)
+        _install_hooks()
+        return _running

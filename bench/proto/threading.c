@@ -1,0 +1,261 @@
+/* threading.c: what each threading model costs on the request path.
+ *
+ * A client process sends a 64-byte request over a Unix socketpair and waits
+ * for a 64-byte reply; the server process answers it in one of these ways:
+ *   raw       one thread reads and replies (the floor: two wake-ups per trip)
+ *   handoff   a reader thread hands the request to an executor thread
+ *             (condition variable), which replies
+ *   watcher   one thread reads and replies, but registers its socket with a
+ *             shared epoll watcher before the work and removes it after (the
+ *             design for "execute inline, let a watcher read meanwhile")
+ *   follower  one thread reads and replies, but wakes a follower thread on
+ *             each request, as leader/followers does to pass on the socket
+ * Prints the median and p99 round trip of each, and its ratio to raw, all
+ * measured in one run. Build: cc -O2 -pthread threading.c -o threading */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MSG 64
+#define WARMUP 2000
+
+static int iters = 20000;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static int full_read(int fd, char *buf, size_t n)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* --- server models ------------------------------------------------------ */
+
+static void serve_raw(int fd)
+{
+    char buf[MSG];
+
+    while (full_read(fd, buf, MSG) == 0)
+        if (write(fd, buf, MSG) != MSG)
+            return;
+}
+
+struct handoff {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int pending, done, fd;
+    char buf[MSG];
+};
+
+static void *executor(void *arg)
+{
+    struct handoff *h = arg;
+
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        while (!h->pending && !h->done)
+            pthread_cond_wait(&h->cv, &h->mu);
+        if (h->done)
+            break;
+        h->pending = 0;
+        pthread_mutex_unlock(&h->mu);
+        if (write(h->fd, h->buf, MSG) != MSG)
+            exit(1);
+        pthread_mutex_lock(&h->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+static void serve_handoff(int fd)
+{
+    struct handoff h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, fd, {0}};
+    pthread_t t;
+    char buf[MSG];
+
+    pthread_create(&t, NULL, executor, &h);
+    while (full_read(fd, buf, MSG) == 0) {
+        pthread_mutex_lock(&h.mu);
+        memcpy(h.buf, buf, MSG);
+        h.pending = 1;
+        pthread_cond_signal(&h.cv);
+        pthread_mutex_unlock(&h.mu);
+    }
+    pthread_mutex_lock(&h.mu);
+    h.done = 1;
+    pthread_cond_signal(&h.cv);
+    pthread_mutex_unlock(&h.mu);
+    pthread_join(t, NULL);
+}
+
+static void *watcher(void *arg)
+{
+    struct epoll_event ev[8];
+    int ep = *(int *)arg;
+
+    for (;;)
+        if (epoll_wait(ep, ev, 8, -1) < 0)
+            return NULL;
+}
+
+static void serve_watcher(int fd)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+    pthread_t t;
+    char buf[MSG];
+
+    pthread_create(&t, NULL, watcher, &ep);
+    while (full_read(fd, buf, MSG) == 0) {
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+        epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+        if (write(fd, buf, MSG) != MSG)
+            break;
+    }
+    _exit(0); /* the watcher sleeps forever */
+}
+
+struct follow {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int turn;
+};
+
+static void *follower(void *arg)
+{
+    struct follow *f = arg;
+    int seen = 0;
+
+    pthread_mutex_lock(&f->mu);
+    for (;;) {
+        while (f->turn == seen)
+            pthread_cond_wait(&f->cv, &f->mu);
+        seen = f->turn;
+    }
+    return NULL;
+}
+
+static void serve_follower(int fd)
+{
+    struct follow f = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    pthread_t t;
+    char buf[MSG];
+
+    pthread_create(&t, NULL, follower, &f);
+    while (full_read(fd, buf, MSG) == 0) {
+        pthread_mutex_lock(&f.mu);
+        f.turn++;
+        pthread_cond_signal(&f.cv);
+        pthread_mutex_unlock(&f.mu);
+        if (write(fd, buf, MSG) != MSG)
+            break;
+    }
+    _exit(0);
+}
+
+/* --- client --------------------------------------------------------------- */
+
+struct result {
+    const char *name;
+    double median_us, p99_us;
+};
+
+static struct result run(const char *name, void (*serve)(int))
+{
+    int sv[2];
+    uint64_t *rtt = malloc(sizeof(*rtt) * (size_t)iters);
+    char buf[MSG] = {0};
+    struct result res = {name, 0, 0};
+    pid_t pid;
+
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    if ((pid = fork()) == 0) {
+        close(sv[0]);
+        serve(sv[1]);
+        _exit(0);
+    }
+    close(sv[1]);
+    for (int i = -WARMUP; i < iters; i++) {
+        uint64_t t0 = now_ns();
+
+        if (write(sv[0], buf, MSG) != MSG || full_read(sv[0], buf, MSG) != 0)
+            exit(1);
+        if (i >= 0)
+            rtt[i] = now_ns() - t0;
+    }
+    close(sv[0]);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    qsort(rtt, (size_t)iters, sizeof(*rtt), cmp_u64);
+    res.median_us = (double)rtt[iters / 2] / 1000.0;
+    res.p99_us = (double)rtt[iters * 99 / 100] / 1000.0;
+    free(rtt);
+    return res;
+}
+
+int main(int argc, char **argv)
+{
+    struct { const char *name; void (*serve)(int); } models[] = {
+        {"raw", serve_raw}, {"handoff", serve_handoff},
+        {"watcher", serve_watcher}, {"follower", serve_follower},
+    };
+    int rounds = argc > 1 ? atoi(argv[1]) : 5;
+    struct result all[4][16];
+
+    if (argc > 2)
+        iters = atoi(argv[2]);
+    /* interleave rounds so that drift in machine load hits every model alike */
+    for (int r = 0; r < rounds && r < 16; r++)
+        for (int m = 0; m < 4; m++)
+            all[m][r] = run(models[m].name, models[m].serve);
+    printf("%-10s %12s %12s %10s   (%d rounds x %d round trips, 64-byte messages)\n",
+           "model", "median us", "p99 us", "vs raw", rounds, iters);
+    for (int m = 0; m < 4; m++) {
+        double med[16], p99[16];
+
+        for (int r = 0; r < rounds; r++) {
+            med[r] = all[m][r].median_us;
+            p99[r] = all[m][r].p99_us;
+        }
+        /* median over rounds of each round's median */
+        for (int i = 0; i < rounds; i++)
+            for (int j = i + 1; j < rounds; j++) {
+                if (med[j] < med[i]) { double x = med[i]; med[i] = med[j]; med[j] = x; }
+                if (p99[j] < p99[i]) { double x = p99[i]; p99[i] = p99[j]; p99[j] = x; }
+            }
+        all[m][0].median_us = med[rounds / 2];
+        all[m][0].p99_us = p99[rounds / 2];
+    }
+    for (int m = 0; m < 4; m++)
+        printf("%-10s %12.1f %12.1f %9.2fx\n", models[m].name, all[m][0].median_us,
+               all[m][0].p99_us, all[m][0].median_us / all[0][0].median_us);
+    return 0;
+}

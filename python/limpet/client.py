@@ -1,0 +1,119 @@
+"""A small blocking client of the limpet protocol, on the reference peer.
+
+For scripts and tests; the terminal client is the `limpet` command.
+
+    with Client(path) as c:
+        s = c.clone()
+        r = c.eval(s, "print(1 + 1)")
+        r.out  # b"2\\n"
+"""
+import socket
+
+from . import wire
+
+
+class ProtocolError(Exception):
+    """The server answered a request with an error frame; .code, .header."""
+
+    def __init__(self, header):
+        super().__init__(f"{header.get('code')}: {header.get('message')}")
+        self.code = header.get("code")
+        self.header = header
+
+
+class Result:
+    """What one request brought back: the frames, and views of them."""
+
+    def __init__(self, frames):
+        self.frames = frames                       # [(header, payload)], final one last
+        self.final = frames[-1][0]
+
+    def _joined(self, op, stream=None):
+        return b"".join(p for h, p in self.frames
+                        if h["op"] == op and (stream is None or h.get("stream") == stream))
+
+    @property
+    def out(self):
+        return self._joined("out", "stdout")
+
+    @property
+    def err(self):
+        return self._joined("out", "stderr")
+
+    @property
+    def value(self):
+        v = [p.decode() for h, p in self.frames if h["op"] == "value"]
+        return v[-1] if v else None
+
+    @property
+    def exception(self):
+        e = [p.decode() for h, p in self.frames if h["op"] == "exception"]
+        return e[-1] if e else None
+
+    @property
+    def status(self):
+        return self.final.get("status")
+
+
+class Client:
+    def __init__(self, path, timeout=10.0, client="limpet.client"):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.sock.sendall(wire.hello(client=client))
+        buf = bytearray()
+        while (w := wire.read_welcome(buf)) is None:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("limpet: the server closed the connection during the handshake")
+            buf += chunk
+        self.welcome, used = w
+        self.dec = wire.Decoder()
+        self.dec.feed(bytes(buf[used:]))
+        self.next_id = 1
+        self.notices = []                          # frames that answer no request
+
+    def send(self, header, payload=b""):
+        self.sock.sendall(wire.encode(header, payload))
+
+    def read_frame(self):
+        while (f := self.dec.next()) is None:
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("limpet: the server closed the connection")
+            self.dec.feed(chunk)
+        return f
+
+    def request(self, op, payload=b"", **fields):
+        """Sends a request and returns its Result; raises ProtocolError on an error reply."""
+        rid = self.next_id
+        self.next_id += 1
+        self.send({"op": op, "id": rid, **fields}, payload)
+        frames = []
+        while True:
+            h, p = self.read_frame()
+            if h.get("re") != rid:
+                self.notices.append((h, p))
+                continue
+            frames.append((h, p))
+            if h["op"] == "error":
+                raise ProtocolError(h)
+            if h["op"] == "done":
+                return Result(frames)
+
+    def clone(self):
+        return self.request("clone").final["session"]
+
+    def eval(self, session, code, interactive=False):
+        if isinstance(code, str):
+            code = code.encode()
+        return self.request("eval", code, session=session, interactive=interactive)
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,19 @@
+/* discovery.h: the records beside each server's socket that `limpet list`
+ * and `limpet connect NAME` read: <runtime dir>/<pid>.json, mode 0600. */
+#ifndef LP_NET_DISCOVERY_H
+#define LP_NET_DISCOVERY_H
+
+#include <jansson.h>
+#include <sys/types.h>
+
+/* Fills buf with dir/<pid>.<ext>. 0 or -ENAMETOOLONG. */
+int lp_discovery_path(char *buf, size_t size, const char *dir, pid_t pid, const char *ext);
+
+/* Writes record (an object: pid, name, argv, address, started, python,
+ * limpet) atomically to dir/<pid>.json. 0 or a negative errno. */
+int lp_discovery_write(const char *dir, pid_t pid, const json_t *record);
+
+/* Removes dir/<pid>.json if it is there. */
+void lp_discovery_remove(const char *dir, pid_t pid);
+
+#endif

@@ -1,0 +1,39 @@
+/* net.h: sockets for the server and the client: the per-user runtime
+ * directory, Unix listeners, peer credentials, whole-buffer I/O, and the
+ * discovery records that `limpet list` reads. No Python here. Functions
+ * return 0 or a negative errno value. */
+#ifndef LP_NET_H
+#define LP_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define LP_NET_PATH_MAX 108 /* sun_path, with its NUL */
+
+/* Fills buf with the per-user runtime directory for limpet, creating it if
+ * needed: $XDG_RUNTIME_DIR/limpet when XDG_RUNTIME_DIR is an absolute,
+ * existing directory of ours, else /tmp/limpet-$UID. The directory must end
+ * up mode 0700, owned by us and not a symlink, or -EPERM. */
+int lp_net_runtime_dir(char *buf, size_t size);
+
+/* A listening Unix socket at path, mode 0600, close-on-exec, in *fd. A
+ * stale socket file (nobody accepting on it) is replaced; a live one is
+ * -EADDRINUSE. */
+int lp_net_listen_unix(const char *path, int *fd);
+
+/* The uid of the process at the other end of Unix socket fd. */
+int lp_net_peer_uid(int fd, uid_t *uid);
+
+/* True when a peer with this uid may use a server run by us: same uid, or
+ * root. */
+bool lp_net_uid_allowed(uid_t peer);
+
+/* Writes all n bytes, retrying on EINTR and short writes; MSG_NOSIGNAL, so
+ * a vanished peer is -EPIPE, never SIGPIPE. */
+int lp_net_write_all(int fd, const void *buf, size_t n);
+
+/* Waits up to timeout_ms for fd to be readable: 1 readable, 0 timed out. */
+int lp_net_wait_readable(int fd, int timeout_ms);
+
+#endif

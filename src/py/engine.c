@@ -1,0 +1,336 @@
+/* engine.c: the CPython engine of the server (lp_engine_t): thread states,
+ * per-session compilers, running code, showing values and tracebacks. */
+#include "py/state.h"
+
+/* Shared by all sessions of one server. */
+typedef struct engine {
+    PyInterpreterState *interp; /* where server threads run */
+    PyObject *module;           /* limpet._limpet (for its state) */
+    PyObject *env;              /* the namespace given to start() */
+    PyObject *transform;        /* source transform, or None */
+} engine_t;
+
+/* One session's Python state. */
+typedef struct pysession {
+    engine_t *engine;   /* the server's engine */
+    PyObject *compiler; /* codeop.CommandCompiler: REPL rules, __future__ flags */
+    PyObject *pending;  /* list of str: interactive lines not yet complete */
+    PyObject *last;     /* the value last bound to `_`, or NULL */
+} pysession_t;
+
+static int thread_enter(void *ctx, void **tls)
+{
+    engine_t *e = ctx;
+    PyThreadState *ts = PyThreadState_New(e->interp);
+
+    if (ts == NULL)
+        return -1;
+    *tls = ts;
+    return 0;
+}
+
+static void thread_exit(void *ctx, void *tls)
+{
+    PyThreadState *ts = tls;
+
+    PyEval_RestoreThread(ts);
+    PyThreadState_Clear(ts);
+    PyThreadState_DeleteCurrent();
+}
+
+static int session_open(void *ctx, void *tls, lp_session_t *s, void **data)
+{
+    pysession_t *ps = PyMem_RawCalloc(1, sizeof(*ps));
+    PyObject *codeop;
+    int r = -1;
+
+    if (ps == NULL)
+        return -1;
+    ps->engine = ctx;
+    PyEval_RestoreThread(tls);
+    if ((codeop = PyImport_ImportModule("codeop")) != NULL &&
+        (ps->compiler = PyObject_CallMethod(codeop, "CommandCompiler", NULL)) != NULL &&
+        (ps->pending = PyList_New(0)) != NULL)
+        r = 0;
+    Py_XDECREF(codeop);
+    if (r != 0) {
+        PyErr_Print();
+        Py_XDECREF(ps->compiler);
+        PyMem_RawFree(ps);
+        ps = NULL;
+    }
+    PyEval_SaveThread();
+    *data = ps;
+    return r;
+}
+
+static void session_close(void *ctx, void *tls, void *data)
+{
+    pysession_t *ps = data;
+
+    PyEval_RestoreThread(tls);
+    Py_XDECREF(ps->compiler);
+    Py_XDECREF(ps->pending);
+    Py_XDECREF(ps->last);
+    PyEval_SaveThread();
+    PyMem_RawFree(ps);
+}
+
+static void reset(void *ctx, void *tls, void *data)
+{
+    pysession_t *ps = data;
+
+    PyEval_RestoreThread(tls);
+    PyList_SetSlice(ps->pending, 0, PyList_GET_SIZE(ps->pending), NULL);
+    PyEval_SaveThread();
+}
+
+/* "module.Qualname" of an exception or value type ("ValueError" for
+ * builtins); new reference. */
+static PyObject *type_name(PyTypeObject *t)
+{
+    PyObject *mod = PyObject_GetAttrString((PyObject *)t, "__module__");
+    PyObject *qual = PyObject_GetAttrString((PyObject *)t, "__qualname__");
+    PyObject *name = NULL;
+
+    if (mod != NULL && qual != NULL) {
+        if (PyUnicode_Check(mod) && PyUnicode_CompareWithASCIIString(mod, "builtins") != 0)
+            name = PyUnicode_FromFormat("%U.%U", mod, qual);
+        else
+            name = Py_NewRef(qual);
+    }
+    PyErr_Clear();
+    Py_XDECREF(mod);
+    Py_XDECREF(qual);
+    return name != NULL ? name : PyUnicode_FromString(t->tp_name);
+}
+
+/* Sends the exception exc as the standard REPL prints it. */
+static void report(lp_session_t *s, PyObject *exc)
+{
+    PyObject *tbmod = exc != NULL ? PyImport_ImportModule("traceback") : NULL;
+    PyObject *lines = tbmod != NULL ? PyObject_CallMethod(tbmod, "format_exception", "O", exc) : NULL;
+    PyObject *empty = PyUnicode_FromString("");
+    PyObject *text = lines != NULL && empty != NULL ? PyUnicode_Join(empty, lines) : NULL;
+    PyObject *name = exc != NULL ? type_name(Py_TYPE(exc)) : NULL;
+    Py_ssize_t n = 0;
+    const char *u = text != NULL ? PyUnicode_AsUTF8AndSize(text, &n) : NULL;
+    const char *tn = name != NULL ? PyUnicode_AsUTF8(name) : NULL;
+
+    if (u == NULL) {
+        PyErr_Clear();
+        u = "limpet: the traceback could not be formatted\n";
+        n = (Py_ssize_t)strlen(u);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    lp_session_exception(s, tn, u, (size_t)n);
+    Py_END_ALLOW_THREADS
+    PyErr_Clear();
+    Py_XDECREF(tbmod);
+    Py_XDECREF(lines);
+    Py_XDECREF(empty);
+    Py_XDECREF(text);
+    Py_XDECREF(name);
+}
+
+/* The raised exception, normalized, with its traceback attached; new
+ * reference (3.12 has PyErr_GetRaisedException for this). */
+static PyObject *take_exception(void)
+{
+    PyObject *type, *value, *tb;
+
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value != NULL && tb != NULL)
+        PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+}
+
+/* Applies the user's source transform to source: a code object, or NULL
+ * with an exception set. The transform may return source text, an AST or
+ * a code object. */
+static PyObject *compile_source(engine_t *e, PyObject *source, const char *filename,
+                                const char *mode, int flags)
+{
+    PyObject *builtins = PyEval_GetBuiltins(); /* borrowed */
+    PyObject *compile = PyDict_GetItemString(builtins, "compile");
+    PyObject *src = Py_NewRef(source), *code;
+
+    if (e->transform != Py_None) {
+        Py_SETREF(src, PyObject_CallFunction(e->transform, "Oss", source, filename, mode));
+        if (src == NULL)
+            return NULL;
+        if (PyCode_Check(src))
+            return src;
+    }
+    code = compile != NULL ? PyObject_CallFunction(compile, "Ossii", src, filename, mode, flags, 1)
+                           : NULL;
+    Py_DECREF(src);
+    return code;
+}
+
+/* Interactive input: appends it to the pending lines and compiles them by
+ * the REPL's rules. A code object; Py_None when incomplete; NULL with an
+ * exception set when invalid (the pending lines are then dropped). */
+static PyObject *compile_interactive(engine_t *e, pysession_t *ps, PyObject *text,
+                                     const char *filename)
+{
+    PyObject *nl = PyUnicode_FromString("\n"), *source = NULL, *code = NULL, *flags = NULL;
+    PyObject *inner = NULL;
+    int iflags = 0;
+
+    if (nl == NULL || PyList_Append(ps->pending, text) != 0 ||
+        (source = PyUnicode_Join(nl, ps->pending)) == NULL)
+        goto out;
+    code = PyObject_CallFunction(ps->compiler, "Oss", source, filename, "single");
+    if (code != Py_None)
+        PyList_SetSlice(ps->pending, 0, PyList_GET_SIZE(ps->pending), NULL);
+    if (code == NULL || code == Py_None || e->transform == Py_None)
+        goto out;
+    /* complete: compile it again through the transform, with the same
+     * __future__ flags the REPL compiler has collected */
+    Py_CLEAR(code);
+    if ((inner = PyObject_GetAttrString(ps->compiler, "compiler")) != NULL &&
+        (flags = PyObject_GetAttrString(inner, "flags")) != NULL)
+        iflags = (int)PyLong_AsLong(flags);
+    if (!PyErr_Occurred())
+        code = compile_source(e, source, filename, "single", iflags);
+out:
+    Py_XDECREF(nl);
+    Py_XDECREF(source);
+    Py_XDECREF(inner);
+    Py_XDECREF(flags);
+    return code;
+}
+
+/* Runs code in the environment; reports what it raised. */
+static int run(engine_t *e, lp_session_t *s, PyObject *code)
+{
+    PyObject *r = PyEval_EvalCode(code, e->env, e->env);
+    PyObject *exc;
+    int status;
+
+    if (r != NULL) {
+        Py_DECREF(r);
+        return LP_EVAL_OK;
+    }
+    if (PyErr_ExceptionMatches(PyExc_SystemExit)) {
+        /* exit(), quit(), sys.exit(): the session ends, never the host */
+        PyErr_Clear();
+        return LP_EVAL_CLOSED;
+    }
+    status = PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) ? LP_EVAL_INTERRUPTED
+                                                               : LP_EVAL_EXCEPTION;
+    exc = take_exception();
+    report(s, exc);
+    Py_XDECREF(exc);
+    return status;
+}
+
+/* Compiles and runs req; the GIL is held. */
+static int eval_locked(engine_t *e, lp_session_t *s, pysession_t *ps, const lp_eval_req_t *req)
+{
+    PyObject *text = PyUnicode_DecodeUTF8(req->code, (Py_ssize_t)req->len, "strict");
+    PyObject *code = NULL, *exc;
+    int status;
+
+    if (text != NULL)
+        code = req->interactive ? compile_interactive(e, ps, text, req->filename)
+                                : compile_source(e, text, req->filename, "exec", 0);
+    Py_XDECREF(text);
+    if (code == Py_None) {
+        Py_DECREF(code);
+        return LP_EVAL_MORE;
+    }
+    if (code == NULL) {
+        exc = take_exception();
+        report(s, exc);
+        Py_XDECREF(exc);
+        return LP_EVAL_EXCEPTION;
+    }
+    status = run(e, s, code);
+    Py_DECREF(code);
+    return status;
+}
+
+static int eval(void *ctx, void *tls, lp_session_t *s, void *data, const lp_eval_req_t *req)
+{
+    engine_t *e = ctx;
+    lp_modstate_t *st;
+    lp_session_t *prev;
+    int status;
+
+    PyEval_RestoreThread(tls);
+    st = lp_py_state(e->module);
+    prev = lp_py_set_current(st, s);
+    status = eval_locked(e, s, data, req);
+    lp_py_set_current(st, prev);
+    PyEval_SaveThread();
+    return status;
+}
+
+PyObject *lp_py_display(lp_modstate_t *st, lp_session_t *s, PyObject *value)
+{
+    pysession_t *ps = lp_session_data(s);
+    PyObject *repr, *name, *old;
+    const char *u, *tn;
+    Py_ssize_t n;
+
+    if (value == Py_None)
+        Py_RETURN_NONE;
+    if ((repr = PyObject_Repr(value)) == NULL)
+        return NULL;
+    if ((u = PyUnicode_AsUTF8AndSize(repr, &n)) == NULL) {
+        Py_DECREF(repr);
+        return NULL;
+    }
+    if (ps != NULL) {
+        /* `_` as in IPython: bound in the environment, unless the user has
+         * a `_` of their own there (gettext's, say) */
+        old = PyDict_GetItemString(ps->engine->env, "_");
+        if (old == NULL || old == ps->last) {
+            PyDict_SetItemString(ps->engine->env, "_", value);
+            Py_XSETREF(ps->last, Py_NewRef(value));
+        }
+    }
+    name = type_name(Py_TYPE(value));
+    tn = name != NULL ? PyUnicode_AsUTF8(name) : NULL;
+    PyErr_Clear();
+    Py_BEGIN_ALLOW_THREADS
+    lp_session_value(s, tn, u, (size_t)n);
+    Py_END_ALLOW_THREADS
+    Py_XDECREF(name);
+    Py_DECREF(repr);
+    Py_RETURN_NONE;
+}
+
+int lp_py_engine_init(lp_engine_t *eng, PyObject *module, PyObject *env, PyObject *transform)
+{
+    engine_t *e = PyMem_RawCalloc(1, sizeof(*e));
+
+    if (e == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    e->interp = PyThreadState_GetInterpreter(PyThreadState_Get());
+    e->module = Py_NewRef(module);
+    e->env = Py_NewRef(env);
+    e->transform = Py_NewRef(transform != NULL ? transform : Py_None);
+    *eng = (lp_engine_t){e, thread_enter, thread_exit, session_open, session_close, eval, reset};
+    return 0;
+}
+
+void lp_py_engine_free(lp_engine_t *eng)
+{
+    engine_t *e = eng->ctx;
+
+    if (e == NULL)
+        return;
+    Py_DECREF(e->module);
+    Py_DECREF(e->env);
+    Py_DECREF(e->transform);
+    PyMem_RawFree(e);
+    eng->ctx = NULL;
+}

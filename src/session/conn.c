@@ -1,0 +1,366 @@
+/* conn.c: one thread per connection: handshake, then read a request, serve
+ * it, and go back to reading. An eval runs right here, in the thread that
+ * read it, so a request costs one wake-up (docs/architecture.md). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "session/internal.h"
+#include "wire/handshake.h"
+#include "wire/msg.h"
+#include "wire/ops.h"
+
+#define READ_CHUNK 4096 /* bytes asked of recv when no frame says more */
+
+int lp_conn_send_raw(lp_conn_t *c, const void *data, size_t len)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&c->wmu);
+    if (c->dead)
+        r = -EPIPE;
+    else if ((r = lp_net_write_all(c->fd, data, len)) != 0) {
+        /* a failed or timed-out write: the client is gone or stuck */
+        c->dead = true;
+        shutdown(c->fd, SHUT_RDWR);
+    }
+    pthread_mutex_unlock(&c->wmu);
+    return r;
+}
+
+int lp_conn_send(lp_conn_t *c, const json_t *h, const void *payload, size_t len)
+{
+    lp_buf_t *b = lp_buf_new(SIZE_MAX);
+    int r = b == NULL ? LP_WIRE_ENOMEM : lp_frame_encode(b, h, payload, len, &c->peer_limits);
+
+    if (r == 0)
+        r = lp_conn_send_raw(c, lp_buf_data(b), lp_buf_len(b));
+    lp_buf_free(b);
+    return r;
+}
+
+/* Sends an error frame; re < 0 for none. */
+static int send_error(lp_conn_t *c, int err, int64_t re, const char *message, const char *field)
+{
+    json_t *h = lp_msg_error_new(err, re >= 0 ? &re : NULL, message, field);
+    int r = h == NULL ? LP_WIRE_ENOMEM : lp_conn_send(c, h, NULL, 0);
+
+    json_decref(h);
+    return r;
+}
+
+/* Sends {"op":"done","re":re,"status":"ok"} plus the fields of extra
+ * (consumed, may be NULL), and payload. */
+static int send_done(lp_conn_t *c, int64_t re, json_t *extra, const void *payload, size_t len)
+{
+    json_t *h = lp_msg_new("done");
+    int r = h == NULL ? LP_WIRE_ENOMEM : 0;
+
+    if (r == 0 && (lp_msg_set_int(h, "re", re) != 0 || lp_msg_set_str(h, "status", "ok") != 0 ||
+                   (extra != NULL && json_object_update(h, extra) != 0)))
+        r = LP_WIRE_ENOMEM;
+    if (r == 0)
+        r = lp_conn_send(c, h, payload, len);
+    json_decref(h);
+    json_decref(extra);
+    return r;
+}
+
+/* Reads more bytes into c->in, waiting at most timeout_ms (-1: forever).
+ * 0, or -ETIMEDOUT, or -ECONNRESET at end of input, or a negative errno. */
+static int read_more(lp_conn_t *c, int timeout_ms)
+{
+    size_t want = READ_CHUNK;
+    uint32_t hlen, plen;
+    uint8_t *dst;
+    ssize_t n;
+    int r;
+
+    if (lp_buf_peek_u32(c->in, 0, &hlen) == 0 && lp_buf_peek_u32(c->in, 4, &plen) == 0) {
+        size_t need = LP_WIRE_PREFIX_LEN + (size_t)hlen + plen;
+
+        if (need > lp_buf_len(c->in) && need - lp_buf_len(c->in) > want)
+            want = need - lp_buf_len(c->in);
+    }
+    if (lp_buf_max(c->in) - lp_buf_len(c->in) < want)
+        want = lp_buf_max(c->in) - lp_buf_len(c->in);
+    if (want == 0)
+        return LP_WIRE_ELIMIT;
+    if ((r = lp_buf_reserve(c->in, want, &dst)) != 0)
+        return r;
+    if (timeout_ms >= 0 && (r = lp_net_wait_readable(c->fd, timeout_ms)) <= 0)
+        return r == 0 ? -ETIMEDOUT : r;
+    do
+        n = recv(c->fd, dst, want, 0);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return n == 0 ? -ECONNRESET : -errno;
+    return lp_buf_commit(c->in, (size_t)n);
+}
+
+/* Milliseconds left until deadline, at least 0. */
+static int left_ms(uint64_t deadline)
+{
+    uint64_t now = lp_now_ms();
+
+    return now >= deadline ? 0 : (int)(deadline - now);
+}
+
+/* Reads and answers the hello. 0 when the conversation may go on. */
+static int handshake(lp_conn_t *c)
+{
+    lp_server_t *srv = c->srv;
+    static const char *const caps[] = {"repl", NULL};
+    uint64_t deadline = lp_now_ms() + LP_HELLO_TIMEOUT_MS;
+    lp_buf_t *out = lp_buf_new(SIZE_MAX);
+    lp_hs_t hs = {0};
+    lp_hello_t hello = {.id = -1};
+    const char *field = NULL;
+    int r;
+
+    while ((r = lp_hs_server_read(&hs, c->in, &hello, &field)) == LP_WIRE_EAGAIN) {
+        if ((r = read_more(c, left_ms(deadline))) != 0) {
+            r = r == -ETIMEDOUT ? LP_WIRE_ETIMEOUT : r;
+            break;
+        }
+    }
+    if (r == 0) {
+        c->peer_limits.payload_max = hello.max_payload;
+        r = lp_hs_server_accept(out, &hello, srv->identity, caps, LP_WIRE_PAYLOAD_DEFAULT, NULL);
+    } else if (lp_wire_err_code(r) != NULL) {
+        lp_hs_server_refuse(out, r, &hello, NULL, field);
+        r = r != 0 ? r : LP_WIRE_EINTERNAL;
+    }
+    if (lp_buf_len(out) > 0 && lp_conn_send_raw(c, lp_buf_data(out), lp_buf_len(out)) != 0)
+        r = r != 0 ? r : -EPIPE;
+    lp_buf_free(out);
+    return r;
+}
+
+/* Makes sure this thread may call the engine. */
+static int enter_engine(lp_conn_t *c)
+{
+    lp_engine_t *e = &c->srv->engine;
+
+    if (c->tls == NULL && e->thread_enter(e->ctx, &c->tls) != 0)
+        return LP_WIRE_EINTERNAL;
+    return 0;
+}
+
+static int do_clone(lp_conn_t *c, int64_t id)
+{
+    lp_engine_t *e = &c->srv->engine;
+    lp_session_t *s;
+    int r;
+
+    if ((r = enter_engine(c)) != 0 || (r = lp_session_new(c, &s)) != 0)
+        return send_error(c, r, id, r == LP_WIRE_ETOOMANY ? "too many sessions" : NULL, NULL);
+    if (e->session_open(e->ctx, c->tls, s, &s->data) != 0) {
+        lp_session_close(s);
+        return send_error(c, LP_WIRE_EINTERNAL, id, "cannot create the session", NULL);
+    }
+    return send_done(c, id, json_pack("{s:s}", "session", s->id), NULL, 0);
+}
+
+static const char *const status_names[] = {
+    [LP_EVAL_OK] = "ok", [LP_EVAL_MORE] = "more", [LP_EVAL_EXCEPTION] = "exception",
+    [LP_EVAL_INTERRUPTED] = "interrupted", [LP_EVAL_CLOSED] = "closed",
+};
+
+/* Ends an eval: its output, then done with its status, in order. */
+static int finish_eval(lp_conn_t *c, lp_session_t *s, int64_t id, int status)
+{
+    json_t *h = lp_msg_new("done");
+
+    lp_session_end(s);
+    if (h == NULL || lp_msg_set_int(h, "re", id) != 0 || lp_msg_set_str(h, "session", s->id) != 0 ||
+        lp_msg_set_str(h, "status", status_names[status]) != 0) {
+        json_decref(h);
+        return LP_WIRE_ENOMEM;
+    }
+    (void)c;
+    return lp_session_reply(s, h, NULL, 0);
+}
+
+static int do_eval(lp_conn_t *c, int64_t id, const json_t *h, const lp_frame_t *f,
+                   lp_session_t *s)
+{
+    lp_engine_t *e = &c->srv->engine;
+    const char *filename = json_string_value(json_object_get(h, "filename"));
+    lp_eval_req_t req = {NULL, f->payload_len, json_is_true(json_object_get(h, "interactive")),
+                         filename != NULL ? filename : "<limpet>"};
+    char *code;
+    int status, r;
+
+    if ((r = enter_engine(c)) != 0)
+        return send_error(c, r, id, NULL, NULL);
+    if ((r = lp_session_begin(s, id)) != 0)
+        return send_error(c, r, id, "the session is running another evaluation", NULL);
+    if ((code = malloc(f->payload_len + 1)) == NULL) {
+        lp_session_end(s);
+        return send_error(c, LP_WIRE_ENOMEM, id, NULL, NULL);
+    }
+    if (f->payload_len > 0)
+        memcpy(code, f->payload, f->payload_len);
+    code[f->payload_len] = 0;
+    req.code = code;
+    status = e->eval(e->ctx, c->tls, s, s->data, &req);
+    free(code);
+    r = finish_eval(c, s, id, status);
+    if (status == LP_EVAL_CLOSED)
+        lp_session_close(s);
+    return r;
+}
+
+/* A description of this server: operations, capabilities, limits. */
+static json_t *describe(lp_server_t *srv)
+{
+    json_t *ops = json_array();
+
+    for (int op = LP_OP_UNKNOWN + 1; op < LP_OP__COUNT; op++) {
+        const lp_op_spec_t *s = lp_op_spec((lp_op_t)op);
+
+        if (s->cap == 0 && (s->dirs & LP_DIR_C2S) && s->kind == LP_KIND_REQUEST)
+            json_array_append_new(ops, json_pack("{s:s,s:s}", "op", s->name, "summary", s->summary));
+    }
+    return json_pack("{s:o,s:[s],s:{s:i,s:i,s:i},s:O}", "ops", ops, "caps", "repl", "limits",
+                     "header_max", LP_WIRE_HEADER_MAX, "payload_max", LP_WIRE_PAYLOAD_DEFAULT,
+                     "max_sessions", srv->max_sessions, "server", srv->identity);
+}
+
+/* Serves one checked request. Returns 0 to go on, negative to close. */
+static int serve(lp_conn_t *c, const lp_op_spec_t *spec, const lp_frame_t *f)
+{
+    const json_t *h = f->header;
+    const char *sid = json_string_value(json_object_get(h, "session"));
+    lp_session_t *s = sid != NULL ? lp_session_find(c, sid) : NULL;
+    int64_t id = -1;
+
+    lp_msg_get_id(h, "id", &id);
+    if (sid != NULL && s == NULL)
+        return send_error(c, LP_WIRE_ENOSESSION, id, "no such session on this connection", NULL);
+    switch (spec->op) {
+    case LP_OP_PING:
+        return send_done(c, id, NULL, f->payload, f->payload_len);
+    case LP_OP_DESCRIBE:
+        return send_done(c, id, describe(c->srv), NULL, 0);
+    case LP_OP_CLONE:
+        return do_clone(c, id);
+    case LP_OP_CLOSE:
+        lp_session_close(s);
+        return send_done(c, id, NULL, NULL, 0);
+    case LP_OP_EVAL:
+        return do_eval(c, id, h, f, s);
+    case LP_OP_INTERRUPT:
+        /* This thread runs evaluations itself: reading this, nothing runs. */
+        if (enter_engine(c) == 0)
+            c->srv->engine.reset(c->srv->engine.ctx, c->tls, s->data);
+        return send_done(c, id, json_pack("{s:s}", "was", "idle"), NULL, 0);
+    case LP_OP_STDIN:
+        return send_error(c, LP_WIRE_EFIELD, id, "no input() is waiting in this session",
+                          "session");
+    case LP_OP_HELLO:
+        return send_error(c, LP_WIRE_EOP, id, "the handshake is already done", NULL);
+    default:
+        return send_error(c, LP_WIRE_ENOTSUP, id, "not available in this version", NULL);
+    }
+}
+
+/* Decodes and serves the frames held in c->in. 0 when it needs more bytes;
+ * negative when the connection must close. */
+static int serve_frames(lp_conn_t *c)
+{
+    const lp_limits_t lim = LP_LIMITS_DEFAULT;
+
+    for (;;) {
+        const lp_op_spec_t *spec;
+        const char *field;
+        lp_frame_t f = {0};
+        int64_t id = -1;
+        int r = lp_frame_decode(c->in, &lim, &f);
+
+        if (r == LP_WIRE_EAGAIN)
+            return 0;
+        if (r != 0) {
+            if (lp_wire_err_code(r) != NULL)
+                send_error(c, r, -1, NULL, NULL);
+            return r;
+        }
+        if ((r = lp_msg_check(f.header, f.payload, f.payload_len, LP_DIR_C2S, 0, &spec,
+                              &field)) != 0) {
+            lp_msg_get_id(f.header, "id", &id);
+            r = send_error(c, r, id, NULL, field);
+        } else {
+            r = serve(c, spec, &f);
+        }
+        lp_frame_clear(&f);
+        if (r != 0)
+            return r; /* replies could not be sent: the connection is broken */
+    }
+}
+
+/* Serves a connection whose first byte is not a protocol client's. */
+static void serve_text(lp_conn_t *c)
+{
+    static const char msg[] =
+        "limpet: plain-text mode is not available yet; connect with a limpet client\n";
+
+    lp_conn_send_raw(c, msg, sizeof(msg) - 1);
+}
+
+static void run(lp_conn_t *c)
+{
+    uint8_t first;
+    ssize_t n;
+
+    if (lp_net_wait_readable(c->fd, LP_TEXT_DETECT_MS) <= 0 ||
+        (n = recv(c->fd, &first, 1, MSG_PEEK)) != 1 || first != 0) {
+        serve_text(c);
+        return;
+    }
+    if (handshake(c) != 0)
+        return;
+    pthread_mutex_lock(&c->wmu);
+    c->handshaken = true;
+    pthread_mutex_unlock(&c->wmu);
+    lp_buf_set_max(c->in, LP_WIRE_PREFIX_LEN + LP_WIRE_HEADER_MAX + LP_WIRE_PAYLOAD_DEFAULT);
+    while (serve_frames(c) == 0 && read_more(c, -1) == 0)
+        ;
+}
+
+void lp_conn_finish(lp_conn_t *c)
+{
+    lp_server_t *srv = c->srv;
+
+    while (c->sessions != NULL)
+        lp_session_close(c->sessions);
+    if (c->tls != NULL)
+        srv->engine.thread_exit(srv->engine.ctx, c->tls);
+    pthread_mutex_lock(&srv->mu);
+    for (lp_conn_t **p = &srv->conns; *p != NULL; p = &(*p)->next) {
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    }
+    srv->nconns--;
+    pthread_mutex_unlock(&srv->mu);
+    close(c->fd);
+    pthread_mutex_destroy(&c->wmu);
+    lp_buf_free(c->in);
+    free(c);
+    pthread_mutex_lock(&srv->mu);
+    srv->threads--;
+    pthread_cond_broadcast(&srv->cv);
+    pthread_mutex_unlock(&srv->mu);
+}
+
+void *lp_conn_main(void *arg)
+{
+    run(arg);
+    lp_conn_finish(arg);
+    return NULL;
+}

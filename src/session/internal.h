@@ -1,0 +1,110 @@
+/* internal.h: the session layer's private structures. */
+#ifndef LP_SESSION_INTERNAL_H
+#define LP_SESSION_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#include "net/net.h"
+#include "session/server.h"
+#include "wire/frame.h"
+
+typedef struct lp_conn lp_conn_t;
+
+/* Output not yet sent: ready-to-send out frames. Consecutive writes to the
+ * same stream grow the last frame in place, up to LP_WIRE_CHUNK. */
+typedef struct lp_outq {
+    uint8_t *data;       /* encoded frames */
+    size_t len, cap;     /* bytes used / allocated */
+    size_t last;         /* offset of the last frame's prefix */
+    int last_stream;     /* its stream, -1 when there is no last frame */
+    int64_t last_re;     /* its re, -1 for none */
+} lp_outq_t;
+
+struct lp_session {
+    atomic_int refs;              /* owners: the conn's table, engine threads, flusher */
+    char id[LP_WIRE_SESSION_ID_MAX + 1]; /* server-wide unique */
+    lp_server_t *srv;             /* the server it belongs to */
+    lp_conn_t *conn;              /* owner; NULL once closed (under qmu) */
+    void *data;                   /* the engine's state */
+    lp_session_t *next;           /* in conn->sessions */
+    pthread_mutex_t qmu;          /* guards outq, conn, cur_re, closed; never held while sending */
+    pthread_mutex_t smu;          /* serialises this session's sends, keeps them in order */
+    lp_outq_t outq;               /* queued output */
+    int64_t cur_re;               /* id of the running eval, -1 when idle */
+    uint64_t last_flush_ms;       /* when output was last sent */
+    bool flush_pending;           /* on the flusher's list */
+    bool busy;                    /* an eval is running */
+    bool closed;                  /* closed: output is dropped */
+    lp_session_t *flush_next;     /* in srv->flush_list */
+};
+
+struct lp_conn {
+    int fd;                       /* the socket */
+    uid_t peer_uid;               /* from SO_PEERCRED */
+    lp_server_t *srv;             /* owner */
+    pthread_mutex_t wmu;          /* serialises writes to fd */
+    bool dead;                    /* a write failed: stop writing (under wmu) */
+    bool handshaken;              /* the hello was accepted (under wmu) */
+    lp_buf_t *in;                 /* bytes read, not yet decoded */
+    lp_limits_t peer_limits;      /* what the client accepts */
+    lp_session_t *sessions;       /* sessions it owns (touched by its thread only) */
+    void *tls;                    /* engine thread data, NULL until first needed */
+    lp_conn_t *next;              /* in srv->conns */
+};
+
+struct lp_server {
+    lp_engine_t engine;           /* copy of the caller's */
+    json_t *identity;             /* "server" object for hello replies (own reference) */
+    char path[LP_NET_PATH_MAX];   /* socket path */
+    char dir[4096];               /* runtime directory of the discovery record, "" if none */
+    int listen_fd;                /* listening socket */
+    int wake_fd;                  /* eventfd: wakes the acceptor to stop */
+    unsigned max_connections;     /* limits */
+    unsigned max_sessions;
+    pthread_t acceptor;           /* accepts connections */
+    pthread_t flusher;            /* sends output that waited LP_FLUSH_MS */
+    pthread_mutex_t mu;           /* guards what follows */
+    pthread_cond_t cv;            /* threads == 0, flush list, stopping */
+    lp_conn_t *conns;             /* live connections */
+    unsigned nconns;              /* their number */
+    unsigned nsessions;           /* open sessions, server-wide */
+    uint64_t next_session;        /* for session ids */
+    unsigned threads;             /* live connection threads */
+    lp_session_t *flush_list;     /* sessions with output waiting */
+    bool stopping;                /* stop has begun */
+};
+
+/* clock.c */
+uint64_t lp_now_ms(void);
+
+/* session.c */
+int lp_session_new(lp_conn_t *c, lp_session_t **out);
+void lp_session_close(lp_session_t *s);
+lp_session_t *lp_session_find(lp_conn_t *c, const char *id);
+int lp_session_begin(lp_session_t *s, int64_t re);
+/* Sends header h (consumed) and payload after the queued output, as one
+ * step that no other output of s can cut into. */
+int lp_session_reply(lp_session_t *s, json_t *h, const void *payload, size_t len);
+void lp_session_end(lp_session_t *s);
+
+/* outq.c */
+int lp_outq_append(lp_outq_t *q, const char *session, int stream, int64_t re, const void *data,
+                   size_t len);
+/* Empties q without freeing (its bytes were taken) / freeing its bytes. */
+void lp_outq_init(lp_outq_t *q);
+void lp_outq_clear(lp_outq_t *q);
+
+/* flusher.c */
+void *lp_flusher_main(void *arg);
+void lp_flusher_request(lp_session_t *s);
+
+/* conn.c */
+void *lp_conn_main(void *arg);
+/* Closes the connection's sessions and frees it; its thread ends after. */
+void lp_conn_finish(lp_conn_t *c);
+int lp_conn_send(lp_conn_t *c, const json_t *h, const void *payload, size_t len);
+int lp_conn_send_raw(lp_conn_t *c, const void *data, size_t len);
+
+#endif

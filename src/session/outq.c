@@ -1,0 +1,106 @@
+/* outq.c: queued output as ready-to-send out frames (internal.h). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "session/internal.h"
+
+static const char *const stream_names[] = {"stdout", "stderr"};
+
+/* Makes room for n more bytes. */
+static int reserve(lp_outq_t *q, size_t n)
+{
+    size_t cap = q->cap ? q->cap : 4096;
+    uint8_t *p;
+
+    if (n > SIZE_MAX / 2 - q->len)
+        return LP_WIRE_ENOMEM;
+    while (cap - q->len < n)
+        cap *= 2;
+    if (cap == q->cap)
+        return 0;
+    if ((p = realloc(q->data, cap)) == NULL)
+        return LP_WIRE_ENOMEM;
+    q->data = p;
+    q->cap = cap;
+    return 0;
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Starts a new out frame with an empty payload. The header is formatted
+ * directly: session ids are ours (printable ASCII, no quotes). */
+static int start_frame(lp_outq_t *q, const char *session, int stream, int64_t re)
+{
+    char h[160];
+    int n = re >= 0 ? snprintf(h, sizeof(h), "{\"op\":\"out\",\"re\":%" PRId64
+                                              ",\"session\":\"%s\",\"stream\":\"%s\"}",
+                               re, session, stream_names[stream])
+                    : snprintf(h, sizeof(h), "{\"op\":\"out\",\"session\":\"%s\",\"stream\":\"%s\"}",
+                               session, stream_names[stream]);
+    int r;
+
+    if (n < 0 || (size_t)n >= sizeof(h))
+        return LP_WIRE_EINTERNAL;
+    if ((r = reserve(q, LP_WIRE_PREFIX_LEN + (size_t)n)) != 0)
+        return r;
+    q->last = q->len;
+    put_u32(q->data + q->len, (uint32_t)n);
+    put_u32(q->data + q->len + 4, 0);
+    memcpy(q->data + q->len + LP_WIRE_PREFIX_LEN, h, (size_t)n);
+    q->len += LP_WIRE_PREFIX_LEN + (size_t)n;
+    q->last_stream = stream;
+    q->last_re = re;
+    return 0;
+}
+
+int lp_outq_append(lp_outq_t *q, const char *session, int stream, int64_t re, const void *data,
+                   size_t len)
+{
+    while (len > 0) {
+        uint32_t plen = q->len > 0 && q->last_stream >= 0 ? get_u32(q->data + q->last + 4) : 0;
+        size_t n;
+        int r;
+
+        if (q->len == 0 || q->last_stream != stream || q->last_re != re ||
+            plen >= LP_WIRE_CHUNK) {
+            if ((r = start_frame(q, session, stream, re)) != 0)
+                return r;
+            plen = 0;
+        }
+        n = len < LP_WIRE_CHUNK - plen ? len : LP_WIRE_CHUNK - plen;
+        if ((r = reserve(q, n)) != 0)
+            return r;
+        memcpy(q->data + q->len, data, n);
+        q->len += n;
+        put_u32(q->data + q->last + 4, plen + (uint32_t)n);
+        data = (const uint8_t *)data + n;
+        len -= n;
+    }
+    return 0;
+}
+
+void lp_outq_init(lp_outq_t *q)
+{
+    memset(q, 0, sizeof(*q));
+    q->last_stream = -1;
+    q->last_re = -1;
+}
+
+void lp_outq_clear(lp_outq_t *q)
+{
+    free(q->data);
+    lp_outq_init(q);
+}

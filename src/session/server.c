@@ -1,0 +1,284 @@
+/* server.c: starting and stopping the server; the acceptor thread. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "net/discovery.h"
+#include "session/internal.h"
+#include "wire/handshake.h"
+
+const char *lp_server_address(const lp_server_t *srv) { return srv->path; }
+
+/* Refuses a connection at once, in words a person with nc and a protocol
+ * client both understand: a text line, then our preamble and an error
+ * frame (a client skips text before the preamble). */
+static void refuse(int fd, int err, const char *message)
+{
+    char line[256];
+    lp_buf_t *out = lp_buf_new(SIZE_MAX);
+    int n = snprintf(line, sizeof(line), "limpet: %s\n", message);
+
+    if (out != NULL && n > 0 && lp_buf_put(out, line, (size_t)n) == 0 &&
+        lp_hs_server_refuse(out, err, NULL, message, NULL) == 0)
+        send(fd, lp_buf_data(out), lp_buf_len(out), MSG_NOSIGNAL | MSG_DONTWAIT);
+    lp_buf_free(out);
+    close(fd);
+}
+
+/* Applies the per-connection socket options: a send that cannot progress
+ * for LP_SEND_TIMEOUT_MS fails instead of blocking forever. */
+static void set_send_timeout(int fd)
+{
+    struct timeval tv = {LP_SEND_TIMEOUT_MS / 1000, (LP_SEND_TIMEOUT_MS % 1000) * 1000};
+
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* Starts the thread of an accepted, allowed connection. */
+static void start_conn(lp_server_t *srv, int fd, uid_t uid)
+{
+    lp_conn_t *c = calloc(1, sizeof(*c));
+    pthread_attr_t attr;
+    pthread_t t;
+
+    if (c == NULL || (c->in = lp_buf_new(LP_WIRE_PREAMBLE_LEN + LP_WIRE_PREFIX_LEN +
+                                         LP_WIRE_HELLO_HEADER_MAX)) == NULL) {
+        free(c);
+        refuse(fd, LP_WIRE_EINTERNAL, "out of memory");
+        return;
+    }
+    c->fd = fd;
+    c->peer_uid = uid;
+    c->srv = srv;
+    c->peer_limits = (lp_limits_t)LP_LIMITS_DEFAULT;
+    pthread_mutex_init(&c->wmu, NULL);
+    set_send_timeout(fd);
+    pthread_mutex_lock(&srv->mu);
+    c->next = srv->conns;
+    srv->conns = c;
+    srv->nconns++;
+    srv->threads++;
+    pthread_mutex_unlock(&srv->mu);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, lp_conn_main, c) != 0) {
+        shutdown(fd, SHUT_RDWR);
+        lp_conn_finish(c);
+    }
+    pthread_attr_destroy(&attr);
+}
+
+/* Accepts one connection and decides whether it may stay. */
+static void accept_one(lp_server_t *srv)
+{
+    char msg[128];
+    uid_t uid;
+    unsigned n;
+    int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+    if (fd < 0)
+        return;
+    if (lp_net_peer_uid(fd, &uid) != 0 || !lp_net_uid_allowed(uid)) {
+        snprintf(msg, sizeof(msg), "forbidden: uid %u may not use this server", (unsigned)uid);
+        fprintf(stderr, "limpet: refused a connection from uid %u on '%s'\n", (unsigned)uid,
+                srv->path);
+        refuse(fd, LP_WIRE_EFORBIDDEN, msg);
+        return;
+    }
+    pthread_mutex_lock(&srv->mu);
+    n = srv->nconns;
+    pthread_mutex_unlock(&srv->mu);
+    if (n >= srv->max_connections) {
+        snprintf(msg, sizeof(msg), "too many connections (%u)", srv->max_connections);
+        refuse(fd, LP_WIRE_ETOOMANY, msg);
+        return;
+    }
+    start_conn(srv, fd, uid);
+}
+
+static void *acceptor_main(void *arg)
+{
+    lp_server_t *srv = arg;
+    struct pollfd p[2] = {{srv->listen_fd, POLLIN, 0}, {srv->wake_fd, POLLIN, 0}};
+
+    for (;;) {
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (p[1].revents != 0)
+            break;
+        if (p[0].revents & POLLIN)
+            accept_one(srv);
+    }
+    return NULL;
+}
+
+/* Writes the discovery record: the identity plus the address. */
+static void write_record(lp_server_t *srv)
+{
+    json_t *rec = json_deep_copy(srv->identity);
+
+    if (rec != NULL && json_object_set_new(rec, "address", json_string(srv->path)) == 0 &&
+        lp_discovery_write(srv->dir, getpid(), rec) != 0)
+        srv->dir[0] = 0; /* nothing to remove at stop */
+    json_decref(rec);
+}
+
+/* Fills srv->dir and srv->path (the default path when cfg gives none). */
+static int choose_path(lp_server_t *srv, const char *path)
+{
+    int r = lp_net_runtime_dir(srv->dir, sizeof(srv->dir));
+
+    if (path != NULL) {
+        if (strlen(path) >= sizeof(srv->path))
+            return -ENAMETOOLONG;
+        snprintf(srv->path, sizeof(srv->path), "%s", path);
+        if (r != 0)
+            srv->dir[0] = 0; /* no runtime dir: no record, but the socket still works */
+        return 0;
+    }
+    if (r != 0)
+        return r;
+    return lp_discovery_path(srv->path, sizeof(srv->path), srv->dir, getpid(), "sock");
+}
+
+/* Frees srv; its threads must all be gone. */
+static void destroy(lp_server_t *srv)
+{
+    if (srv->listen_fd >= 0)
+        close(srv->listen_fd);
+    if (srv->wake_fd >= 0)
+        close(srv->wake_fd);
+    json_decref(srv->identity);
+    pthread_mutex_destroy(&srv->mu);
+    pthread_cond_destroy(&srv->cv);
+    free(srv);
+}
+
+int lp_server_start(const lp_server_config_t *cfg, const lp_engine_t *engine, lp_server_t **out)
+{
+    lp_server_t *srv = calloc(1, sizeof(*srv));
+    int r;
+
+    if (srv == NULL)
+        return -ENOMEM;
+    srv->engine = *engine;
+    srv->identity = json_incref(cfg->identity);
+    srv->listen_fd = srv->wake_fd = -1;
+    srv->max_connections = cfg->max_connections ? cfg->max_connections : LP_MAX_CONNECTIONS;
+    srv->max_sessions = cfg->max_sessions ? cfg->max_sessions : LP_MAX_SESSIONS;
+    pthread_mutex_init(&srv->mu, NULL);
+    pthread_cond_init(&srv->cv, NULL);
+    if ((r = choose_path(srv, cfg->path)) != 0 ||
+        (r = lp_net_listen_unix(srv->path, &srv->listen_fd)) != 0)
+        goto fail;
+    if ((srv->wake_fd = eventfd(0, EFD_CLOEXEC)) < 0) {
+        r = -errno;
+        goto fail;
+    }
+    if ((r = -pthread_create(&srv->flusher, NULL, lp_flusher_main, srv)) != 0)
+        goto fail;
+    if ((r = -pthread_create(&srv->acceptor, NULL, acceptor_main, srv)) != 0) {
+        pthread_mutex_lock(&srv->mu);
+        srv->stopping = true;
+        pthread_cond_broadcast(&srv->cv);
+        pthread_mutex_unlock(&srv->mu);
+        pthread_join(srv->flusher, NULL);
+        goto fail;
+    }
+    if (srv->dir[0] != 0)
+        write_record(srv);
+    *out = srv;
+    return 0;
+fail:
+    if (srv->listen_fd >= 0)
+        unlink(srv->path);
+    destroy(srv);
+    return r;
+}
+
+/* Says bye to every client and shuts their sockets, which ends their
+ * threads once any running evaluation returns. */
+static void disconnect_all(lp_server_t *srv)
+{
+    static const char bye[] = "{\"op\":\"bye\",\"code\":\"shutdown\",\"message\":\"the server is stopping\"}";
+    uint8_t prefix[8] = {0, 0, 0, (uint8_t)(sizeof(bye) - 1), 0, 0, 0, 0};
+
+    pthread_mutex_lock(&srv->mu);
+    for (lp_conn_t *c = srv->conns; c != NULL; c = c->next) {
+        pthread_mutex_lock(&c->wmu);
+        if (!c->dead && c->handshaken) {
+            /* best effort, never blocking: a client that does not read misses it */
+            send(c->fd, prefix, sizeof(prefix), MSG_NOSIGNAL | MSG_DONTWAIT);
+            send(c->fd, bye, sizeof(bye) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
+        c->dead = true;
+        shutdown(c->fd, SHUT_RDWR);
+        pthread_mutex_unlock(&c->wmu);
+    }
+    pthread_mutex_unlock(&srv->mu);
+}
+
+/* Waits until every connection thread is gone, at most timeout_ms. */
+static int wait_threads(lp_server_t *srv, int timeout_ms)
+{
+    struct timespec until;
+    int r = 0;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&srv->mu);
+    while (srv->threads > 0 && r == 0)
+        r = pthread_cond_timedwait(&srv->cv, &srv->mu, &until);
+    r = srv->threads > 0 ? -ETIMEDOUT : 0;
+    pthread_mutex_unlock(&srv->mu);
+    return r;
+}
+
+int lp_server_stop(lp_server_t *srv, int timeout_ms)
+{
+    uint64_t one = 1;
+    int r;
+
+    pthread_mutex_lock(&srv->mu);
+    srv->stopping = true;
+    pthread_cond_broadcast(&srv->cv);
+    pthread_mutex_unlock(&srv->mu);
+    if (write(srv->wake_fd, &one, sizeof(one)) != sizeof(one))
+        return -errno;
+    pthread_join(srv->acceptor, NULL);
+    close(srv->listen_fd);
+    srv->listen_fd = -1;
+    unlink(srv->path);
+    if (srv->dir[0] != 0)
+        lp_discovery_remove(srv->dir, getpid());
+    disconnect_all(srv);
+    if ((r = wait_threads(srv, timeout_ms)) != 0)
+        return r; /* threads still use srv: leave it to them */
+    pthread_join(srv->flusher, NULL);
+    destroy(srv);
+    return 0;
+}
+
+void lp_server_forget_after_fork(lp_server_t *srv)
+{
+    /* The parent's threads do not exist here and its locks may be held
+     * forever: touch neither, only give back the descriptors. */
+    close(srv->listen_fd);
+    close(srv->wake_fd);
+    for (lp_conn_t *c = srv->conns; c != NULL; c = c->next)
+        close(c->fd);
+}

@@ -1,0 +1,113 @@
+/* server.h: the embedded server's core, below Python: listeners, one thread
+ * per connection, sessions and their output. Evaluation is delegated to an
+ * engine (src/py/ supplies the CPython one), so this layer never includes
+ * Python.h. Functions return 0 or a negative errno / LP_WIRE_E* code. */
+#ifndef LP_SESSION_SERVER_H
+#define LP_SESSION_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+typedef struct lp_server lp_server_t;
+typedef struct lp_session lp_session_t;
+
+/* Server-side defaults of docs/protocol.md section 4. */
+#define LP_HELLO_TIMEOUT_MS 5000
+#define LP_TEXT_DETECT_MS 250
+#define LP_MAX_CONNECTIONS 256
+#define LP_MAX_SESSIONS 4096
+#define LP_OUTPUT_QUEUE_MAX (4u << 20)  /* per session: buffered, unsent output */
+#define LP_FLUSH_MS 5                   /* output waits at most this long to be sent */
+#define LP_SEND_TIMEOUT_MS 30000        /* a client that reads nothing this long is dropped */
+
+typedef enum lp_stream { LP_STDOUT = 0, LP_STDERR = 1 } lp_stream_t;
+
+/* How an evaluation ended: docs/protocol.md, eval statuses. */
+typedef enum lp_eval_status {
+    LP_EVAL_OK,          /* "ok" */
+    LP_EVAL_MORE,        /* "more": interactive input is incomplete */
+    LP_EVAL_EXCEPTION,   /* "exception" */
+    LP_EVAL_INTERRUPTED, /* "interrupted" */
+    LP_EVAL_CLOSED,      /* "closed": the code ended the session */
+} lp_eval_status_t;
+
+/* One eval request, as the engine receives it. */
+typedef struct lp_eval_req {
+    const char *code;     /* UTF-8, no NUL inside; code[len] == 0 */
+    size_t len;           /* bytes of code */
+    bool interactive;     /* REPL rules: pending input, single mode */
+    const char *filename; /* for tracebacks */
+} lp_eval_req_t;
+
+/* What the server needs from the language runtime. All callbacks run on
+ * server threads; the engine takes whatever lock its runtime needs. */
+typedef struct lp_engine {
+    void *ctx; /* passed to every callback */
+    /* A server thread will call the engine: set up what it needs (*tls). */
+    int (*thread_enter)(void *ctx, void **tls);
+    /* The thread is done with the engine. */
+    void (*thread_exit)(void *ctx, void *tls);
+    /* A new session: create its runtime state in *data. */
+    int (*session_open)(void *ctx, void *tls, lp_session_t *s, void **data);
+    /* The session is closed: free data. */
+    void (*session_close)(void *ctx, void *tls, void *data);
+    /* Run req in session s; report output, values and exceptions with the
+     * lp_session_* functions below; return an lp_eval_status_t. */
+    int (*eval)(void *ctx, void *tls, lp_session_t *s, void *data, const lp_eval_req_t *req);
+    /* Forget the session's pending interactive input (Ctrl+C at the prompt). */
+    void (*reset)(void *ctx, void *tls, void *data);
+} lp_engine_t;
+
+typedef struct lp_server_config {
+    const char *path;          /* Unix socket path; NULL: <runtime dir>/<pid>.sock */
+    json_t *identity;          /* borrowed: "server" object of the hello reply */
+    unsigned max_connections;  /* 0: LP_MAX_CONNECTIONS */
+    unsigned max_sessions;     /* 0: LP_MAX_SESSIONS */
+} lp_server_config_t;
+
+/* Starts listening and serving; *out owns the running server. The engine
+ * struct is copied. On failure nothing is left running. */
+int lp_server_start(const lp_server_config_t *cfg, const lp_engine_t *engine, lp_server_t **out);
+/* The address clients connect to (the socket path); owned by srv. */
+const char *lp_server_address(const lp_server_t *srv);
+/* Stops: refuses new connections, says bye to every client, closes them,
+ * waits up to timeout_ms for every thread to finish, then frees srv.
+ * Returns 0, or -ETIMEDOUT when threads were still busy (srv is then
+ * leaked on purpose: those threads still use it). */
+int lp_server_stop(lp_server_t *srv, int timeout_ms);
+/* In a forked child: closes the server's descriptors without touching its
+ * threads (the child has none) or its locks, and forgets srv. */
+void lp_server_forget_after_fork(lp_server_t *srv);
+
+/* --- called by the engine, from any thread ------------------------------ */
+
+/* The session's id string; owned by s. */
+const char *lp_session_id(const lp_session_t *s);
+/* Reference counting: the engine holds a reference for every thread that
+ * may write to s (threads started by session code). */
+void lp_session_ref(lp_session_t *s);
+void lp_session_unref(lp_session_t *s);
+/* The engine's data for s (from session_open); NULL once closed. */
+void *lp_session_data(const lp_session_t *s);
+/* True while the session is open. */
+bool lp_session_is_open(lp_session_t *s);
+
+/* Queues output. Returns 0 when queued (sent within LP_FLUSH_MS), 1 when
+ * the caller must call lp_session_flush now, 2 when the data was not queued
+ * because it is large: the caller must send it with lp_session_send. Both
+ * may block on a slow client: callers holding a global lock (the GIL)
+ * release it first. Output of a closed session is dropped (returns 0). */
+int lp_session_write(lp_session_t *s, lp_stream_t stream, const void *data, size_t len);
+/* Sends what is queued. */
+int lp_session_flush(lp_session_t *s);
+/* Sends what is queued, then data, in chunks, without copying it. */
+int lp_session_send(lp_session_t *s, lp_stream_t stream, const void *data, size_t len);
+/* Sends a value (repr) or exception (traceback) reply for the current eval,
+ * after all queued output. */
+int lp_session_value(lp_session_t *s, const char *type, const char *repr, size_t len);
+int lp_session_exception(lp_session_t *s, const char *type, const char *tb, size_t len);
+
+#endif

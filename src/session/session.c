@@ -1,0 +1,294 @@
+/* session.c: sessions, their output and their replies (server.h). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "session/internal.h"
+#include "wire/msg.h"
+
+uint64_t lp_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+const char *lp_session_id(const lp_session_t *s) { return s->id; }
+void *lp_session_data(const lp_session_t *s) { return s->data; }
+
+void lp_session_ref(lp_session_t *s) { atomic_fetch_add(&s->refs, 1); }
+
+void lp_session_unref(lp_session_t *s)
+{
+    if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    pthread_mutex_destroy(&s->qmu);
+    pthread_mutex_destroy(&s->smu);
+    lp_outq_clear(&s->outq);
+    free(s);
+}
+
+bool lp_session_is_open(lp_session_t *s)
+{
+    bool open;
+
+    pthread_mutex_lock(&s->qmu);
+    open = !s->closed;
+    pthread_mutex_unlock(&s->qmu);
+    return open;
+}
+
+int lp_session_new(lp_conn_t *c, lp_session_t **out)
+{
+    lp_server_t *srv = c->srv;
+    lp_session_t *s;
+    uint64_t n;
+
+    pthread_mutex_lock(&srv->mu);
+    if (srv->nsessions >= srv->max_sessions) {
+        pthread_mutex_unlock(&srv->mu);
+        return LP_WIRE_ETOOMANY;
+    }
+    srv->nsessions++;
+    n = ++srv->next_session;
+    pthread_mutex_unlock(&srv->mu);
+    if ((s = calloc(1, sizeof(*s))) == NULL) {
+        pthread_mutex_lock(&srv->mu);
+        srv->nsessions--;
+        pthread_mutex_unlock(&srv->mu);
+        return LP_WIRE_ENOMEM;
+    }
+    atomic_init(&s->refs, 1);
+    snprintf(s->id, sizeof(s->id), "%" PRIu64, n);
+    s->srv = srv;
+    s->conn = c;
+    s->cur_re = -1;
+    lp_outq_init(&s->outq);
+    pthread_mutex_init(&s->qmu, NULL);
+    pthread_mutex_init(&s->smu, NULL);
+    s->next = c->sessions;
+    c->sessions = s;
+    *out = s;
+    return 0;
+}
+
+lp_session_t *lp_session_find(lp_conn_t *c, const char *id)
+{
+    for (lp_session_t *s = c->sessions; s != NULL; s = s->next)
+        if (strcmp(s->id, id) == 0)
+            return s;
+    return NULL;
+}
+
+/* Takes the queued output out of s (under qmu) into *q. */
+static void take_queue(lp_session_t *s, lp_outq_t *q, lp_conn_t **conn)
+{
+    pthread_mutex_lock(&s->qmu);
+    *q = s->outq;
+    lp_outq_init(&s->outq); /* the bytes now belong to *q */
+    *conn = s->conn;
+    s->last_flush_ms = lp_now_ms();
+    pthread_mutex_unlock(&s->qmu);
+}
+
+/* Sends what is queued; the caller holds smu. */
+static int flush_locked(lp_session_t *s, lp_conn_t **conn)
+{
+    lp_outq_t q;
+    int r = 0;
+
+    take_queue(s, &q, conn);
+    if (q.len > 0 && *conn != NULL)
+        r = lp_conn_send_raw(*conn, q.data, q.len);
+    free(q.data);
+    return r;
+}
+
+int lp_session_flush(lp_session_t *s)
+{
+    lp_conn_t *conn;
+    int r;
+
+    pthread_mutex_lock(&s->smu);
+    r = flush_locked(s, &conn);
+    pthread_mutex_unlock(&s->smu);
+    return r;
+}
+
+int lp_session_write(lp_session_t *s, lp_stream_t stream, const void *data, size_t len)
+{
+    bool must = false, wake = false;
+    int r = 0;
+
+    if (len >= LP_WIRE_CHUNK)
+        return 2;
+    pthread_mutex_lock(&s->qmu);
+    if (s->closed) {
+        pthread_mutex_unlock(&s->qmu);
+        return 0;
+    }
+    if (s->outq.len + len + 256 > LP_OUTPUT_QUEUE_MAX) {
+        pthread_mutex_unlock(&s->qmu);
+        return 2;
+    }
+    r = lp_outq_append(&s->outq, s->id, (int)stream, s->cur_re, data, len);
+    must = s->outq.len >= LP_WIRE_CHUNK || lp_now_ms() - s->last_flush_ms >= LP_FLUSH_MS;
+    if (!must && !s->flush_pending) {
+        s->flush_pending = true;
+        wake = true;
+    }
+    pthread_mutex_unlock(&s->qmu);
+    if (wake)
+        lp_flusher_request(s);
+    return r != 0 ? r : must;
+}
+
+int lp_session_send(lp_session_t *s, lp_stream_t stream, const void *data, size_t len)
+{
+    lp_conn_t *conn;
+    int64_t re;
+    int r;
+
+    pthread_mutex_lock(&s->smu);
+    r = flush_locked(s, &conn);
+    pthread_mutex_lock(&s->qmu);
+    re = s->cur_re;
+    pthread_mutex_unlock(&s->qmu);
+    while (r == 0 && conn != NULL && len > 0) {
+        size_t n = len < LP_WIRE_CHUNK ? len : LP_WIRE_CHUNK;
+        lp_outq_t q;
+
+        /* one frame at a time: at most one chunk copied */
+        lp_outq_init(&q);
+        if ((r = lp_outq_append(&q, s->id, (int)stream, re, data, n)) == 0)
+            r = lp_conn_send_raw(conn, q.data, q.len);
+        free(q.data);
+        data = (const uint8_t *)data + n;
+        len -= n;
+    }
+    pthread_mutex_unlock(&s->smu);
+    return r;
+}
+
+int lp_session_reply(lp_session_t *s, json_t *h, const void *payload, size_t len)
+{
+    lp_conn_t *conn;
+    int r;
+
+    if (h == NULL)
+        return LP_WIRE_ENOMEM;
+    pthread_mutex_lock(&s->smu);
+    if ((r = flush_locked(s, &conn)) == 0 && conn != NULL)
+        r = lp_conn_send(conn, h, payload, len);
+    pthread_mutex_unlock(&s->smu);
+    json_decref(h);
+    return r;
+}
+
+/* A reply header {"op": op, "re": the running eval, "session": id}. */
+static json_t *eval_reply(lp_session_t *s, const char *op)
+{
+    json_t *h = lp_msg_new(op);
+    int64_t re;
+
+    pthread_mutex_lock(&s->qmu);
+    re = s->cur_re;
+    pthread_mutex_unlock(&s->qmu);
+    if (h != NULL && ((re >= 0 && lp_msg_set_int(h, "re", re) != 0) ||
+                      lp_msg_set_str(h, "session", s->id) != 0)) {
+        json_decref(h);
+        return NULL;
+    }
+    return h;
+}
+
+int lp_session_value(lp_session_t *s, const char *type, const char *repr, size_t len)
+{
+    json_t *h;
+    bool idle;
+
+    pthread_mutex_lock(&s->qmu);
+    idle = s->cur_re < 0;
+    pthread_mutex_unlock(&s->qmu);
+    if (idle) {
+        /* shown by a thread while no eval runs: a value reply would answer
+         * nothing, so it is plain output, as the REPL would print it */
+        int r = lp_session_send(s, LP_STDOUT, repr, len);
+
+        return r != 0 ? r : lp_session_send(s, LP_STDOUT, "\n", 1);
+    }
+    h = eval_reply(s, "value");
+
+    if (h != NULL && type != NULL && lp_msg_set_str(h, "type", type) != 0) {
+        json_decref(h);
+        h = NULL;
+    }
+    return lp_session_reply(s, h, repr, len);
+}
+
+int lp_session_exception(lp_session_t *s, const char *type, const char *tb, size_t len)
+{
+    json_t *h = eval_reply(s, "exception");
+
+    if (h != NULL && lp_msg_set_str(h, "type", type != NULL ? type : "Exception") != 0) {
+        json_decref(h);
+        h = NULL;
+    }
+    return lp_session_reply(s, h, tb, len);
+}
+
+int lp_session_begin(lp_session_t *s, int64_t re)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&s->qmu);
+    if (s->busy)
+        r = LP_WIRE_EBUSY;
+    else {
+        s->busy = true;
+        s->cur_re = re;
+    }
+    pthread_mutex_unlock(&s->qmu);
+    return r;
+}
+
+void lp_session_end(lp_session_t *s)
+{
+    pthread_mutex_lock(&s->qmu);
+    s->busy = false;
+    s->cur_re = -1;
+    pthread_mutex_unlock(&s->qmu);
+}
+
+void lp_session_close(lp_session_t *s)
+{
+    lp_conn_t *c = s->conn;
+    lp_server_t *srv = s->srv;
+
+    /* smu first: a send in progress finishes before the conn can go away */
+    pthread_mutex_lock(&s->smu);
+    pthread_mutex_lock(&s->qmu);
+    s->closed = true;
+    s->conn = NULL;
+    lp_outq_clear(&s->outq);
+    pthread_mutex_unlock(&s->qmu);
+    pthread_mutex_unlock(&s->smu);
+    if (s->data != NULL && c != NULL)
+        srv->engine.session_close(srv->engine.ctx, c->tls, s->data);
+    s->data = NULL;
+    for (lp_session_t **p = c != NULL ? &c->sessions : NULL; p != NULL && *p != NULL;
+         p = &(*p)->next) {
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    }
+    pthread_mutex_lock(&srv->mu);
+    srv->nsessions--;
+    pthread_mutex_unlock(&srv->mu);
+    lp_session_unref(s);
+}
