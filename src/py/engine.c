@@ -171,37 +171,71 @@ static PyObject *compile_source(engine_t *e, PyObject *source, const char *filen
     return code;
 }
 
+/* The __future__ flags the REPL compiler of ps has collected so far. */
+static int future_flags(pysession_t *ps)
+{
+    PyObject *inner = PyObject_GetAttrString(ps->compiler, "compiler");
+    PyObject *flags = inner != NULL ? PyObject_GetAttrString(inner, "flags") : NULL;
+    int f = flags != NULL ? (int)PyLong_AsLong(flags) : 0;
+
+    PyErr_Clear();
+    Py_XDECREF(inner);
+    Py_XDECREF(flags);
+    return f;
+}
+
+/* Input that is not Python until the transform has run (macros): the
+ * transformed text goes through the REPL's rules; an AST or code object is
+ * taken as complete. Same results as compile_interactive. */
+static PyObject *compile_transformed(engine_t *e, pysession_t *ps, PyObject *source,
+                                     const char *filename)
+{
+    PyObject *t = PyObject_CallFunction(e->transform, "Oss", source, filename, "single");
+    PyObject *builtins, *compile, *code;
+
+    if (t == NULL || PyCode_Check(t))
+        return t;
+    if (PyUnicode_Check(t)) {
+        code = PyObject_CallFunction(ps->compiler, "Oss", t, filename, "single");
+        Py_DECREF(t);
+        return code;
+    }
+    builtins = PyEval_GetBuiltins();
+    compile = PyDict_GetItemString(builtins, "compile");
+    code = compile != NULL ? PyObject_CallFunction(compile, "Ossii", t, filename, "single",
+                                                   future_flags(ps), 1)
+                           : NULL;
+    Py_DECREF(t);
+    return code;
+}
+
 /* Interactive input: appends it to the pending lines and compiles them by
  * the REPL's rules. A code object; Py_None when incomplete; NULL with an
- * exception set when invalid (the pending lines are then dropped). */
+ * exception set when invalid (the pending lines are then dropped). With a
+ * transform, complete input is compiled again through it, and input that
+ * only the transform makes valid is given to it. */
 static PyObject *compile_interactive(engine_t *e, pysession_t *ps, PyObject *text,
                                      const char *filename)
 {
-    PyObject *nl = PyUnicode_FromString("\n"), *source = NULL, *code = NULL, *flags = NULL;
-    PyObject *inner = NULL;
-    int iflags = 0;
+    PyObject *nl = PyUnicode_FromString("\n"), *source = NULL, *code = NULL;
 
     if (nl == NULL || PyList_Append(ps->pending, text) != 0 ||
         (source = PyUnicode_Join(nl, ps->pending)) == NULL)
         goto out;
     code = PyObject_CallFunction(ps->compiler, "Oss", source, filename, "single");
+    if (e->transform != Py_None) {
+        if (code == NULL && PyErr_ExceptionMatches(PyExc_SyntaxError)) {
+            PyErr_Clear();
+            code = compile_transformed(e, ps, source, filename);
+        } else if (code != NULL && code != Py_None) {
+            Py_SETREF(code, compile_source(e, source, filename, "single", future_flags(ps)));
+        }
+    }
     if (code != Py_None)
         PyList_SetSlice(ps->pending, 0, PyList_GET_SIZE(ps->pending), NULL);
-    if (code == NULL || code == Py_None || e->transform == Py_None)
-        goto out;
-    /* complete: compile it again through the transform, with the same
-     * __future__ flags the REPL compiler has collected */
-    Py_CLEAR(code);
-    if ((inner = PyObject_GetAttrString(ps->compiler, "compiler")) != NULL &&
-        (flags = PyObject_GetAttrString(inner, "flags")) != NULL)
-        iflags = (int)PyLong_AsLong(flags);
-    if (!PyErr_Occurred())
-        code = compile_source(e, source, filename, "single", iflags);
 out:
     Py_XDECREF(nl);
     Py_XDECREF(source);
-    Py_XDECREF(inner);
-    Py_XDECREF(flags);
     return code;
 }
 

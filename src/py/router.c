@@ -75,6 +75,10 @@ static PyObject *router_write(RouterObject *self, PyObject *arg)
             return PyLong_FromSsize_t(PyObject_Length(arg));
         return PyObject_CallMethod(self->orig, "write", "O", arg);
     }
+    if (self->stream == LP_STDIN) {
+        PyErr_SetString(PyExc_OSError, "limpet: stdin is not writable");
+        return NULL;
+    }
     if (!self->raw) {
         if (!PyUnicode_Check(arg))
             return PyErr_Format(PyExc_TypeError, "write() argument must be str, not %.100s",
@@ -110,7 +114,78 @@ static PyObject *router_isatty(RouterObject *self, PyObject *unused)
     return PyObject_CallMethod(self->orig, "isatty", NULL);
 }
 
-static PyObject *router_writable(RouterObject *self, PyObject *unused) { Py_RETURN_TRUE; }
+static PyObject *router_writable(RouterObject *self, PyObject *unused)
+{
+    return PyBool_FromLong(self->stream != LP_STDIN);
+}
+
+static PyObject *router_readable(RouterObject *self, PyObject *unused)
+{
+    return PyBool_FromLong(self->stream == LP_STDIN);
+}
+
+/* Calls method on the replaced stream with args; for host threads. */
+static PyObject *delegate(RouterObject *self, const char *method, PyObject *args)
+{
+    PyObject *m, *r;
+
+    if (self->orig == Py_None)
+        return PyErr_Format(PyExc_OSError, "limpet: this process has no %s",
+                            self->stream == LP_STDIN ? "stdin" : "such stream");
+    if ((m = PyObject_GetAttrString(self->orig, method)) == NULL)
+        return NULL;
+    r = PyObject_Call(m, args, NULL);
+    Py_DECREF(m);
+    return r;
+}
+
+/* A session's streams are not the host's file descriptors: input() must not
+ * take the host's terminal, nor os.write() its fd. */
+static PyObject *router_fileno(RouterObject *self, PyObject *args)
+{
+    if (current((PyObject *)self) != NULL) {
+        PyObject *io = PyImport_ImportModule("io");
+        PyObject *unsupported = io != NULL ? PyObject_GetAttrString(io, "UnsupportedOperation") : NULL;
+
+        Py_XDECREF(io);
+        if (unsupported != NULL) {
+            PyErr_SetString(unsupported, "limpet: a session's streams have no file descriptor");
+            Py_DECREF(unsupported);
+        }
+        return NULL;
+    }
+    return delegate(self, "fileno", args);
+}
+
+/* Reading sys.stdin: for a session, input() asks its client (not yet in
+ * this version: end of input); for the host, its own stdin. */
+static PyObject *router_read_any(RouterObject *self, PyObject *args, const char *method)
+{
+    if (current((PyObject *)self) != NULL) {
+        PyErr_SetString(PyExc_EOFError, "limpet: reading stdin from a session is not supported yet");
+        return NULL;
+    }
+    return delegate(self, method, args);
+}
+
+static PyObject *router_readline(RouterObject *self, PyObject *args)
+{
+    return router_read_any(self, args, "readline");
+}
+
+static PyObject *router_read(RouterObject *self, PyObject *args)
+{
+    return router_read_any(self, args, "read");
+}
+
+/* exit() closes sys.stdin before raising SystemExit: from a session that
+ * must not close the host's stdin. */
+static PyObject *router_close(RouterObject *self, PyObject *args)
+{
+    if (current((PyObject *)self) != NULL)
+        Py_RETURN_NONE;
+    return delegate(self, "close", args);
+}
 
 /* Anything else (encoding, fileno, ...) is the replaced stream's. */
 static PyObject *router_getattro(RouterObject *self, PyObject *name)
@@ -174,6 +249,11 @@ static PyMethodDef router_methods[] = {
     {"flush", (PyCFunction)router_flush, METH_NOARGS, "flush()\n--\n\nSend what is buffered."},
     {"isatty", (PyCFunction)router_isatty, METH_NOARGS, "isatty()\n--\n\n"},
     {"writable", (PyCFunction)router_writable, METH_NOARGS, "writable()\n--\n\n"},
+    {"readable", (PyCFunction)router_readable, METH_NOARGS, "readable()\n--\n\n"},
+    {"fileno", (PyCFunction)router_fileno, METH_VARARGS, "fileno()\n--\n\n"},
+    {"readline", (PyCFunction)router_readline, METH_VARARGS, "readline(size=-1, /)\n--\n\n"},
+    {"read", (PyCFunction)router_read, METH_VARARGS, "read(size=-1, /)\n--\n\n"},
+    {"close", (PyCFunction)router_close, METH_VARARGS, "close()\n--\n\n"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -385,7 +465,7 @@ static void restore_attr(PyObject *saved, const char *modname, const char *attr,
 int lp_py_routers_install(PyObject *module)
 {
     lp_modstate_t *st = lp_py_state(module);
-    static const char *const names[] = {"stdout", "stderr"};
+    static const char *const names[] = {"stdout", "stderr", "stdin"};
     PyObject *hook = NULL, *starter = NULL;
     int r = -1;
 
@@ -393,7 +473,7 @@ int lp_py_routers_install(PyObject *module)
         return 0;
     if ((st->saved = PyDict_New()) == NULL)
         goto out;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         PyObject *orig = PySys_GetObject(names[i]); /* borrowed, may be NULL */
         RouterObject *router = new_router(st, orig, (lp_stream_t)i);
         char key[32];
@@ -427,11 +507,11 @@ out:
 int lp_py_routers_uninstall(PyObject *module)
 {
     lp_modstate_t *st = lp_py_state(module);
-    static const char *const names[] = {"stdout", "stderr"};
+    static const char *const names[] = {"stdout", "stderr", "stdin"};
 
     if (st->installed == 0 || --st->installed > 0)
         return 0;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         char key[32];
 
         snprintf(key, sizeof(key), "%s_router", names[i]);

@@ -226,9 +226,17 @@ static json_t *describe(lp_server_t *srv)
         if (s->cap == 0 && (s->dirs & LP_DIR_C2S) && s->kind == LP_KIND_REQUEST)
             json_array_append_new(ops, json_pack("{s:s,s:s}", "op", s->name, "summary", s->summary));
     }
-    return json_pack("{s:o,s:[s],s:{s:i,s:i,s:i},s:O}", "ops", ops, "caps", "repl", "limits",
-                     "header_max", LP_WIRE_HEADER_MAX, "payload_max", LP_WIRE_PAYLOAD_DEFAULT,
-                     "max_sessions", srv->max_sessions, "server", srv->identity);
+    unsigned nconns, nsessions;
+
+    pthread_mutex_lock(&srv->mu);
+    nconns = srv->nconns;
+    nsessions = srv->nsessions;
+    pthread_mutex_unlock(&srv->mu);
+    return json_pack("{s:o,s:[s],s:{s:i,s:i,s:i,s:i},s:O,s:{s:i,s:i}}", "ops", ops, "caps",
+                     "repl", "limits", "header_max", LP_WIRE_HEADER_MAX, "payload_max",
+                     LP_WIRE_PAYLOAD_DEFAULT, "max_connections", srv->max_connections,
+                     "max_sessions", srv->max_sessions, "server", srv->identity, "stats",
+                     "connections", nconns, "sessions", nsessions);
 }
 
 /* Serves one checked request. Returns 0 to go on, negative to close. */

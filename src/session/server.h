@@ -23,7 +23,7 @@ typedef struct lp_session lp_session_t;
 #define LP_FLUSH_MS 5                   /* output waits at most this long to be sent */
 #define LP_SEND_TIMEOUT_MS 30000        /* a client that reads nothing this long is dropped */
 
-typedef enum lp_stream { LP_STDOUT = 0, LP_STDERR = 1 } lp_stream_t;
+typedef enum lp_stream { LP_STDOUT = 0, LP_STDERR = 1, LP_STDIN = 2 } lp_stream_t;
 
 /* How an evaluation ended: docs/protocol.md, eval statuses. */
 typedef enum lp_eval_status {

@@ -2,6 +2,9 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
+import threading
 
 import pytest
 
@@ -50,3 +53,75 @@ def limpet_bin():
     if not path:
         pytest.fail("LIMPET_BIN is not set and no limpet is on PATH: run through 'meson test'")
     return path
+
+
+HOSTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hosts")
+
+
+class Host:
+    """A host process with the server embedded; its stdout is collected."""
+
+    def __init__(self, runtime_dir, script="app.py", env=None):
+        e = dict(os.environ, XDG_RUNTIME_DIR=str(runtime_dir), PYTHONUNBUFFERED="1")
+        e.update(env or {})
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HOSTS, script)], env=e,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("ADDRESS "):
+            self.proc.kill()
+            raise RuntimeError(f"host did not start: {line!r} {self.proc.stderr.read()!r}")
+        self.address = line.split(None, 1)[1].strip()
+        self.runtime_dir = runtime_dir
+        self.output = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.output.append(line)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.alive():
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def runtime_dir(tmp_path):
+    d = tmp_path / "run"
+    d.mkdir(mode=0o700)
+    return d
+
+
+@pytest.fixture
+def host(runtime_dir):
+    h = Host(runtime_dir)
+    yield h
+    h.stop()
+
+
+@pytest.fixture
+def make_host(runtime_dir):
+    hosts = []
+
+    def make(**env):
+        h = Host(runtime_dir, env={k: str(v) for k, v in env.items()})
+        hosts.append(h)
+        return h
+    yield make
+    for h in hosts:
+        h.stop()
+
+
+def run_python(code, runtime_dir, timeout=30):
+    """Runs code in a fresh /usr/bin/python3 with the build's limpet."""
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime_dir))
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=timeout)

@@ -1,0 +1,196 @@
+"""Server lifecycle (issue 4, item 1) and who may connect (item 3): a real
+host process, real sockets."""
+import json
+import os
+import shutil
+import socket
+import stat
+import tempfile
+import textwrap
+import time
+
+import pytest
+
+from limpet.client import Client
+
+from conftest import run_python
+
+
+def test_private_socket_and_discovery_record(host, runtime_dir):
+    d = runtime_dir / "limpet"
+    assert host.address == str(d / f"{host.proc.pid}.sock")
+    assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
+    st = os.stat(host.address)
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+    record = json.loads((d / f"{host.proc.pid}.json").read_text())
+    assert record["pid"] == host.proc.pid
+    assert record["name"] == "testapp"
+    assert record["address"] == host.address
+    assert record["argv"][0].endswith("app.py")
+    assert record["python"].startswith("3.")
+    assert abs(record["started"] / 1000 - time.time()) < 60
+    assert stat.S_IMODE(os.stat(d / f"{host.proc.pid}.json").st_mode) == 0o600
+
+
+def test_hello_reports_identity(host):
+    with Client(host.address) as c:
+        server = c.welcome["server"]
+        assert server["pid"] == host.proc.pid and server["name"] == "testapp"
+        assert c.welcome["protocol"] == 1
+
+
+def test_start_returns_at_once_and_stop_cleans_up(runtime_dir):
+    code = textwrap.dedent("""
+        import os, limpet
+        from limpet.client import Client, ProtocolError
+        tasks = lambda: len(os.listdir("/proc/self/task"))
+        before = tasks()
+        srv = limpet.start({})
+        c = Client(srv.address)
+        s = c.clone()
+        assert c.eval(s, "print('in')").out == b"in\\n"
+        srv.stop()
+        # the client got a bye, then end of stream
+        h, _ = c.read_frame()
+        assert h == {"op": "bye", "code": "shutdown", "message": "the server is stopping"}, h
+        try:
+            c.read_frame()
+            raise SystemExit("connection still open")
+        except ConnectionError:
+            pass
+        assert not os.path.exists(srv.address)
+        assert not os.path.exists(os.path.join(os.path.dirname(srv.address), f"{os.getpid()}.json"))
+        assert tasks() == before, (tasks(), before)
+        assert not srv.running
+        print("ok", repr(srv))
+    """)
+    p = run_python(code, runtime_dir)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("ok <limpet.Server")
+
+
+def test_second_start_is_a_clear_error(runtime_dir):
+    code = textwrap.dedent("""
+        import limpet
+        a = limpet.start({})
+        try:
+            limpet.start({})
+        except RuntimeError as e:
+            print(e)
+        a.stop()
+        b = limpet.start({})   # after a stop, a new one may start
+        b.stop()
+    """)
+    p = run_python(code, runtime_dir)
+    assert p.returncode == 0, p.stderr
+    assert "a server is already running in this process" in p.stdout
+
+
+def test_context_manager(runtime_dir):
+    p = run_python("import limpet, os\nwith limpet.start({}) as s:\n    a = s.address\n"
+                   "print(os.path.exists(a), s.running)", runtime_dir)
+    assert p.stdout.strip() == "False False", p.stderr
+
+
+def test_stops_itself_at_exit(runtime_dir):
+    p = run_python("import limpet\ns = limpet.start({})\nprint(s.address)", runtime_dir)
+    assert p.returncode == 0, p.stderr
+    assert not os.path.exists(p.stdout.strip())
+    assert os.listdir(runtime_dir / "limpet") == []
+
+
+def test_fork_child_has_no_server(runtime_dir):
+    code = textwrap.dedent("""
+        import os, limpet
+        from limpet.client import Client
+        srv = limpet.start({"where": "parent"})
+        pid = os.fork()
+        if pid == 0:
+            ok = limpet._running is None
+            own = limpet.start({"where": "child"}, address=srv.address + ".child")
+            with Client(own.address) as c:
+                ok = ok and c.eval(c.clone(), "where", interactive=True).value == "'child'"
+            own.stop()
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        with Client(srv.address) as c:   # the parent's server still serves
+            print(os.waitstatus_to_exitcode(status), c.eval(c.clone(), "where", interactive=True).value)
+        srv.stop()
+    """)
+    p = run_python(code, runtime_dir)
+    assert p.stdout.split() == ["0", "'parent'"], p.stderr
+
+
+def test_live_socket_is_not_stolen(host, runtime_dir):
+    code = f"import limpet\ntry:\n    limpet.start({{}}, address={host.address!r})\nexcept OSError as e:\n    print(e)"
+    p = run_python(code, runtime_dir)
+    assert "cannot listen on" in p.stdout and "Address already in use" in p.stdout
+
+
+def test_stale_socket_is_replaced(runtime_dir):
+    path = str(runtime_dir / "stale.sock")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    s.close()   # the file stays, nobody listens
+    p = run_python(f"import limpet\ns = limpet.start({{}}, address={path!r})\nprint(s.address)",
+                   runtime_dir)
+    assert p.stdout.strip() == path, p.stderr
+
+
+def test_runtime_dir_must_be_private(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    (run / "limpet").mkdir(mode=0o755)   # someone made it readable by all
+    p = run_python("import limpet\ntry:\n    limpet.start({})\nexcept OSError as e:\n    print(e)",
+                   run)
+    assert "Operation not permitted" in p.stdout, p.stdout + p.stderr
+
+
+def connect_as_nobody(path):
+    """What a peer running as uid 65534 reads after connecting to path."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        os.setgid(65534)
+        os.setuid(65534)
+        try:
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(path)
+            s.settimeout(5)
+            os.write(w, s.recv(4096))
+        except OSError as e:
+            os.write(w, f"connect failed: {e}".encode())
+        os._exit(0)
+    os.close(w)
+    got = os.read(r, 4096)
+    os.waitpid(pid, 0)
+    return got
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as another uid")
+def test_other_users_are_refused_by_the_filesystem(host):
+    # the socket is 0600 in a 0700 directory: the kernel refuses first
+    assert b"Permission denied" in connect_as_nobody(host.address)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as another uid")
+def test_other_users_are_refused_by_peer_credentials(make_host):
+    """Even when the socket file is opened to all, SO_PEERCRED refuses: one
+    clear line for the peer, and a line in the host's log."""
+    d = tempfile.mkdtemp(prefix="limpet-test-")
+    try:
+        os.chmod(d, 0o755)
+        path = os.path.join(d, "s.sock")
+        h = make_host(LIMPET_TEST_ADDRESS=path)
+        os.chmod(path, 0o666)
+        got = connect_as_nobody(path)
+        assert got.startswith(b"limpet: forbidden: uid 65534 may not use this server\n")
+        # then the same refusal for a protocol client: preamble and error frame
+        assert b"\0limpet\n" in got and b'"code":"forbidden"' in got
+        with Client(path) as c:   # and the owner is still served
+            assert c.request("ping", b"x").frames[-1][1] == b"x"
+        h.stop()
+        assert b"limpet: refused a connection from uid 65534" in h.proc.stderr.read()
+    finally:
+        shutil.rmtree(d)
