@@ -33,6 +33,14 @@ bool lp_net_uid_allowed(uid_t peer);
  * a vanished peer is -EPIPE, never SIGPIPE. */
 int lp_net_write_all(int fd, const void *buf, size_t n);
 
+/* Closes fd so that what we sent last reaches the peer: a socket closed
+ * with unread input makes the kernel reset the connection, and the peer
+ * loses our last words (an error reply). Stops sending, reads and drops
+ * input until the peer closes, up to timeout_ms and LP_NET_LINGER_MAX
+ * bytes, then closes. */
+#define LP_NET_LINGER_MAX (1u << 20)
+void lp_net_linger_close(int fd, int timeout_ms);
+
 /* Waits up to timeout_ms for fd to be readable: 1 readable, 0 timed out. */
 int lp_net_wait_readable(int fd, int timeout_ms);
 

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 /* 0 when path is a real directory (not a symlink) owned by us, mode 0700. */
@@ -154,4 +155,27 @@ int lp_net_wait_readable(int fd, int timeout_ms)
         r = poll(&p, 1, timeout_ms);
     while (r < 0 && errno == EINTR);
     return r < 0 ? -errno : r;
+}
+
+void lp_net_linger_close(int fd, int timeout_ms)
+{
+    char sink[4096];
+    size_t dropped = 0;
+    struct timespec t0, t;
+
+    shutdown(fd, SHUT_WR);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (dropped < LP_NET_LINGER_MAX) {
+        long spent;
+        ssize_t n;
+
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        spent = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+        if (spent >= timeout_ms || lp_net_wait_readable(fd, (int)(timeout_ms - spent)) <= 0)
+            break;
+        if ((n = recv(fd, sink, sizeof(sink), MSG_DONTWAIT)) <= 0)
+            break;
+        dropped += (size_t)n;
+    }
+    close(fd);
 }

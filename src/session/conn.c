@@ -356,7 +356,7 @@ void lp_conn_finish(lp_conn_t *c)
     }
     srv->nconns--;
     pthread_mutex_unlock(&srv->mu);
-    close(c->fd);
+    lp_net_linger_close(c->fd, LP_LINGER_MS);
     pthread_mutex_destroy(&c->wmu);
     lp_buf_free(c->in);
     free(c);

@@ -71,7 +71,8 @@ struct lp_server {
     unsigned nconns;              /* their number */
     unsigned nsessions;           /* open sessions, server-wide */
     uint64_t next_session;        /* for session ids */
-    unsigned threads;             /* live connection threads */
+    unsigned threads;             /* live connection and refusal threads */
+    unsigned refusing;            /* refusal threads among them */
     lp_session_t *flush_list;     /* sessions with output waiting */
     bool stopping;                /* stop has begun */
 };

@@ -15,20 +15,74 @@
 
 const char *lp_server_address(const lp_server_t *srv) { return srv->path; }
 
-/* Refuses a connection at once, in words a person with nc and a protocol
- * client both understand: a text line, then our preamble and an error
- * frame (a client skips text before the preamble). */
-static void refuse(int fd, int err, const char *message)
-{
-    char line[256];
-    lp_buf_t *out = lp_buf_new(SIZE_MAX);
-    int n = snprintf(line, sizeof(line), "limpet: %s\n", message);
+struct refusal {
+    lp_server_t *srv;  /* for the thread count */
+    int fd;            /* the refused connection */
+    lp_buf_t *out;     /* what to tell it */
+};
 
-    if (out != NULL && n > 0 && lp_buf_put(out, line, (size_t)n) == 0 &&
-        lp_hs_server_refuse(out, err, NULL, message, NULL) == 0)
-        send(fd, lp_buf_data(out), lp_buf_len(out), MSG_NOSIGNAL | MSG_DONTWAIT);
-    lp_buf_free(out);
+/* Delivers a refusal and closes so that the peer can read it. */
+static void *refusal_main(void *arg)
+{
+    struct refusal *r = arg;
+    lp_server_t *srv = r->srv;
+
+    send(r->fd, lp_buf_data(r->out), lp_buf_len(r->out), MSG_NOSIGNAL | MSG_DONTWAIT);
+    lp_net_linger_close(r->fd, LP_LINGER_MS);
+    lp_buf_free(r->out);
+    free(r);
+    pthread_mutex_lock(&srv->mu);
+    srv->refusing--;
+    srv->threads--;
+    pthread_cond_broadcast(&srv->cv);
+    pthread_mutex_unlock(&srv->mu);
+    return NULL;
+}
+
+/* Refuses a connection in words a person with nc and a protocol client both
+ * understand: a text line, then our preamble and an error frame (a client
+ * skips text before the preamble). Delivered by a short-lived thread, so
+ * that the acceptor never waits on a peer. */
+static void refuse(lp_server_t *srv, int fd, int err, const char *message)
+{
+    struct refusal *r = calloc(1, sizeof(*r));
+    char line[256];
+    int n = snprintf(line, sizeof(line), "limpet: %s\n", message);
+    pthread_attr_t attr;
+    pthread_t t;
+    bool room;
+
+    pthread_mutex_lock(&srv->mu);
+    room = srv->refusing < LP_MAX_REFUSING;
+    if (room) {
+        srv->refusing++;
+        srv->threads++;
+    }
+    pthread_mutex_unlock(&srv->mu);
+    if (!room || r == NULL || (r->out = lp_buf_new(SIZE_MAX)) == NULL || n <= 0 ||
+        lp_buf_put(r->out, line, (size_t)n) != 0 ||
+        lp_hs_server_refuse(r->out, err, NULL, message, NULL) != 0)
+        goto fail;
+    r->srv = srv;
+    r->fd = fd;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    n = pthread_create(&t, &attr, refusal_main, r);
+    pthread_attr_destroy(&attr);
+    if (n == 0)
+        return;
+fail:
+    /* no room to say why: a flood of refused peers just gets closed */
     close(fd);
+    if (r != NULL)
+        lp_buf_free(r->out);
+    free(r);
+    if (room) {
+        pthread_mutex_lock(&srv->mu);
+        srv->refusing--;
+        srv->threads--;
+        pthread_mutex_unlock(&srv->mu);
+    }
 }
 
 /* Applies the per-connection socket options: a send that cannot progress
@@ -50,7 +104,7 @@ static void start_conn(lp_server_t *srv, int fd, uid_t uid)
     if (c == NULL || (c->in = lp_buf_new(LP_WIRE_PREAMBLE_LEN + LP_WIRE_PREFIX_LEN +
                                          LP_WIRE_HELLO_HEADER_MAX)) == NULL) {
         free(c);
-        refuse(fd, LP_WIRE_EINTERNAL, "out of memory");
+        refuse(srv, fd, LP_WIRE_EINTERNAL, "out of memory");
         return;
     }
     c->fd = fd;
@@ -88,7 +142,7 @@ static void accept_one(lp_server_t *srv)
         snprintf(msg, sizeof(msg), "forbidden: uid %u may not use this server", (unsigned)uid);
         fprintf(stderr, "limpet: refused a connection from uid %u on '%s'\n", (unsigned)uid,
                 srv->path);
-        refuse(fd, LP_WIRE_EFORBIDDEN, msg);
+        refuse(srv, fd, LP_WIRE_EFORBIDDEN, msg);
         return;
     }
     pthread_mutex_lock(&srv->mu);
@@ -96,7 +150,7 @@ static void accept_one(lp_server_t *srv)
     pthread_mutex_unlock(&srv->mu);
     if (n >= srv->max_connections) {
         snprintf(msg, sizeof(msg), "too many connections (%u)", srv->max_connections);
-        refuse(fd, LP_WIRE_ETOOMANY, msg);
+        refuse(srv, fd, LP_WIRE_ETOOMANY, msg);
         return;
     }
     start_conn(srv, fd, uid);

@@ -22,6 +22,8 @@ typedef struct lp_session lp_session_t;
 #define LP_OUTPUT_QUEUE_MAX (4u << 20)  /* per session: buffered, unsent output */
 #define LP_FLUSH_MS 5                   /* output waits at most this long to be sent */
 #define LP_SEND_TIMEOUT_MS 30000        /* a client that reads nothing this long is dropped */
+#define LP_LINGER_MS 500                /* closing: time for the peer to read our last reply */
+#define LP_MAX_REFUSING 32              /* refusals being delivered at once; more are just closed */
 
 typedef enum lp_stream { LP_STDOUT = 0, LP_STDERR = 1, LP_STDIN = 2 } lp_stream_t;
 

@@ -136,7 +136,12 @@ int lp_session_write(lp_session_t *s, lp_stream_t stream, const void *data, size
         return 2;
     }
     r = lp_outq_append(&s->outq, s->id, (int)stream, s->cur_re, data, len);
-    must = s->outq.len >= LP_WIRE_CHUNK || lp_now_ms() - s->last_flush_ms >= LP_FLUSH_MS;
+    /* Line-buffered, like a terminal: a line that ends a quiet spell leaves
+     * at once; anything else within LP_FLUSH_MS (print() writes its text and
+     * its newline separately: one frame, not two). */
+    must = s->outq.len >= LP_WIRE_CHUNK ||
+           (len > 0 && ((const char *)data)[len - 1] == '\n' &&
+            lp_now_ms() - s->last_flush_ms >= LP_FLUSH_MS);
     if (!must && !s->flush_pending) {
         s->flush_pending = true;
         wake = true;
