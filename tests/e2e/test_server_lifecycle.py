@@ -99,6 +99,10 @@ def test_stops_itself_at_exit(runtime_dir):
     assert os.listdir(runtime_dir / "limpet") == []
 
 
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="gcc 12's ASan runtime has no fork handlers for its allocator: a "
+                           "child forked from a threaded process can deadlock in malloc "
+                           "(fixed in LLVM by llvm/llvm-project#75290); passes 60/60 unsanitized")
 def test_fork_child_has_no_server(runtime_dir):
     code = textwrap.dedent("""
         import os, limpet
