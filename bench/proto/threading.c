@@ -12,7 +12,9 @@
  *             each request, as leader/followers does to pass on the socket
  * Prints the median and p99 round trip of each, and its ratio to raw, all
  * measured in one run. Build: cc -O2 -pthread threading.c -o threading */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -1,62 +1,85 @@
 """python3 -m limpet: the demo host.
 
-Until the embedded server lands, this shows the part that exists: a client
-(the pure-Python reference peer) and the C server-side handshake talking
-over a real socket pair, and says plainly what is not there yet.
+    python3 -m limpet            a demo host with the server embedded, and a
+                                 client session in it that shows what it can do
+    python3 -m limpet --serve    the demo host alone, running until Ctrl+C
+
+The host has a little live state: `data`, updated by `step()` ten times a
+second from its main loop; a session can read it and hot-patch `step`.
 """
-import json
-import os
-import socket
 import sys
 import threading
+import time
 
-from . import _limpet, wire, __version__
+import limpet
+from limpet.client import Client
 
-
-def _serve_handshake(sock):
-    """Reads a hello from sock and answers with the C handshake."""
-    server = {"name": "demo", "pid": os.getpid(), "python": sys.version.split()[0],
-              "limpet": __version__, "argv": sys.argv[:32], "started": 0}
-    data = b""
-    while True:
-        chunk = sock.recv(4096)
-        if not chunk:
-            return
-        data += chunk
-        reply, verdict = _limpet.server_handshake(data, json.dumps(server))
-        if verdict != "need-more":
-            sock.sendall(reply)
-            return
+data = {"n": 0}
 
 
-def main():
-    print(f"limpet {__version__}, protocol version {_limpet.PROTOCOL_VERSION}")
-    client, server = socket.socketpair()
-    t = threading.Thread(target=_serve_handshake, args=(server,))
-    t.start()
-    client.sendall(wire.hello(client="limpet-demo", session=True))
-    buf = bytearray()
-    welcome = None
-    while welcome is None:
-        chunk = client.recv(65536)
-        if not chunk:
-            break
-        buf += chunk
-        welcome = wire.read_welcome(buf)
-    t.join()
-    client.close()
-    server.close()
-    if welcome is None:
-        print("limpet: handshake failed: the server closed the connection", file=sys.stderr)
-        return 1
-    header, _ = welcome
-    print("handshake over a socket pair: Python reference client -> C server codec")
-    print("  server answered:", json.dumps(header))
-    print()
-    print("not there yet: the embedded server (limpet.start) and the terminal")
-    print("client (limpet connect); they are the next issues. See README.md.")
+def step():
+    data["n"] += 1
+
+
+DEMO = [
+    ("look at the host's live state", ["data"]),
+    ("set a global in the host", ["x = 42", "x * 2"]),
+    ("hot-patch the function the host's loop is calling", [
+        "def step():", "    data['n'] += 100", ""]),
+    ("...and watch it take effect", ["import time; time.sleep(0.3)", "data"]),
+    ("output streams back; exceptions come with their traceback", [
+        "print('hello from pid', __import__('os').getpid())", "1 / 0"]),
+]
+
+
+def show(r):
+    """Prints a Result the way a REPL would."""
+    for h, p in r.frames:
+        if h["op"] == "out":
+            (sys.stdout if h["stream"] == "stdout" else sys.stderr).write(p.decode(errors="replace"))
+        elif h["op"] in ("value", "exception"):
+            print(p.decode(errors="replace").rstrip("\n"))
+
+
+def run_demo(server):
+    print(f"limpet {limpet.__version__}: a demo host (pid {__import__('os').getpid()}) "
+          f"with the server embedded at {server.address}")
+    with Client(server.address, client="limpet-demo") as c:
+        s = c.clone()
+        print(f"a client is connected, session {s}; it types:\n")
+        prompt = ">>> "
+        for title, lines in DEMO:
+            print(f"# {title}")
+            for line in lines:
+                print(prompt + line)
+                r = c.eval(s, line, interactive=True)
+                show(r)
+                prompt = "... " if r.status == "more" else ">>> "
+            print()
+    print("not there yet: the terminal client (`limpet connect`), plain-text mode, "
+          "interrupt and input();\n"
+          "`python3 -m limpet --serve` keeps a host running for limpet.client meanwhile.")
+
+
+def main(argv):
+    serve_only = "--serve" in argv
+    server = limpet.start(globals(), name="limpet-demo")
+    stop = threading.Event()
+    if not serve_only:
+        t = threading.Thread(target=lambda: (run_demo(server), stop.set()))
+        t.start()
+    else:
+        print(f"limpet demo host (pid {__import__('os').getpid()}) at {server.address}; "
+              "Ctrl+C stops it", flush=True)
+    try:
+        while not stop.is_set():
+            step()
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        pass
+    server.stop()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -23,6 +23,16 @@ lp_session_t *lp_py_set_current(lp_modstate_t *st, lp_session_t *s)
     return prev;
 }
 
+int lp_py_flush_if(lp_session_t *s, int r)
+{
+    if (r == 1) {
+        Py_BEGIN_ALLOW_THREADS
+        r = lp_session_flush(s);
+        Py_END_ALLOW_THREADS
+    }
+    return r;
+}
+
 int lp_py_session_output(lp_session_t *s, lp_stream_t stream, const char *data, Py_ssize_t len)
 {
     int r = lp_session_write(s, stream, data, (size_t)len);

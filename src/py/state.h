@@ -31,6 +31,9 @@ int lp_py_routers_install(PyObject *module);
 int lp_py_routers_uninstall(PyObject *module);
 /* Sets this thread's current session (may be NULL); returns the previous. */
 lp_session_t *lp_py_set_current(lp_modstate_t *st, lp_session_t *s);
+/* Flushes s (GIL released meanwhile) when r, a queueing call's result,
+ * says so; returns the final result. */
+int lp_py_flush_if(lp_session_t *s, int r);
 /* Sends text (or bytes) written by session code to the session s. The GIL
  * is held on entry and exit; it is released while a send may block. */
 int lp_py_session_output(lp_session_t *s, lp_stream_t stream, const char *data, Py_ssize_t len);

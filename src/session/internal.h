@@ -93,6 +93,8 @@ void lp_session_end(lp_session_t *s);
 /* outq.c */
 int lp_outq_append(lp_outq_t *q, const char *session, int stream, int64_t re, const void *data,
                    size_t len);
+/* Appends an encoded frame (a value, an exception, a done). */
+int lp_outq_put_frame(lp_outq_t *q, const void *frame, size_t len);
 /* Empties q without freeing (its bytes were taken) / freeing its bytes. */
 void lp_outq_init(lp_outq_t *q);
 void lp_outq_clear(lp_outq_t *q);

@@ -70,11 +70,11 @@ int lp_outq_append(lp_outq_t *q, const char *session, int stream, int64_t re, co
                    size_t len)
 {
     while (len > 0) {
-        uint32_t plen = q->len > 0 && q->last_stream >= 0 ? get_u32(q->data + q->last + 4) : 0;
+        uint32_t plen = q->last_stream >= 0 ? get_u32(q->data + q->last + 4) : 0;
         size_t n;
         int r;
 
-        if (q->len == 0 || q->last_stream != stream || q->last_re != re ||
+        if (q->last_stream != stream || q->last_re != re ||
             plen >= LP_WIRE_CHUNK) {
             if ((r = start_frame(q, session, stream, re)) != 0)
                 return r;
@@ -89,6 +89,18 @@ int lp_outq_append(lp_outq_t *q, const char *session, int stream, int64_t re, co
         data = (const uint8_t *)data + n;
         len -= n;
     }
+    return 0;
+}
+
+int lp_outq_put_frame(lp_outq_t *q, const void *frame, size_t len)
+{
+    int r = reserve(q, len);
+
+    if (r != 0)
+        return r;
+    memcpy(q->data + q->len, frame, len);
+    q->len += len;
+    q->last_stream = -1; /* the next output starts a frame of its own */
     return 0;
 }
 

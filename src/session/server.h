@@ -107,8 +107,9 @@ int lp_session_write(lp_session_t *s, lp_stream_t stream, const void *data, size
 int lp_session_flush(lp_session_t *s);
 /* Sends what is queued, then data, in chunks, without copying it. */
 int lp_session_send(lp_session_t *s, lp_stream_t stream, const void *data, size_t len);
-/* Sends a value (repr) or exception (traceback) reply for the current eval,
- * after all queued output. */
+/* Queues a value (repr) or exception (traceback) reply for the current
+ * eval, after the output queued before it; it leaves with the eval's done.
+ * Returns like lp_session_write: 1 when the caller must lp_session_flush. */
 int lp_session_value(lp_session_t *s, const char *type, const char *repr, size_t len);
 int lp_session_exception(lp_session_t *s, const char *type, const char *tb, size_t len);
 

@@ -179,19 +179,33 @@ int lp_session_send(lp_session_t *s, lp_stream_t stream, const void *data, size_
     return r;
 }
 
+/* Encodes header h (consumed) and payload and puts the frame in the queue,
+ * after the output already there. 1 when the queue should be sent now. */
+static int queue_frame(lp_session_t *s, json_t *h, const void *payload, size_t len)
+{
+    const lp_limits_t lim = LP_LIMITS_DEFAULT;
+    lp_buf_t *b = lp_buf_new(SIZE_MAX);
+    int r = h == NULL || b == NULL ? LP_WIRE_ENOMEM : lp_frame_encode(b, h, payload, len, &lim);
+
+    json_decref(h);
+    if (r == 0) {
+        pthread_mutex_lock(&s->qmu);
+        if (!s->closed) {
+            r = lp_outq_put_frame(&s->outq, lp_buf_data(b), lp_buf_len(b));
+            r = r != 0 ? r : s->outq.len >= LP_WIRE_CHUNK;
+        }
+        pthread_mutex_unlock(&s->qmu);
+    }
+    lp_buf_free(b);
+    return r;
+}
+
 int lp_session_reply(lp_session_t *s, json_t *h, const void *payload, size_t len)
 {
-    lp_conn_t *conn;
-    int r;
+    int r = queue_frame(s, h, payload, len);
 
-    if (h == NULL)
-        return LP_WIRE_ENOMEM;
-    pthread_mutex_lock(&s->smu);
-    if ((r = flush_locked(s, &conn)) == 0 && conn != NULL)
-        r = lp_conn_send(conn, h, payload, len);
-    pthread_mutex_unlock(&s->smu);
-    json_decref(h);
-    return r;
+    /* the final reply leaves with everything before it, in one write */
+    return r < 0 ? r : lp_session_flush(s);
 }
 
 /* A reply header {"op": op, "re": the running eval, "session": id}. */
@@ -222,9 +236,13 @@ int lp_session_value(lp_session_t *s, const char *type, const char *repr, size_t
     if (idle) {
         /* shown by a thread while no eval runs: a value reply would answer
          * nothing, so it is plain output, as the REPL would print it */
-        int r = lp_session_send(s, LP_STDOUT, repr, len);
+        int r = 0;
 
-        return r != 0 ? r : lp_session_send(s, LP_STDOUT, "\n", 1);
+        pthread_mutex_lock(&s->qmu);
+        if (!s->closed && (r = lp_outq_append(&s->outq, s->id, LP_STDOUT, -1, repr, len)) == 0)
+            r = lp_outq_append(&s->outq, s->id, LP_STDOUT, -1, "\n", 1);
+        pthread_mutex_unlock(&s->qmu);
+        return r != 0 ? r : 1;
     }
     h = eval_reply(s, "value");
 
@@ -232,7 +250,7 @@ int lp_session_value(lp_session_t *s, const char *type, const char *repr, size_t
         json_decref(h);
         h = NULL;
     }
-    return lp_session_reply(s, h, repr, len);
+    return queue_frame(s, h, repr, len);
 }
 
 int lp_session_exception(lp_session_t *s, const char *type, const char *tb, size_t len)
@@ -243,7 +261,7 @@ int lp_session_exception(lp_session_t *s, const char *type, const char *tb, size
         json_decref(h);
         h = NULL;
     }
-    return lp_session_reply(s, h, tb, len);
+    return queue_frame(s, h, tb, len);
 }
 
 int lp_session_begin(lp_session_t *s, int64_t re)

@@ -1,21 +1,26 @@
 """python3 -m limpet, the README's main command, as a user runs it."""
-import json
 import os
 import sys
 
 import pexpect
 
 
-def test_demo_handshakes_and_says_what_is_missing():
-    child = pexpect.spawn(sys.executable, ["-m", "limpet"], encoding="utf-8", timeout=20,
-                          env=os.environ)
-    child.expect(r"limpet \S+, protocol version 1")
-    child.expect(r"server answered: (\{.*\})\r\n")
-    welcome = json.loads(child.match.group(1))
-    assert welcome["op"] == "done" and welcome["status"] == "ok"
-    assert welcome["server"]["name"] == "demo"
-    assert welcome["session"] == "1"
+def test_demo_runs_a_session_in_a_live_host(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(run))
+    child = pexpect.spawn(sys.executable, ["-m", "limpet"], encoding="utf-8", timeout=20, env=env)
+    child.expect(r"a demo host \(pid (\d+)\) with the server embedded at (\S+)\r\n")
+    pid = child.match.group(1)
+    child.expect(r">>> data\r\n\{'n': \d+\}")
+    child.expect(r">>> x \* 2\r\n84\r\n")
+    child.expect(r">>> def step\(\):\r\n\.\.\.     data\['n'\] \+= 100")
+    child.expect(r">>> data\r\n\{'n': (\d+)\}")
+    assert int(child.match.group(1)) >= 200   # the patched step() ran in the host's loop
+    child.expect(f"hello from pid {pid}")
+    child.expect("ZeroDivisionError: division by zero")
     child.expect("not there yet")
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+    assert os.listdir(run / "limpet") == []   # the server cleaned up after itself
