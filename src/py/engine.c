@@ -16,6 +16,7 @@ typedef struct pysession {
     PyObject *compiler; /* codeop.CommandCompiler: REPL rules, __future__ flags */
     PyObject *pending;  /* list of str: interactive lines not yet complete */
     PyObject *last;     /* the value last bound to `_`, or NULL */
+    int running;        /* code runs (under the GIL): an interrupt may land */
 } pysession_t;
 
 static int thread_enter(void *ctx, void **tls)
@@ -320,17 +321,43 @@ static int eval_locked(engine_t *e, lp_session_t *s, pysession_t *ps, const lp_e
 static int eval(void *ctx, void *tls, lp_session_t *s, void *data, const lp_eval_req_t *req)
 {
     engine_t *e = ctx;
+    pysession_t *ps = data;
+    PyThreadState *ts = tls;
     lp_modstate_t *st;
     lp_session_t *prev;
     int status;
 
-    PyEval_RestoreThread(tls);
+    PyEval_RestoreThread(ts);
     st = lp_py_state(e->module);
     prev = lp_py_set_current(st, s);
-    status = eval_locked(e, s, data, req);
+    ps->running = 1;
+    if (lp_session_take_interrupt(s)) {
+        /* interrupted before it could start */
+        PyErr_SetNone(PyExc_KeyboardInterrupt);
+        PyObject *exc = take_exception();
+        report(s, exc);
+        Py_XDECREF(exc);
+        status = LP_EVAL_INTERRUPTED;
+    } else {
+        status = eval_locked(e, s, data, req);
+    }
+    ps->running = 0;
+    /* an interrupt that came as the code ended must not hit the next one */
+    PyThreadState_SetAsyncExc((unsigned long)ts->thread_id, NULL);
     lp_py_set_current(st, prev);
     PyEval_SaveThread();
     return status;
+}
+
+static void interrupt(void *ctx, void *tls, void *target_tls, void *data)
+{
+    pysession_t *ps = data;
+    PyThreadState *target = target_tls;
+
+    PyEval_RestoreThread(tls);
+    if (ps != NULL && ps->running)
+        PyThreadState_SetAsyncExc((unsigned long)target->thread_id, PyExc_KeyboardInterrupt);
+    PyEval_SaveThread();
 }
 
 PyObject *lp_py_display(lp_modstate_t *st, lp_session_t *s, PyObject *value)
@@ -378,7 +405,8 @@ int lp_py_engine_init(lp_engine_t *eng, PyObject *module, PyObject *env, PyObjec
     e->module = Py_NewRef(module);
     e->env = Py_NewRef(env);
     e->transform = Py_NewRef(transform != NULL ? transform : Py_None);
-    *eng = (lp_engine_t){e, thread_enter, thread_exit, session_open, session_close, eval, reset};
+    *eng = (lp_engine_t){e,    thread_enter, thread_exit, session_open, session_close,
+                         eval, reset,        interrupt};
     return 0;
 }
 

@@ -167,14 +167,40 @@ static PyObject *router_fileno(RouterObject *self, PyObject *args)
     return delegate(self, "fileno", args);
 }
 
-/* Reading sys.stdin: for a session, input() asks its client (not yet in
- * this version: end of input); for the host, its own stdin. */
-static PyObject *router_read_any(RouterObject *self, PyObject *args, const char *method)
+/* A line from the client of session s, for input() and sys.stdin reads:
+ * "" at end of input; KeyboardInterrupt when interrupted. */
+static PyObject *session_readline(lp_session_t *s)
 {
-    if (current((PyObject *)self) != NULL) {
-        PyErr_SetString(PyExc_EOFError, "limpet: reading stdin from a session is not supported yet");
+    uint8_t *data = NULL;
+    size_t len = 0;
+    PyObject *line;
+    int r;
+
+    Py_BEGIN_ALLOW_THREADS
+    r = lp_session_input(s, "", true, &data, &len);
+    Py_END_ALLOW_THREADS
+    if (r == LP_INPUT_INTERRUPTED) {
+        PyErr_SetNone(PyExc_KeyboardInterrupt);
         return NULL;
     }
+    if (r != 0)
+        return PyUnicode_FromString("");
+    /* input() strips one newline: a line always ends with one */
+    if (len == 0 || data[len - 1] != '\n')
+        data[len++] = '\n'; /* lp_session_give_input allocated len + 1 */
+    line = PyUnicode_DecodeUTF8((const char *)data, (Py_ssize_t)len, "surrogateescape");
+    free(data);
+    return line;
+}
+
+/* Reading sys.stdin: for a session, a line from its client (input() asks
+ * through the protocol); for the host, its own stdin. */
+static PyObject *router_read_any(RouterObject *self, PyObject *args, const char *method)
+{
+    lp_session_t *s = current((PyObject *)self);
+
+    if (s != NULL)
+        return session_readline(s);
     return delegate(self, method, args);
 }
 

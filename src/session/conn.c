@@ -42,8 +42,7 @@ int lp_conn_send(lp_conn_t *c, const json_t *h, const void *payload, size_t len)
     return r;
 }
 
-/* Sends an error frame; re < 0 for none. */
-static int send_error(lp_conn_t *c, int err, int64_t re, const char *message, const char *field)
+int lp_conn_send_error(lp_conn_t *c, int err, int64_t re, const char *message, const char *field)
 {
     json_t *h = lp_msg_error_new(err, re >= 0 ? &re : NULL, message, field);
     int r = h == NULL ? LP_WIRE_ENOMEM : lp_conn_send(c, h, NULL, 0);
@@ -157,10 +156,10 @@ static int do_clone(lp_conn_t *c, int64_t id)
     int r;
 
     if ((r = enter_engine(c)) != 0 || (r = lp_session_new(c, &s)) != 0)
-        return send_error(c, r, id, r == LP_WIRE_ETOOMANY ? "too many sessions" : NULL, NULL);
+        return lp_conn_send_error(c, r, id, r == LP_WIRE_ETOOMANY ? "too many sessions" : NULL, NULL);
     if (e->session_open(e->ctx, c->tls, s, &s->data) != 0) {
         lp_session_close(s);
-        return send_error(c, LP_WIRE_EINTERNAL, id, "cannot create the session", NULL);
+        return lp_conn_send_error(c, LP_WIRE_EINTERNAL, id, "cannot create the session", NULL);
     }
     return send_done(c, id, json_pack("{s:s}", "session", s->id), NULL, 0);
 }
@@ -196,20 +195,25 @@ static int do_eval(lp_conn_t *c, int64_t id, const json_t *h, const lp_frame_t *
     int status, r;
 
     if ((r = enter_engine(c)) != 0)
-        return send_error(c, r, id, NULL, NULL);
+        return lp_conn_send_error(c, r, id, NULL, NULL);
     if ((r = lp_session_begin(s, id)) != 0)
-        return send_error(c, r, id, "the session is running another evaluation", NULL);
+        return lp_conn_send_error(c, r, id, "the session is running another evaluation", NULL);
     if ((code = malloc(f->payload_len + 1)) == NULL) {
         lp_session_end(s);
-        return send_error(c, LP_WIRE_ENOMEM, id, NULL, NULL);
+        return lp_conn_send_error(c, LP_WIRE_ENOMEM, id, NULL, NULL);
     }
     if (f->payload_len > 0)
         memcpy(code, f->payload, f->payload_len);
     code[f->payload_len] = 0;
     req.code = code;
+    c->running = s;
+    lp_watch(c);
     status = e->eval(e->ctx, c->tls, s, s->data, &req);
+    lp_unwatch(c);
+    c->running = NULL;
     free(code);
     r = finish_eval(c, s, id, status);
+    lp_session_answer_interrupts(s, c);
     if (status == LP_EVAL_CLOSED)
         lp_session_close(s);
     return r;
@@ -249,7 +253,7 @@ static int serve(lp_conn_t *c, const lp_op_spec_t *spec, const lp_frame_t *f)
 
     lp_msg_get_id(h, "id", &id);
     if (sid != NULL && s == NULL)
-        return send_error(c, LP_WIRE_ENOSESSION, id, "no such session on this connection", NULL);
+        return lp_conn_send_error(c, LP_WIRE_ENOSESSION, id, "no such session on this connection", NULL);
     switch (spec->op) {
     case LP_OP_PING:
         return send_done(c, id, NULL, f->payload, f->payload_len);
@@ -268,13 +272,49 @@ static int serve(lp_conn_t *c, const lp_op_spec_t *spec, const lp_frame_t *f)
             c->srv->engine.reset(c->srv->engine.ctx, c->tls, s->data);
         return send_done(c, id, json_pack("{s:s}", "was", "idle"), NULL, 0);
     case LP_OP_STDIN:
-        return send_error(c, LP_WIRE_EFIELD, id, "no input() is waiting in this session",
+        return lp_conn_send_error(c, LP_WIRE_EFIELD, id, "no input() is waiting in this session",
                           "session");
     case LP_OP_HELLO:
-        return send_error(c, LP_WIRE_EOP, id, "the handshake is already done", NULL);
+        return lp_conn_send_error(c, LP_WIRE_EOP, id, "the handshake is already done", NULL);
     default:
-        return send_error(c, LP_WIRE_ENOTSUP, id, "not available in this version", NULL);
+        return lp_conn_send_error(c, LP_WIRE_ENOTSUP, id, "not available in this version", NULL);
     }
+}
+
+/* Checks and serves one frame (consumed). 0, or negative when replies can
+ * no longer be sent. */
+static int serve_one(lp_conn_t *c, lp_frame_t *f)
+{
+    const lp_op_spec_t *spec;
+    const char *field;
+    int64_t id = -1;
+    int r = lp_msg_check(f->header, f->payload, f->payload_len, LP_DIR_C2S, 0, &spec, &field);
+
+    if (r != 0) {
+        lp_msg_get_id(f->header, "id", &id);
+        r = lp_conn_send_error(c, r, id, NULL, field);
+    } else {
+        r = serve(c, spec, f);
+    }
+    lp_frame_clear(f);
+    return r;
+}
+
+/* Serves the requests the watcher put aside during evals, in order. */
+static int serve_deferred(lp_conn_t *c)
+{
+    int r = 0;
+
+    while (r == 0 && c->deferred != NULL) {
+        lp_deferred_t *d = c->deferred;
+
+        c->deferred = d->next;
+        if (c->deferred == NULL)
+            c->deferred_tail = &c->deferred;
+        r = serve_one(c, &d->frame);
+        free(d);
+    }
+    return r;
 }
 
 /* Decodes and serves the frames held in c->in. 0 when it needs more bytes;
@@ -284,30 +324,73 @@ static int serve_frames(lp_conn_t *c)
     const lp_limits_t lim = LP_LIMITS_DEFAULT;
 
     for (;;) {
-        const lp_op_spec_t *spec;
-        const char *field;
         lp_frame_t f = {0};
-        int64_t id = -1;
-        int r = lp_frame_decode(c->in, &lim, &f);
+        int r;
 
-        if (r == LP_WIRE_EAGAIN)
+        if ((r = serve_deferred(c)) != 0 || c->peer_gone)
+            return r != 0 ? r : -ECONNRESET;
+        if ((r = lp_frame_decode(c->in, &lim, &f)) == LP_WIRE_EAGAIN)
             return 0;
         if (r != 0) {
             if (lp_wire_err_code(r) != NULL)
-                send_error(c, r, -1, NULL, NULL);
+                lp_conn_send_error(c, r, -1, NULL, NULL);
             return r;
         }
-        if ((r = lp_msg_check(f.header, f.payload, f.payload_len, LP_DIR_C2S, 0, &spec,
-                              &field)) != 0) {
-            lp_msg_get_id(f.header, "id", &id);
-            r = send_error(c, r, id, NULL, field);
-        } else {
-            r = serve(c, spec, &f);
-        }
-        lp_frame_clear(&f);
-        if (r != 0)
+        if ((r = serve_one(c, &f)) != 0)
             return r; /* replies could not be sent: the connection is broken */
     }
+}
+
+/* Puts f (moved) aside until the running eval ends. */
+static void defer(lp_conn_t *c, lp_frame_t *f)
+{
+    lp_deferred_t *d = calloc(1, sizeof(*d));
+
+    if (d == NULL) {
+        lp_frame_clear(f);
+        return;
+    }
+    d->frame = *f;
+    memset(f, 0, sizeof(*f));
+    *c->deferred_tail = d;
+    c->deferred_tail = &d->next;
+}
+
+void lp_watch_serve(lp_conn_t *c, lp_frame_t *f, void *tls)
+{
+    const lp_op_spec_t *spec;
+    const char *field, *sid;
+    lp_session_t *s;
+    int64_t id = -1;
+    int r = lp_msg_check(f->header, f->payload, f->payload_len, LP_DIR_C2S, 0, &spec, &field);
+
+    lp_msg_get_id(f->header, "id", &id);
+    if (r != 0) {
+        lp_conn_send_error(c, r, id, NULL, field);
+        lp_frame_clear(f);
+        return;
+    }
+    sid = json_string_value(json_object_get(f->header, "session"));
+    s = sid != NULL ? lp_session_find(c, sid) : NULL;
+    if (spec->op == LP_OP_PING) {
+        send_done(c, id, NULL, f->payload, f->payload_len);
+    } else if (spec->op == LP_OP_INTERRUPT && s != NULL && s == c->running) {
+        lp_session_interrupt(s, id, c, tls); /* answered after the eval's done */
+    } else if (spec->op == LP_OP_STDIN && s != NULL && s == c->running) {
+        r = lp_session_give_input(s, f->payload, f->payload_len,
+                                  json_is_true(json_object_get(f->header, "eof")));
+        if (r == 0)
+            send_done(c, id, NULL, NULL, 0);
+        else
+            lp_conn_send_error(c, r, id, "no input() is waiting in this session", "session");
+    } else if (spec->op == LP_OP_EVAL && s != NULL && s == c->running) {
+        lp_conn_send_error(c, LP_WIRE_EBUSY, id, "the session is running another evaluation",
+                           NULL);
+    } else {
+        defer(c, f);
+        return;
+    }
+    lp_frame_clear(f);
 }
 
 /* Serves a connection whose first byte is not a protocol client's. */
@@ -343,6 +426,13 @@ void lp_conn_finish(lp_conn_t *c)
 {
     lp_server_t *srv = c->srv;
 
+    while (c->deferred != NULL) {
+        lp_deferred_t *d = c->deferred;
+
+        c->deferred = d->next;
+        lp_frame_clear(&d->frame);
+        free(d);
+    }
     while (c->sessions != NULL)
         lp_session_close(c->sessions);
     if (c->tls != NULL)

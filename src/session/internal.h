@@ -12,6 +12,8 @@
 
 typedef struct lp_conn lp_conn_t;
 
+#define LP_INTR_MAX 8 /* interrupt requests answered per eval; more are answered at once */
+
 /* Output not yet sent: ready-to-send out frames. Consecutive writes to the
  * same stream grow the last frame in place, up to LP_WIRE_CHUNK. */
 typedef struct lp_outq {
@@ -38,7 +40,23 @@ struct lp_session {
     bool busy;                    /* an eval is running */
     bool closed;                  /* closed: output is dropped */
     lp_session_t *flush_next;     /* in srv->flush_list */
+    /* input() and interrupt, under qmu: */
+    pthread_cond_t incv;          /* an answer arrived, or the wait was interrupted */
+    uint8_t *in_data;             /* the answer to input(), owned */
+    size_t in_len;                /* its bytes */
+    bool in_waiting;              /* input() waits for an answer */
+    bool in_ready;                /* in_data (or in_eof) is the answer */
+    bool in_eof;                  /* the client has no more input, or left */
+    bool interrupted;             /* an interrupt arrived for the running eval */
+    int64_t intr_ids[LP_INTR_MAX]; /* interrupt requests to answer after the eval's done */
+    int nintr;                    /* how many */
 };
+
+/* A request the watcher read while an eval ran, served after it. */
+typedef struct lp_deferred {
+    lp_frame_t frame;             /* owned */
+    struct lp_deferred *next;     /* in arrival order */
+} lp_deferred_t;
 
 struct lp_conn {
     int fd;                       /* the socket */
@@ -52,6 +70,13 @@ struct lp_conn {
     lp_session_t *sessions;       /* sessions it owns (touched by its thread only) */
     void *tls;                    /* engine thread data, NULL until first needed */
     lp_conn_t *next;              /* in srv->conns */
+    /* While an eval runs, the watcher reads fd; under srv->wmu: */
+    bool watched;                 /* registered with the watcher */
+    bool peer_gone;               /* the watcher saw the client leave */
+    lp_session_t *running;        /* the session evaluating on this conn's thread */
+    lp_deferred_t *deferred;      /* requests to serve after the eval, in order */
+    lp_deferred_t **deferred_tail; /* where the next one goes */
+    lp_conn_t *wnext;             /* in srv->watched */
 };
 
 struct lp_server {
@@ -65,6 +90,12 @@ struct lp_server {
     unsigned max_sessions;
     pthread_t acceptor;           /* accepts connections */
     pthread_t flusher;            /* sends output that waited LP_FLUSH_MS */
+    pthread_t watcher;            /* reads the sockets of connections that evaluate */
+    int epfd;                     /* the watcher's epoll set */
+    int wwake_fd;                 /* eventfd: wakes the watcher to stop */
+    void *wtls;                   /* the watcher's engine thread data */
+    pthread_mutex_t wmu;          /* guards watched lists: held while the watcher serves */
+    lp_conn_t *watched;           /* connections whose eval runs */
     pthread_mutex_t mu;           /* guards what follows */
     pthread_cond_t cv;            /* threads == 0, flush list, stopping */
     lp_conn_t *conns;             /* live connections */
@@ -103,8 +134,28 @@ void lp_outq_clear(lp_outq_t *q);
 void *lp_flusher_main(void *arg);
 void lp_flusher_request(lp_session_t *s);
 
+/* watcher.c */
+void *lp_watcher_main(void *arg);
+/* Hands c's socket to the watcher while c->running evaluates; buffered
+ * input is served first. */
+void lp_watch(lp_conn_t *c);
+/* Takes the socket back; the watcher no longer touches c. */
+void lp_unwatch(lp_conn_t *c);
+/* Serves one request frame (consumed) that arrived while c evaluates. */
+void lp_watch_serve(lp_conn_t *c, lp_frame_t *f, void *tls);
+
+/* session.c, for the watcher */
+/* Interrupt request id (-1: none to answer) for s, running on c. */
+void lp_session_interrupt(lp_session_t *s, int64_t id, lp_conn_t *c, void *tls);
+/* Gives input() its answer: 0, or LP_WIRE_EFIELD when none is waiting. */
+int lp_session_give_input(lp_session_t *s, const uint8_t *data, size_t len, bool eof);
+/* Answers the interrupt requests recorded during the eval that ended. */
+void lp_session_answer_interrupts(lp_session_t *s, lp_conn_t *c);
+
 /* conn.c */
 void *lp_conn_main(void *arg);
+/* Sends an error frame; re < 0 for none. */
+int lp_conn_send_error(lp_conn_t *c, int err, int64_t re, const char *message, const char *field);
 /* Closes the connection's sessions and frees it; its thread ends after. */
 void lp_conn_finish(lp_conn_t *c);
 int lp_conn_send(lp_conn_t *c, const json_t *h, const void *payload, size_t len);

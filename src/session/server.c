@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -111,6 +112,7 @@ static void start_conn(lp_server_t *srv, int fd, uid_t uid)
     c->peer_uid = uid;
     c->srv = srv;
     c->peer_limits = (lp_limits_t)LP_LIMITS_DEFAULT;
+    c->deferred_tail = &c->deferred;
     pthread_mutex_init(&c->wmu, NULL);
     set_send_timeout(fd);
     pthread_mutex_lock(&srv->mu);
@@ -204,6 +206,26 @@ static int choose_path(lp_server_t *srv, const char *path)
     return lp_discovery_path(srv->path, sizeof(srv->path), srv->dir, getpid(), "sock");
 }
 
+/* The watcher's epoll set, its wake-up eventfd (data.ptr NULL), its thread. */
+static int start_watcher(lp_server_t *srv)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+
+    if ((srv->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+        (srv->wwake_fd = eventfd(0, EFD_CLOEXEC)) < 0 ||
+        epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->wwake_fd, &ev) != 0)
+        return -errno;
+    return -pthread_create(&srv->watcher, NULL, lp_watcher_main, srv);
+}
+
+static void stop_watcher(lp_server_t *srv)
+{
+    uint64_t one = 1;
+
+    if (write(srv->wwake_fd, &one, sizeof(one)) == sizeof(one))
+        pthread_join(srv->watcher, NULL);
+}
+
 /* Frees srv; its threads must all be gone. */
 static void destroy(lp_server_t *srv)
 {
@@ -211,6 +233,11 @@ static void destroy(lp_server_t *srv)
         close(srv->listen_fd);
     if (srv->wake_fd >= 0)
         close(srv->wake_fd);
+    if (srv->epfd >= 0)
+        close(srv->epfd);
+    if (srv->wwake_fd >= 0)
+        close(srv->wwake_fd);
+    pthread_mutex_destroy(&srv->wmu);
     json_decref(srv->identity);
     pthread_mutex_destroy(&srv->mu);
     pthread_cond_destroy(&srv->cv);
@@ -226,7 +253,8 @@ int lp_server_start(const lp_server_config_t *cfg, const lp_engine_t *engine, lp
         return -ENOMEM;
     srv->engine = *engine;
     srv->identity = json_incref(cfg->identity);
-    srv->listen_fd = srv->wake_fd = -1;
+    srv->listen_fd = srv->wake_fd = srv->epfd = srv->wwake_fd = -1;
+    pthread_mutex_init(&srv->wmu, NULL);
     srv->max_connections = cfg->max_connections ? cfg->max_connections : LP_MAX_CONNECTIONS;
     srv->max_sessions = cfg->max_sessions ? cfg->max_sessions : LP_MAX_SESSIONS;
     pthread_mutex_init(&srv->mu, NULL);
@@ -238,14 +266,19 @@ int lp_server_start(const lp_server_config_t *cfg, const lp_engine_t *engine, lp
         r = -errno;
         goto fail;
     }
-    if ((r = -pthread_create(&srv->flusher, NULL, lp_flusher_main, srv)) != 0)
+    if ((r = start_watcher(srv)) != 0)
         goto fail;
+    if ((r = -pthread_create(&srv->flusher, NULL, lp_flusher_main, srv)) != 0) {
+        stop_watcher(srv);
+        goto fail;
+    }
     if ((r = -pthread_create(&srv->acceptor, NULL, acceptor_main, srv)) != 0) {
         pthread_mutex_lock(&srv->mu);
         srv->stopping = true;
         pthread_cond_broadcast(&srv->cv);
         pthread_mutex_unlock(&srv->mu);
         pthread_join(srv->flusher, NULL);
+        stop_watcher(srv);
         goto fail;
     }
     if (srv->dir[0] != 0)
@@ -323,6 +356,7 @@ int lp_server_stop(lp_server_t *srv, int timeout_ms)
     if ((r = wait_threads(srv, timeout_ms)) != 0)
         return r; /* threads still use srv: leave it to them */
     pthread_join(srv->flusher, NULL);
+    stop_watcher(srv);
     destroy(srv);
     return 0;
 }
@@ -333,6 +367,8 @@ void lp_server_forget_after_fork(lp_server_t *srv)
      * forever: touch neither, only give back the descriptors. */
     close(srv->listen_fd);
     close(srv->wake_fd);
+    close(srv->epfd);
+    close(srv->wwake_fd);
     for (lp_conn_t *c = srv->conns; c != NULL; c = c->next)
         close(c->fd);
 }

@@ -61,6 +61,9 @@ typedef struct lp_engine {
     int (*eval)(void *ctx, void *tls, lp_session_t *s, void *data, const lp_eval_req_t *req);
     /* Forget the session's pending interactive input (Ctrl+C at the prompt). */
     void (*reset)(void *ctx, void *tls, void *data);
+    /* Interrupt the eval of session data running on the thread of
+     * target_tls; called from another server thread (whose tls is tls). */
+    void (*interrupt)(void *ctx, void *tls, void *target_tls, void *data);
 } lp_engine_t;
 
 typedef struct lp_server_config {
@@ -107,6 +110,20 @@ int lp_session_write(lp_session_t *s, lp_stream_t stream, const void *data, size
 int lp_session_flush(lp_session_t *s);
 /* Sends what is queued, then data, in chunks, without copying it. */
 int lp_session_send(lp_session_t *s, lp_stream_t stream, const void *data, size_t len);
+/* What lp_session_input returns besides 0 (an answer) and errors. */
+#define LP_INPUT_EOF 1         /* no more input: input() raises EOFError */
+#define LP_INPUT_INTERRUPTED 2 /* interrupted: raise KeyboardInterrupt */
+
+/* input() in the running eval of s: asks the client (an input frame after
+ * the output queued so far) and waits for its stdin answer. Blocks: call
+ * it without the GIL. On 0, *data (malloc'd, caller frees) holds *len
+ * bytes of UTF-8. prompt: shown by the client when it has not been
+ * printed already; echo: false for passwords. */
+int lp_session_input(lp_session_t *s, const char *prompt, bool echo, uint8_t **data,
+                     size_t *len);
+/* True, once, when an interrupt arrived before the eval could start. */
+bool lp_session_take_interrupt(lp_session_t *s);
+
 /* Queues a value (repr) or exception (traceback) reply for the current
  * eval, after the output queued before it; it leaves with the eval's done.
  * Returns like lp_session_write: 1 when the caller must lp_session_flush. */

@@ -28,7 +28,9 @@ void lp_session_unref(lp_session_t *s)
         return;
     pthread_mutex_destroy(&s->qmu);
     pthread_mutex_destroy(&s->smu);
+    pthread_cond_destroy(&s->incv);
     lp_outq_clear(&s->outq);
+    free(s->in_data);
     free(s);
 }
 
@@ -70,6 +72,7 @@ int lp_session_new(lp_conn_t *c, lp_session_t **out)
     lp_outq_init(&s->outq);
     pthread_mutex_init(&s->qmu, NULL);
     pthread_mutex_init(&s->smu, NULL);
+    pthread_cond_init(&s->incv, NULL);
     s->next = c->sessions;
     c->sessions = s;
     *out = s;
@@ -287,6 +290,137 @@ void lp_session_end(lp_session_t *s)
     pthread_mutex_unlock(&s->qmu);
 }
 
+bool lp_session_take_interrupt(lp_session_t *s)
+{
+    bool was;
+
+    pthread_mutex_lock(&s->qmu);
+    was = s->interrupted;
+    s->interrupted = false;
+    pthread_mutex_unlock(&s->qmu);
+    return was;
+}
+
+void lp_session_interrupt(lp_session_t *s, int64_t id, lp_conn_t *c, void *tls)
+{
+    lp_engine_t *e = &s->srv->engine;
+    bool waiting, answer_now = false;
+
+    pthread_mutex_lock(&s->qmu);
+    s->interrupted = true;
+    if (id >= 0 && s->nintr < LP_INTR_MAX)
+        s->intr_ids[s->nintr++] = id;
+    else if (id >= 0)
+        answer_now = true;
+    waiting = s->in_waiting;
+    if (waiting)
+        pthread_cond_broadcast(&s->incv); /* input() raises KeyboardInterrupt */
+    pthread_mutex_unlock(&s->qmu);
+    if (answer_now) {
+        json_t *h = json_pack("{s:s,s:I,s:s,s:s}", "op", "done", "re", (json_int_t)id, "status",
+                              "ok", "was", "running");
+
+        lp_conn_send(c, h, NULL, 0);
+        json_decref(h);
+    }
+    if (!waiting && tls != NULL && c->tls != NULL)
+        e->interrupt(e->ctx, tls, c->tls, s->data);
+}
+
+void lp_session_answer_interrupts(lp_session_t *s, lp_conn_t *c)
+{
+    int64_t ids[LP_INTR_MAX];
+    int n;
+
+    pthread_mutex_lock(&s->qmu);
+    n = s->nintr;
+    memcpy(ids, s->intr_ids, sizeof(ids));
+    s->nintr = 0;
+    s->interrupted = false;
+    pthread_mutex_unlock(&s->qmu);
+    for (int i = 0; i < n; i++) {
+        json_t *h = json_pack("{s:s,s:I,s:s,s:s}", "op", "done", "re", (json_int_t)ids[i],
+                              "status", "ok", "was", "running");
+
+        lp_conn_send(c, h, NULL, 0);
+        json_decref(h);
+    }
+}
+
+int lp_session_give_input(lp_session_t *s, const uint8_t *data, size_t len, bool eof)
+{
+    uint8_t *copy = malloc(len + 1);
+    int r = 0;
+
+    if (copy == NULL)
+        return LP_WIRE_ENOMEM;
+    if (len > 0)
+        memcpy(copy, data, len);
+    pthread_mutex_lock(&s->qmu);
+    if (!s->in_waiting || s->in_ready) {
+        r = LP_WIRE_EFIELD;
+    } else {
+        free(s->in_data);
+        s->in_data = copy;
+        s->in_len = len;
+        s->in_eof = eof && len == 0;
+        s->in_ready = true;
+        copy = NULL;
+        pthread_cond_broadcast(&s->incv);
+    }
+    pthread_mutex_unlock(&s->qmu);
+    free(copy);
+    return r;
+}
+
+int lp_session_input(lp_session_t *s, const char *prompt, bool echo, uint8_t **data,
+                     size_t *len)
+{
+    json_t *h;
+    int64_t re;
+    int r;
+
+    pthread_mutex_lock(&s->qmu);
+    if (s->closed || s->cur_re < 0) {
+        pthread_mutex_unlock(&s->qmu);
+        return LP_INPUT_EOF; /* no eval to ask on behalf of: a thread's input() */
+    }
+    if (s->interrupted) {
+        s->interrupted = false;
+        pthread_mutex_unlock(&s->qmu);
+        return LP_INPUT_INTERRUPTED;
+    }
+    s->in_waiting = true;
+    s->in_ready = false;
+    re = s->cur_re;
+    pthread_mutex_unlock(&s->qmu);
+    h = json_pack("{s:s,s:I,s:s,s:s,s:b}", "op", "input", "re", (json_int_t)re, "session", s->id,
+                  "prompt", prompt != NULL ? prompt : "", "echo", echo);
+    r = lp_session_reply(s, h, NULL, 0);
+    pthread_mutex_lock(&s->qmu);
+    while (r == 0 && !s->in_ready && !s->interrupted && !s->closed)
+        pthread_cond_wait(&s->incv, &s->qmu);
+    if (r != 0 || s->closed) {
+        r = LP_INPUT_EOF;
+    } else if (s->in_ready) {
+        r = s->in_eof ? LP_INPUT_EOF : 0;
+        *data = s->in_data;
+        *len = s->in_len;
+        s->in_data = NULL;
+        if (r != 0) {
+            free(*data);
+            *data = NULL;
+        }
+    } else {
+        s->interrupted = false;
+        r = LP_INPUT_INTERRUPTED;
+    }
+    s->in_waiting = false;
+    s->in_ready = false;
+    pthread_mutex_unlock(&s->qmu);
+    return r;
+}
+
 void lp_session_close(lp_session_t *s)
 {
     lp_conn_t *c = s->conn;
@@ -298,6 +432,7 @@ void lp_session_close(lp_session_t *s)
     s->closed = true;
     s->conn = NULL;
     lp_outq_clear(&s->outq);
+    pthread_cond_broadcast(&s->incv); /* a waiting input() gets end of input */
     pthread_mutex_unlock(&s->qmu);
     pthread_mutex_unlock(&s->smu);
     if (s->data != NULL && c != NULL)

@@ -1,0 +1,158 @@
+/* watcher.c: while a connection's thread runs an evaluation, the watcher
+ * reads that connection's socket, so that an interrupt, the answer to an
+ * input() or a ping is served at once; other requests wait for the eval.
+ * One epoll thread per server; registering a socket is an epoll_ctl from
+ * the connection's thread, which wakes nobody (docs/architecture.md). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "session/internal.h"
+#include "wire/msg.h"
+#include "wire/ops.h"
+
+#define WATCH_EVENTS 16 /* events taken per epoll_wait */
+
+/* Is c registered? The caller holds srv->wmu. */
+static bool is_watched(lp_server_t *srv, lp_conn_t *c)
+{
+    for (lp_conn_t *w = srv->watched; w != NULL; w = w->wnext)
+        if (w == c)
+            return true;
+    return false;
+}
+
+/* Serves every complete frame in c->in. The caller holds srv->wmu. */
+static int serve_buffered(lp_conn_t *c, void *tls)
+{
+    const lp_limits_t lim = LP_LIMITS_DEFAULT;
+
+    for (;;) {
+        lp_frame_t f = {0};
+        int r = lp_frame_decode(c->in, &lim, &f);
+
+        if (r == LP_WIRE_EAGAIN)
+            return 0;
+        if (r != 0) {
+            lp_conn_send_error(c, r, -1, NULL, NULL);
+            return r;
+        }
+        lp_watch_serve(c, &f, tls);
+    }
+}
+
+/* The client left, or broke the protocol, while its eval runs: stop
+ * reading, and interrupt the eval (its output has nowhere to go). */
+static void drop_peer(lp_conn_t *c, void *tls)
+{
+    lp_server_t *srv = c->srv;
+
+    epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->peer_gone = true;
+    pthread_mutex_lock(&c->wmu);
+    c->dead = true;
+    shutdown(c->fd, SHUT_RDWR);
+    pthread_mutex_unlock(&c->wmu);
+    if (c->running != NULL)
+        lp_session_interrupt(c->running, -1, c, tls);
+}
+
+/* Reads what is waiting on c's socket and serves it. */
+static void on_readable(lp_conn_t *c, void *tls)
+{
+    uint8_t *dst;
+    ssize_t n;
+
+    if (c->peer_gone)
+        return;
+    for (;;) {
+        if (lp_buf_reserve(c->in, 4096, &dst) != 0) {
+            drop_peer(c, tls); /* over the frame limit: serve_buffered said so */
+            return;
+        }
+        n = recv(c->fd, dst, 4096, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n <= 0) {
+            drop_peer(c, tls);
+            return;
+        }
+        lp_buf_commit(c->in, (size_t)n);
+        if (serve_buffered(c, tls) != 0) {
+            drop_peer(c, tls);
+            return;
+        }
+    }
+}
+
+void lp_watch(lp_conn_t *c)
+{
+    lp_server_t *srv = c->srv;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+
+    pthread_mutex_lock(&srv->wmu);
+    c->watched = true;
+    c->wnext = srv->watched;
+    srv->watched = c;
+    if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0)
+        c->peer_gone = true;
+    /* requests that came in with the eval (an interrupt sent right after
+     * it) are served now, by this thread */
+    if (lp_buf_len(c->in) > 0 && serve_buffered(c, c->tls) != 0)
+        drop_peer(c, c->tls);
+    pthread_mutex_unlock(&srv->wmu);
+}
+
+void lp_unwatch(lp_conn_t *c)
+{
+    lp_server_t *srv = c->srv;
+
+    pthread_mutex_lock(&srv->wmu);
+    if (!c->peer_gone)
+        epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    for (lp_conn_t **p = &srv->watched; *p != NULL; p = &(*p)->wnext) {
+        if (*p == c) {
+            *p = c->wnext;
+            break;
+        }
+    }
+    c->watched = false;
+    pthread_mutex_unlock(&srv->wmu);
+}
+
+void *lp_watcher_main(void *arg)
+{
+    lp_server_t *srv = arg;
+    lp_engine_t *e = &srv->engine;
+    struct epoll_event ev[WATCH_EVENTS];
+
+    if (e->thread_enter(e->ctx, &srv->wtls) != 0)
+        srv->wtls = NULL; /* interrupts then only reach input() waits */
+    for (;;) {
+        int n = epoll_wait(srv->epfd, ev, WATCH_EVENTS, -1);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;
+        for (int i = 0; i < n; i++) {
+            lp_conn_t *c = ev[i].data.ptr;
+
+            if (c == NULL) /* the wake-up eventfd: the server stops */
+                goto out;
+            pthread_mutex_lock(&srv->wmu);
+            if (is_watched(srv, c)) /* else its eval ended meanwhile: not ours */
+                on_readable(c, srv->wtls);
+            pthread_mutex_unlock(&srv->wmu);
+        }
+    }
+out:
+    if (srv->wtls != NULL)
+        e->thread_exit(e->ctx, srv->wtls);
+    return NULL;
+}
