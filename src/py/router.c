@@ -187,7 +187,7 @@ static PyObject *session_readline(lp_session_t *s)
         return PyUnicode_FromString("");
     /* input() strips one newline: a line always ends with one */
     if (len == 0 || data[len - 1] != '\n')
-        data[len++] = '\n'; /* lp_session_give_input allocated len + 1 */
+        data[len++] = '\n'; /* lp_session_give_input left room for it */
     line = PyUnicode_DecodeUTF8((const char *)data, (Py_ssize_t)len, "surrogateescape");
     free(data);
     return line;

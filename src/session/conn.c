@@ -184,11 +184,22 @@ static int finish_eval(lp_conn_t *c, lp_session_t *s, int64_t id, int status)
     return lp_session_reply(s, h, NULL, 0);
 }
 
-static int do_eval(lp_conn_t *c, int64_t id, const json_t *h, const lp_frame_t *f,
-                   lp_session_t *s)
+int lp_conn_run_eval(lp_conn_t *c, lp_session_t *s, const lp_eval_req_t *req)
 {
     lp_engine_t *e = &c->srv->engine;
-    const char *filename = json_string_value(json_object_get(h, "filename"));
+    int status;
+
+    c->running = s;
+    lp_watch(c); /* the watcher hears the client while the code runs */
+    status = e->eval(e->ctx, c->tls, s, s->data, req);
+    lp_unwatch(c);
+    c->running = NULL;
+    return status;
+}
+
+static int do_eval(lp_conn_t *c, int64_t id, const json_t *h, const lp_frame_t *f,
+                   lp_session_t *s)
+{    const char *filename = json_string_value(json_object_get(h, "filename"));
     lp_eval_req_t req = {NULL, f->payload_len, json_is_true(json_object_get(h, "interactive")),
                          filename != NULL ? filename : "<limpet>"};
     char *code;
@@ -206,11 +217,7 @@ static int do_eval(lp_conn_t *c, int64_t id, const json_t *h, const lp_frame_t *
         memcpy(code, f->payload, f->payload_len);
     code[f->payload_len] = 0;
     req.code = code;
-    c->running = s;
-    lp_watch(c);
-    status = e->eval(e->ctx, c->tls, s, s->data, &req);
-    lp_unwatch(c);
-    c->running = NULL;
+    status = lp_conn_run_eval(c, s, &req);
     free(code);
     r = finish_eval(c, s, id, status);
     lp_session_answer_interrupts(s, c);
@@ -393,15 +400,6 @@ void lp_watch_serve(lp_conn_t *c, lp_frame_t *f, void *tls)
     lp_frame_clear(f);
 }
 
-/* Serves a connection whose first byte is not a protocol client's. */
-static void serve_text(lp_conn_t *c)
-{
-    static const char msg[] =
-        "limpet: plain-text mode is not available yet; connect with a limpet client\n";
-
-    lp_conn_send_raw(c, msg, sizeof(msg) - 1);
-}
-
 static void run(lp_conn_t *c)
 {
     uint8_t first;
@@ -409,7 +407,8 @@ static void run(lp_conn_t *c)
 
     if (lp_net_wait_readable(c->fd, LP_TEXT_DETECT_MS) <= 0 ||
         (n = recv(c->fd, &first, 1, MSG_PEEK)) != 1 || first != 0) {
-        serve_text(c);
+        c->text = true;
+        lp_text_serve(c);
         return;
     }
     if (handshake(c) != 0)

@@ -22,6 +22,7 @@ typedef struct lp_outq {
     size_t last;         /* offset of the last frame's prefix */
     int last_stream;     /* its stream, -1 when there is no last frame */
     int64_t last_re;     /* its re, -1 for none */
+    bool text;           /* plain-text mode: raw bytes, no frames */
 } lp_outq_t;
 
 struct lp_session {
@@ -50,6 +51,7 @@ struct lp_session {
     bool interrupted;             /* an interrupt arrived for the running eval */
     int64_t intr_ids[LP_INTR_MAX]; /* interrupt requests to answer after the eval's done */
     int nintr;                    /* how many */
+    bool text;                    /* plain-text mode: output is text, not frames */
 };
 
 /* A request the watcher read while an eval ran, served after it. */
@@ -73,10 +75,12 @@ struct lp_conn {
     /* While an eval runs, the watcher reads fd; under srv->wmu: */
     bool watched;                 /* registered with the watcher */
     bool peer_gone;               /* the watcher saw the client leave */
+    bool unpolled;                /* fd is out of the watcher's epoll set */
     lp_session_t *running;        /* the session evaluating on this conn's thread */
     lp_deferred_t *deferred;      /* requests to serve after the eval, in order */
     lp_deferred_t **deferred_tail; /* where the next one goes */
     lp_conn_t *wnext;             /* in srv->watched */
+    bool text;                    /* plain-text mode (text.c) */
 };
 
 struct lp_server {
@@ -139,6 +143,8 @@ void *lp_watcher_main(void *arg);
 /* Hands c's socket to the watcher while c->running evaluates; buffered
  * input is served first. */
 void lp_watch(lp_conn_t *c);
+/* Serves input already buffered for c (a typed-ahead answer to input()). */
+void lp_watch_poke(lp_conn_t *c);
 /* Takes the socket back; the watcher no longer touches c. */
 void lp_unwatch(lp_conn_t *c);
 /* Serves one request frame (consumed) that arrived while c evaluates. */
@@ -152,8 +158,16 @@ int lp_session_give_input(lp_session_t *s, const uint8_t *data, size_t len, bool
 /* Answers the interrupt requests recorded during the eval that ended. */
 void lp_session_answer_interrupts(lp_session_t *s, lp_conn_t *c);
 
+/* text.c */
+void lp_text_serve(lp_conn_t *c);
+/* The watcher's side: input() answers and Ctrl+C while code runs. */
+int lp_text_watch_serve(lp_conn_t *c, void *tls);
+
 /* conn.c */
 void *lp_conn_main(void *arg);
+/* Runs an eval of s on c's thread, with the watcher hearing c meanwhile;
+ * the engine's status. */
+int lp_conn_run_eval(lp_conn_t *c, lp_session_t *s, const lp_eval_req_t *req);
 /* Sends an error frame; re < 0 for none. */
 int lp_conn_send_error(lp_conn_t *c, int err, int64_t re, const char *message, const char *field);
 /* Closes the connection's sessions and frees it; its thread ends after. */

@@ -69,6 +69,16 @@ static int start_frame(lp_outq_t *q, const char *session, int stream, int64_t re
 int lp_outq_append(lp_outq_t *q, const char *session, int stream, int64_t re, const void *data,
                    size_t len)
 {
+    if (q->text) {
+        /* plain-text mode: the bytes themselves */
+        int r = reserve(q, len);
+
+        if (r == 0 && len > 0) {
+            memcpy(q->data + q->len, data, len);
+            q->len += len;
+        }
+        return r;
+    }
     while (len > 0) {
         uint32_t plen = q->last_stream >= 0 ? get_u32(q->data + q->last + 4) : 0;
         size_t n;
@@ -106,7 +116,10 @@ int lp_outq_put_frame(lp_outq_t *q, const void *frame, size_t len)
 
 void lp_outq_init(lp_outq_t *q)
 {
+    bool text = q->text;
+
     memset(q, 0, sizeof(*q));
+    q->text = text;
     q->last_stream = -1;
     q->last_re = -1;
 }

@@ -171,6 +171,8 @@ int lp_session_send(lp_session_t *s, lp_stream_t stream, const void *data, size_
         lp_outq_t q;
 
         /* one frame at a time: at most one chunk copied */
+        memset(&q, 0, sizeof(q));
+        q.text = s->text;
         lp_outq_init(&q);
         if ((r = lp_outq_append(&q, s->id, (int)stream, re, data, n)) == 0)
             r = lp_conn_send_raw(conn, q.data, q.len);
@@ -184,11 +186,34 @@ int lp_session_send(lp_session_t *s, lp_stream_t stream, const void *data, size_
 
 /* Encodes header h (consumed) and payload and puts the frame in the queue,
  * after the output already there. 1 when the queue should be sent now. */
+/* Plain-text mode: a value is its repr on a line, an exception its
+ * traceback; nothing else (done, input) is shown. */
+static int queue_text(lp_session_t *s, json_t *h, const void *payload, size_t len)
+{
+    const char *op = json_string_value(json_object_get(h, "op"));
+    bool value = op != NULL && strcmp(op, "value") == 0;
+    int r = 0;
+
+    if (value || (op != NULL && strcmp(op, "exception") == 0)) {
+        pthread_mutex_lock(&s->qmu);
+        if (!s->closed && (r = lp_outq_append(&s->outq, s->id, 0, -1, payload, len)) == 0 && value)
+            r = lp_outq_append(&s->outq, s->id, 0, -1, "\n", 1);
+        pthread_mutex_unlock(&s->qmu);
+    }
+    json_decref(h);
+    return r;
+}
+
 static int queue_frame(lp_session_t *s, json_t *h, const void *payload, size_t len)
 {
     const lp_limits_t lim = LP_LIMITS_DEFAULT;
-    lp_buf_t *b = lp_buf_new(SIZE_MAX);
-    int r = h == NULL || b == NULL ? LP_WIRE_ENOMEM : lp_frame_encode(b, h, payload, len, &lim);
+    lp_buf_t *b;
+    int r;
+
+    if (s->text)
+        return queue_text(s, h, payload, len);
+    b = lp_buf_new(SIZE_MAX);
+    r = h == NULL || b == NULL ? LP_WIRE_ENOMEM : lp_frame_encode(b, h, payload, len, &lim);
 
     json_decref(h);
     if (r == 0) {
@@ -349,7 +374,7 @@ void lp_session_answer_interrupts(lp_session_t *s, lp_conn_t *c)
 
 int lp_session_give_input(lp_session_t *s, const uint8_t *data, size_t len, bool eof)
 {
-    uint8_t *copy = malloc(len + 1);
+    uint8_t *copy = malloc(len + 2); /* room for a newline and a NUL */
     int r = 0;
 
     if (copy == NULL)
@@ -397,6 +422,8 @@ int lp_session_input(lp_session_t *s, const char *prompt, bool echo, uint8_t **d
     h = json_pack("{s:s,s:I,s:s,s:s,s:b}", "op", "input", "re", (json_int_t)re, "session", s->id,
                   "prompt", prompt != NULL ? prompt : "", "echo", echo);
     r = lp_session_reply(s, h, NULL, 0);
+    if (r == 0 && s->text && s->conn != NULL)
+        lp_watch_poke(s->conn); /* the answer may have been typed ahead */
     pthread_mutex_lock(&s->qmu);
     while (r == 0 && !s->in_ready && !s->interrupted && !s->closed)
         pthread_cond_wait(&s->incv, &s->qmu);

@@ -30,6 +30,8 @@ static int serve_buffered(lp_conn_t *c, void *tls)
 {
     const lp_limits_t lim = LP_LIMITS_DEFAULT;
 
+    if (c->text)
+        return lp_text_watch_serve(c, tls);
     for (;;) {
         lp_frame_t f = {0};
         int r = lp_frame_decode(c->in, &lim, &f);
@@ -51,6 +53,7 @@ static void drop_peer(lp_conn_t *c, void *tls)
     lp_server_t *srv = c->srv;
 
     epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->unpolled = true;
     c->peer_gone = true;
     pthread_mutex_lock(&c->wmu);
     c->dead = true;
@@ -60,14 +63,30 @@ static void drop_peer(lp_conn_t *c, void *tls)
         lp_session_interrupt(c->running, -1, c, tls);
 }
 
-/* Reads what is waiting on c's socket and serves it. */
-static void on_readable(lp_conn_t *c, void *tls)
+/* The client shut down its sending side (Ctrl+D, `nc -N`): no more
+ * requests, but it still reads. Stop watching; the eval goes on, and an
+ * input() that waits gets end of input. */
+static void peer_done_sending(lp_conn_t *c)
+{
+    epoll_ctl(c->srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->unpolled = true;
+    if (c->running != NULL)
+        lp_session_give_input(c->running, NULL, 0, true);
+}
+
+/* Reads what is waiting on c's socket and serves it. events: from epoll;
+ * EPOLLHUP means both directions are closed, the client is gone. */
+static void on_readable(lp_conn_t *c, uint32_t events, void *tls)
 {
     uint8_t *dst;
     ssize_t n;
 
-    if (c->peer_gone)
+    if (c->peer_gone || c->unpolled)
         return;
+    if (events & (EPOLLHUP | EPOLLERR)) {
+        drop_peer(c, tls);
+        return;
+    }
     for (;;) {
         if (lp_buf_reserve(c->in, 4096, &dst) != 0) {
             drop_peer(c, tls); /* over the frame limit: serve_buffered said so */
@@ -78,7 +97,12 @@ static void on_readable(lp_conn_t *c, void *tls)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
-        if (n <= 0) {
+        if (n == 0) {
+            serve_buffered(c, tls);
+            peer_done_sending(c);
+            return;
+        }
+        if (n < 0) {
             drop_peer(c, tls);
             return;
         }
@@ -99,12 +123,21 @@ void lp_watch(lp_conn_t *c)
     c->watched = true;
     c->wnext = srv->watched;
     srv->watched = c;
-    if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0)
-        c->peer_gone = true;
+    c->unpolled = epoll_ctl(srv->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0;
     /* requests that came in with the eval (an interrupt sent right after
      * it) are served now, by this thread */
     if (lp_buf_len(c->in) > 0 && serve_buffered(c, c->tls) != 0)
         drop_peer(c, c->tls);
+    pthread_mutex_unlock(&srv->wmu);
+}
+
+void lp_watch_poke(lp_conn_t *c)
+{
+    lp_server_t *srv = c->srv;
+
+    pthread_mutex_lock(&srv->wmu);
+    if (c->watched && !c->peer_gone && lp_buf_len(c->in) > 0 && serve_buffered(c, NULL) != 0)
+        drop_peer(c, NULL);
     pthread_mutex_unlock(&srv->wmu);
 }
 
@@ -113,7 +146,7 @@ void lp_unwatch(lp_conn_t *c)
     lp_server_t *srv = c->srv;
 
     pthread_mutex_lock(&srv->wmu);
-    if (!c->peer_gone)
+    if (!c->unpolled)
         epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     for (lp_conn_t **p = &srv->watched; *p != NULL; p = &(*p)->wnext) {
         if (*p == c) {
@@ -147,7 +180,7 @@ void *lp_watcher_main(void *arg)
                 goto out;
             pthread_mutex_lock(&srv->wmu);
             if (is_watched(srv, c)) /* else its eval ended meanwhile: not ours */
-                on_readable(c, srv->wtls);
+                on_readable(c, ev[i].events, srv->wtls);
             pthread_mutex_unlock(&srv->wmu);
         }
     }

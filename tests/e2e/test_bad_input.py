@@ -64,10 +64,12 @@ def error_reply_stays_open(host, header, payload=b""):
 
 # --- before the handshake: one answer, then closed ---------------------------
 
-def test_garbage_text_gets_a_line(host):
+def test_garbage_text_is_just_bad_python(host):
     s = raw(host)
-    s.sendall(b"hello there\n")
-    assert read_all(s).startswith(b"limpet: plain-text mode is not available yet")
+    s.sendall(b"hello there\n\xff\xfe\x00garbage\n")
+    s.shutdown(socket.SHUT_WR)
+    got = read_all(s)   # text mode: each line is Python, and these are not
+    assert got.startswith(b"limpet ") and b"SyntaxError" in got
     assert_still_serving(host)
 
 

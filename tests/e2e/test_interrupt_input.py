@@ -1,6 +1,7 @@
 """Interrupt (issue 4, item 7) and input() (item 6): while a session's code
 runs, its connection is still heard. A real host process, real sockets."""
 import os
+import socket
 import time
 
 import pytest
@@ -209,3 +210,14 @@ def test_client_gone_mid_loop_stops_the_loop(host):
     assert cpu_seconds(host.proc.pid) - before < 0.5
     with Client(host.address) as c:
         assert c.request("describe").final["stats"]["sessions"] == 0
+
+
+def test_half_closed_client_still_gets_its_answer(host):
+    """A client that shuts down its sending side (nc -N, a script piping in)
+    has not left: its eval runs to the end and the reply reaches it."""
+    with Client(host.address) as c:
+        s = c.clone()
+        start(c, s, 120, "import time\ntime.sleep(0.3)\nprint('still here')")
+        c.sock.shutdown(socket.SHUT_WR)
+        out = b"".join(p for h, p in until(c, 120) if h["op"] == "out")
+        assert out == b"still here\n"
