@@ -18,7 +18,7 @@ import time
 
 from . import wire
 from ._limpet import PROTOCOL_VERSION, VERSION as __version__
-from . import _limpet
+from . import _helpers, _limpet
 
 __all__ = ["start", "Server", "wire", "PROTOCOL_VERSION", "__version__"]
 
@@ -57,7 +57,10 @@ class Server:
         with _lock:
             if _running is self:
                 _running = None
-        self._core.stop(timeout=timeout)
+        try:
+            self._core.stop(timeout=timeout)
+        finally:
+            _helpers.uninstall()
 
     def __enter__(self):
         return self
@@ -141,6 +144,7 @@ def start(namespace=None, address=None, *, name=None, transform=None, max_connec
         core = _limpet.Server(namespace, address, json.dumps(_identity(name)),
                               transform=transform, max_connections=max_connections,
                               max_sessions=max_sessions)
+        _helpers.install()
         _running = Server(core, name)
         _install_hooks()
         return _running

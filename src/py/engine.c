@@ -393,6 +393,38 @@ PyObject *lp_py_display(lp_modstate_t *st, lp_session_t *s, PyObject *value)
     Py_RETURN_NONE;
 }
 
+/* The completion engine: limpet._completion.complete, in Python because it
+ * is introspection through and through. */
+static json_t *complete(void *ctx, void *tls, void *data, const char *text, size_t len,
+                        size_t cursor, size_t *start)
+{
+    engine_t *e = ctx;
+    PyObject *mod, *r = NULL, *matches;
+    json_t *out = NULL;
+
+    PyEval_RestoreThread(tls);
+    if ((mod = PyImport_ImportModule("limpet._completion")) != NULL)
+        r = PyObject_CallMethod(mod, "complete", "Oy#n", e->env, text, (Py_ssize_t)len,
+                                (Py_ssize_t)cursor);
+    if (r != NULL && PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 2 &&
+        PyList_Check(matches = PyTuple_GET_ITEM(r, 1)) && (out = json_array()) != NULL) {
+        *start = (size_t)PyLong_AsSsize_t(PyTuple_GET_ITEM(r, 0));
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(matches); i++) {
+            const char *m = PyUnicode_AsUTF8(PyList_GET_ITEM(matches, i));
+
+            if (m != NULL)
+                json_array_append_new(out, json_string(m));
+        }
+    }
+    if (PyErr_Occurred())
+        PyErr_Print(); /* a bug in limpet: say so on the host's stderr */
+    Py_XDECREF(mod);
+    Py_XDECREF(r);
+    PyEval_SaveThread();
+    (void)data;
+    return out;
+}
+
 int lp_py_engine_init(lp_engine_t *eng, PyObject *module, PyObject *env, PyObject *transform)
 {
     engine_t *e = PyMem_RawCalloc(1, sizeof(*e));
@@ -406,7 +438,7 @@ int lp_py_engine_init(lp_engine_t *eng, PyObject *module, PyObject *env, PyObjec
     e->env = Py_NewRef(env);
     e->transform = Py_NewRef(transform != NULL ? transform : Py_None);
     *eng = (lp_engine_t){e,    thread_enter, thread_exit, session_open, session_close,
-                         eval, reset,        interrupt};
+                         eval, reset,        interrupt,   complete};
     return 0;
 }
 

@@ -29,7 +29,8 @@ static int limpet_exec(PyObject *mod)
     if (lp_py_router_types(mod, st) != 0 || lp_py_server_type(mod, st) != 0 ||
         PyModule_AddIntConstant(mod, "PROTOCOL_VERSION", LP_WIRE_VERSION) != 0 ||
         PyModule_AddStringConstant(mod, "VERSION", LIMPET_VERSION) != 0 ||
-        PyModule_AddFunctions(mod, lp_py_wire_methods) != 0)
+        PyModule_AddFunctions(mod, lp_py_wire_methods) != 0 ||
+        PyModule_AddFunctions(mod, lp_py_session_methods) != 0)
         return -1;
     return 0;
 }

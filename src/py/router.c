@@ -390,6 +390,54 @@ static PyType_Spec call_spec = {
     .slots = call_slots,
 };
 
+/* _limpet.in_session(): True in a thread running a session's code. */
+static PyObject *in_session(PyObject *module, PyObject *unused)
+{
+    return PyBool_FromLong(PyThread_tss_get(&lp_py_state(module)->current) != NULL);
+}
+
+/* _limpet.session_input(prompt, echo): a line from the session's client,
+ * asked with an input frame carrying prompt (getpass: echo False). */
+static PyObject *session_input(PyObject *module, PyObject *args)
+{
+    lp_session_t *s = PyThread_tss_get(&lp_py_state(module)->current);
+    const char *prompt;
+    int echo, r;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    PyObject *line;
+
+    if (!PyArg_ParseTuple(args, "sp", &prompt, &echo))
+        return NULL;
+    if (s == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "limpet: not in a session");
+    lp_py_flush_if(s, 1); /* what was printed before the question, first */
+    Py_BEGIN_ALLOW_THREADS
+    r = lp_session_input(s, prompt, echo != 0, &data, &len);
+    Py_END_ALLOW_THREADS
+    if (r == LP_INPUT_INTERRUPTED) {
+        PyErr_SetNone(PyExc_KeyboardInterrupt);
+        return NULL;
+    }
+    if (r != 0) {
+        PyErr_SetNone(PyExc_EOFError);
+        return NULL;
+    }
+    while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+        len--;
+    line = PyUnicode_DecodeUTF8((const char *)data, (Py_ssize_t)len, "surrogateescape");
+    free(data);
+    return line;
+}
+
+PyMethodDef lp_py_session_methods[] = {
+    {"in_session", in_session, METH_NOARGS,
+     "in_session()\n--\n\nTrue in a thread that runs a session's code."},
+    {"session_input", session_input, METH_VARARGS,
+     "session_input(prompt, echo, /)\n--\n\nAsk this session's client for a line."},
+    {NULL, NULL, 0, NULL},
+};
+
 int lp_py_router_types(PyObject *module, lp_modstate_t *st)
 {
     st->router_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &router_spec, NULL);

@@ -49,6 +49,8 @@ PyObject *lp_py_display(lp_modstate_t *st, lp_session_t *s, PyObject *value);
 /* server_obj.c */
 int lp_py_server_type(PyObject *module, lp_modstate_t *st);
 
+extern PyMethodDef lp_py_session_methods[];
+
 /* wire_funcs.c */
 extern PyMethodDef lp_py_wire_methods[];
 

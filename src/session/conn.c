@@ -226,6 +226,27 @@ static int do_eval(lp_conn_t *c, int64_t id, const json_t *h, const lp_frame_t *
     return r;
 }
 
+static int do_complete(lp_conn_t *c, int64_t id, const json_t *h, lp_session_t *s)
+{
+    lp_engine_t *e = &c->srv->engine;
+    const json_t *text = json_object_get(h, "text");
+    const json_t *cur = json_object_get(h, "cursor");
+    size_t len = json_string_length(text), cursor = len, start = 0;
+    json_t *matches;
+
+    if (cur != NULL && (size_t)json_integer_value(cur) > len)
+        return lp_conn_send_error(c, LP_WIRE_EFIELD, id, "cursor is past the end of text",
+                                  "cursor");
+    if (cur != NULL)
+        cursor = (size_t)json_integer_value(cur);
+    if (enter_engine(c) != 0 ||
+        (matches = e->complete(e->ctx, c->tls, s->data, json_string_value(text), len, cursor,
+                               &start)) == NULL)
+        return lp_conn_send_error(c, LP_WIRE_EINTERNAL, id, "completion failed", NULL);
+    return send_done(c, id, json_pack("{s:o,s:I}", "matches", matches, "start", (json_int_t)start),
+                     NULL, 0);
+}
+
 /* A description of this server: operations, capabilities, limits. */
 static json_t *describe(lp_server_t *srv)
 {
@@ -281,6 +302,8 @@ static int serve(lp_conn_t *c, const lp_op_spec_t *spec, const lp_frame_t *f)
     case LP_OP_STDIN:
         return lp_conn_send_error(c, LP_WIRE_EFIELD, id, "no input() is waiting in this session",
                           "session");
+    case LP_OP_COMPLETE:
+        return do_complete(c, id, h, s);
     case LP_OP_HELLO:
         return lp_conn_send_error(c, LP_WIRE_EOP, id, "the handshake is already done", NULL);
     default:

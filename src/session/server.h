@@ -65,6 +65,10 @@ typedef struct lp_engine {
     /* Interrupt the eval of session data running on the thread of
      * target_tls; called from another server thread (whose tls is tls). */
     void (*interrupt)(void *ctx, void *tls, void *target_tls, void *data);
+    /* Completions of text[0..cursor) (UTF-8 bytes): a new array of strings,
+     * with *start the byte offset they replace from; NULL on failure. */
+    json_t *(*complete)(void *ctx, void *tls, void *data, const char *text, size_t len,
+                        size_t cursor, size_t *start);
 } lp_engine_t;
 
 typedef struct lp_server_config {

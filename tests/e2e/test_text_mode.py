@@ -67,8 +67,11 @@ def test_a_session_with_nc(host):
 
 def test_ctrl_c_line_interrupts(host):
     s = connect(host)
-    s.sendall(b"while True: pass\n")
-    read_until(s, b">>> ")   # the banner's prompt
+    # a compound statement ends with a blank line, as in the REPL
+    s.sendall(b"while True: pass\n\n")
+    data = b""
+    while b">>> ... " not in data:   # the banner's prompt, then the block's
+        data += s.recv(65536)
     time.sleep(0.3)
     s.sendall(b"\x03\n")
     data = read_until(s, b">>> ")

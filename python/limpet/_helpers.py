@@ -1,0 +1,56 @@
+"""What a session needs from the standard library to behave at a prompt:
+help() pages to the session, getpass asks the session's client, and doc()
+prints an object's documentation. Installed while a server runs; host
+threads see the originals."""
+import builtins
+import getpass
+import pydoc
+
+from . import _limpet
+
+_saved = {}
+
+
+def _pager(text, *args):
+    """pydoc's pager: plain text to the session; for the host, the pager
+    pydoc would have chosen (which it otherwise caches for everyone)."""
+    if _limpet.in_session():
+        return pydoc.plainpager(text)
+    return _saved["getpager"]()(text, *args)
+
+
+def _getpass(prompt="Password: ", stream=None):
+    if _limpet.in_session():
+        return _limpet.session_input(prompt, False)
+    return _saved["getpass"](prompt, stream)
+
+
+def doc(obj):
+    """doc(obj)
+
+    Print obj's signature and documentation (help() without the pager).
+    """
+    print(pydoc.render_doc(obj, title="%s", renderer=pydoc.plaintext))
+
+
+def install():
+    if _saved:
+        return
+    _saved.update(pager=pydoc.pager, getpager=pydoc.getpager, getpass=getpass.getpass,
+                  doc=getattr(builtins, "doc", None))
+    pydoc.pager = _pager
+    getpass.getpass = _getpass
+    if _saved["doc"] is None:
+        builtins.doc = doc
+
+
+def uninstall():
+    if not _saved:
+        return
+    if pydoc.pager is _pager:
+        pydoc.pager = _saved["pager"]
+    if getpass.getpass is _getpass:
+        getpass.getpass = _saved["getpass"]
+    if getattr(builtins, "doc", None) is doc and _saved["doc"] is None:
+        del builtins.doc
+    _saved.clear()

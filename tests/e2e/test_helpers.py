@@ -1,0 +1,51 @@
+"""help(), doc() and getpass in a session (issue 4, item 6)."""
+from limpet.client import Client
+
+
+def converse(c, s, rid, code, answers):
+    """Runs code, answering each input request from answers; all frames."""
+    c.send({"op": "eval", "id": rid, "session": s}, code.encode())
+    frames, k = [], 0
+    while True:
+        h, p = c.read_frame()
+        frames.append((h, p))
+        if h["op"] == "input":
+            c.send({"op": "stdin", "id": 1000 + k, "session": s}, answers[k].encode())
+            k += 1
+        if h.get("re") == rid and h["op"] == "done":
+            return frames
+
+
+def test_help_of_an_object_pages_to_the_session(host):
+    with Client(host.address) as c:
+        s = c.clone()
+        r = c.eval(s, "help(len)", interactive=True)
+        assert r.status == "ok"
+        assert r.out.startswith(b"Help on built-in function len in module builtins:")
+        assert b"Return the number of items in a container." in r.out
+
+
+def test_interactive_help(host):
+    with Client(host.address) as c:
+        s = c.clone()
+        frames = converse(c, s, 5, "help()", ["len\n", "quit\n"])
+        out = b"".join(p for h, p in frames if h["op"] == "out")
+        assert b"help> " in out and b"Return the number of items" in out
+        assert frames[-1][0]["status"] == "ok"
+
+
+def test_doc(host):
+    with Client(host.address) as c:
+        s = c.clone()
+        r = c.eval(s, "doc(len)", interactive=True)
+        assert r.out.startswith(b"built-in function len in module builtins\n\nlen(obj, /)")
+
+
+def test_getpass_asks_without_echo(host):
+    with Client(host.address) as c:
+        s = c.clone()
+        frames = converse(c, s, 7, "import getpass\npw = getpass.getpass('Key: ')\nprint(len(pw))",
+                          ["hunter2\n"])
+        asks = [h for h, _ in frames if h["op"] == "input"]
+        assert asks == [{"op": "input", "re": 7, "session": s, "prompt": "Key: ", "echo": False}]
+        assert b"".join(p for h, p in frames if h["op"] == "out") == b"7\n"
