@@ -110,8 +110,8 @@ def _install_hooks():
 
 
 def start(namespace=None, address=None, *, name=None, transform=None, max_connections=0,
-          max_sessions=0):
-    """start(namespace=None, address=None, *, name=None, transform=None) -> Server
+          max_sessions=0, grace=1.0):
+    """start(namespace=None, address=None, *, name=None, transform=None, grace=1.0) -> Server
 
     Starts the embedded server and returns at once. Sessions run code in
     namespace (a dict; the caller's globals() when None). address is the Unix
@@ -120,6 +120,9 @@ def start(namespace=None, address=None, *, name=None, transform=None, max_connec
     `limpet list` shows (default: the program's name). transform, if given,
     is called as transform(source, filename, mode) before each input is
     compiled and returns source text, an AST or a code object (macros).
+    grace: seconds that interrupted code stuck in a blocking call (where no
+    interrupt reaches it) may take to stop; then the session gets its prompt
+    back and the code goes on as a background job (jobs(), fg()).
 
     One server per process: a second start() while one runs raises
     RuntimeError. The server stops by itself at interpreter exit, and a
@@ -143,7 +146,7 @@ def start(namespace=None, address=None, *, name=None, transform=None, max_connec
                                f"{_running.address!r}; stop it first")
         core = _limpet.Server(namespace, address, json.dumps(_identity(name)),
                               transform=transform, max_connections=max_connections,
-                              max_sessions=max_sessions)
+                              max_sessions=max_sessions, grace=grace)
         _helpers.install()
         _running = Server(core, name)
         _install_hooks()

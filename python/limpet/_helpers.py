@@ -6,9 +6,10 @@ import builtins
 import getpass
 import pydoc
 
-from . import _limpet
+from . import _jobs, _limpet
 
 _saved = {}
+_BUILTINS = {"doc": None, "jobs": _jobs.jobs, "bg": _jobs.bg, "fg": _jobs.fg}
 
 
 def _pager(text, *args):
@@ -36,12 +37,15 @@ def doc(obj):
 def install():
     if _saved:
         return
-    _saved.update(pager=pydoc.pager, getpager=pydoc.getpager, getpass=getpass.getpass,
-                  doc=getattr(builtins, "doc", None))
+    _saved.update(pager=pydoc.pager, getpager=pydoc.getpager, getpass=getpass.getpass)
     pydoc.pager = _pager
     getpass.getpass = _getpass
-    if _saved["doc"] is None:
-        builtins.doc = doc
+    added = []
+    for name, func in dict(_BUILTINS, doc=doc).items():
+        if not hasattr(builtins, name):   # never shadow a builtin someone else put there
+            setattr(builtins, name, func)
+            added.append(name)
+    _saved["builtins"] = added
 
 
 def uninstall():
@@ -51,6 +55,7 @@ def uninstall():
         pydoc.pager = _saved["pager"]
     if getpass.getpass is _getpass:
         getpass.getpass = _saved["getpass"]
-    if getattr(builtins, "doc", None) is doc and _saved["doc"] is None:
-        del builtins.doc
+    for name in _saved["builtins"]:
+        if hasattr(builtins, name):
+            delattr(builtins, name)
     _saved.clear()

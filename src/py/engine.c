@@ -10,8 +10,17 @@ typedef struct engine {
     PyObject *transform;        /* source transform, or None */
 } engine_t;
 
+/* One running eval, on its thread's C stack; the session points at it
+ * while it runs (under the GIL). */
+typedef struct evalctx {
+    int detached;       /* it became a job: do not touch the session's state */
+    PyObject *job;      /* that job (limpet._jobs.Job), once detached */
+    const char *code;   /* the source, for the job's description */
+} evalctx_t;
+
 /* One session's Python state. */
 typedef struct pysession {
+    evalctx_t *cur;     /* the running eval, or NULL */
     engine_t *engine;   /* the server's engine */
     PyObject *compiler; /* codeop.CommandCompiler: REPL rules, __future__ flags */
     PyObject *pending;  /* list of str: interactive lines not yet complete */
@@ -268,13 +277,32 @@ out:
     return code;
 }
 
+/* A detached eval ended: its result or exception goes to its job. */
+static int finish_job(evalctx_t *ec, PyObject *result)
+{
+    PyObject *exc = result == NULL ? take_exception() : NULL;
+    PyObject *r = PyObject_CallMethod(ec->job, "_finish", "OO", result ? result : Py_None,
+                                      exc ? exc : Py_None);
+
+    if (r == NULL)
+        PyErr_WriteUnraisable(ec->job);
+    Py_XDECREF(r);
+    Py_XDECREF(exc);
+    return LP_EVAL_DETACHED;
+}
+
 /* Runs code in the environment; reports what it raised. */
-static int run(engine_t *e, lp_session_t *s, PyObject *code)
+static int run(engine_t *e, lp_session_t *s, PyObject *code, evalctx_t *ec)
 {
     PyObject *r = PyEval_EvalCode(code, e->env, e->env);
     PyObject *exc;
     int status;
 
+    if (ec->detached) {
+        status = finish_job(ec, r);
+        Py_XDECREF(r);
+        return status;
+    }
     if (r != NULL) {
         Py_DECREF(r);
         return LP_EVAL_OK;
@@ -284,8 +312,9 @@ static int run(engine_t *e, lp_session_t *s, PyObject *code)
         PyErr_Clear();
         return LP_EVAL_CLOSED;
     }
-    status = PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) ? LP_EVAL_INTERRUPTED
-                                                               : LP_EVAL_EXCEPTION;
+    status = PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) && lp_session_was_interrupted(s)
+                 ? LP_EVAL_INTERRUPTED
+                 : LP_EVAL_EXCEPTION;
     exc = take_exception();
     report(s, exc);
     Py_XDECREF(exc);
@@ -293,7 +322,8 @@ static int run(engine_t *e, lp_session_t *s, PyObject *code)
 }
 
 /* Compiles and runs req; the GIL is held. */
-static int eval_locked(engine_t *e, lp_session_t *s, pysession_t *ps, const lp_eval_req_t *req)
+static int eval_locked(engine_t *e, lp_session_t *s, pysession_t *ps, const lp_eval_req_t *req,
+                       evalctx_t *ec)
 {
     PyObject *text = PyUnicode_DecodeUTF8(req->code, (Py_ssize_t)req->len, "strict");
     PyObject *code = NULL, *exc;
@@ -313,7 +343,7 @@ static int eval_locked(engine_t *e, lp_session_t *s, pysession_t *ps, const lp_e
         Py_XDECREF(exc);
         return LP_EVAL_EXCEPTION;
     }
-    status = run(e, s, code);
+    status = run(e, s, code, ec);
     Py_DECREF(code);
     return status;
 }
@@ -323,6 +353,7 @@ static int eval(void *ctx, void *tls, lp_session_t *s, void *data, const lp_eval
     engine_t *e = ctx;
     pysession_t *ps = data;
     PyThreadState *ts = tls;
+    evalctx_t ec = {0, NULL, req->code};
     lp_modstate_t *st;
     lp_session_t *prev;
     int status;
@@ -331,6 +362,7 @@ static int eval(void *ctx, void *tls, lp_session_t *s, void *data, const lp_eval
     st = lp_py_state(e->module);
     prev = lp_py_set_current(st, s);
     ps->running = 1;
+    ps->cur = &ec;
     if (lp_session_take_interrupt(s)) {
         /* interrupted before it could start */
         PyErr_SetNone(PyExc_KeyboardInterrupt);
@@ -339,14 +371,50 @@ static int eval(void *ctx, void *tls, lp_session_t *s, void *data, const lp_eval
         Py_XDECREF(exc);
         status = LP_EVAL_INTERRUPTED;
     } else {
-        status = eval_locked(e, s, data, req);
+        status = eval_locked(e, s, data, req, &ec);
     }
+    if (ec.detached) {
+        /* a job now: ps may be gone, and the session is someone else's */
+        Py_XDECREF(ec.job);
+        lp_py_set_current(st, prev);
+        PyEval_SaveThread();
+        return LP_EVAL_DETACHED;
+    }
+    ps->cur = NULL;
     ps->running = 0;
     /* an interrupt that came as the code ended must not hit the next one */
     PyThreadState_SetAsyncExc((unsigned long)ts->thread_id, NULL);
     lp_py_set_current(st, prev);
     PyEval_SaveThread();
     return status;
+}
+
+static int64_t detach(void *ctx, void *tls, void *target_tls, void *data)
+{
+    pysession_t *ps = data;
+    PyThreadState *target = target_tls;
+    PyObject *mod = NULL, *job = NULL, *id = NULL;
+    int64_t r = -1;
+
+    PyEval_RestoreThread(tls);
+    if (ps != NULL && ps->cur != NULL &&
+        (mod = PyImport_ImportModule("limpet._jobs")) != NULL &&
+        (job = PyObject_CallMethod(mod, "detached", "ks", (unsigned long)target->thread_id,
+                                   ps->cur->code)) != NULL &&
+        (id = PyObject_GetAttrString(job, "id")) != NULL) {
+        r = PyLong_AsLongLong(id);
+        ps->cur->job = Py_NewRef(job);
+        ps->cur->detached = 1;
+        ps->cur = NULL;
+        ps->running = 0;
+    }
+    if (PyErr_Occurred())
+        PyErr_WriteUnraisable(NULL);
+    Py_XDECREF(mod);
+    Py_XDECREF(job);
+    Py_XDECREF(id);
+    PyEval_SaveThread();
+    return r;
 }
 
 static void interrupt(void *ctx, void *tls, void *target_tls, void *data)
@@ -438,7 +506,8 @@ int lp_py_engine_init(lp_engine_t *eng, PyObject *module, PyObject *env, PyObjec
     e->env = Py_NewRef(env);
     e->transform = Py_NewRef(transform != NULL ? transform : Py_None);
     *eng = (lp_engine_t){e,    thread_enter, thread_exit, session_open, session_close,
-                         eval, reset,        interrupt,   complete};
+                         eval, reset,        interrupt,   complete,
+                         detach};
     return 0;
 }
 

@@ -22,19 +22,22 @@ static void raise_errno(int r, const char *what, const char *path)
 
 static PyObject *server_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
-    static const char *const kwlist[] = {"namespace", "path", "identity", "transform",
-                                         "max_connections", "max_sessions", NULL};
+    static const char *const kwlist[] = {"namespace", "path",         "identity", "transform",
+                                         "max_connections", "max_sessions", "grace",  NULL};
     PyObject *env, *transform = Py_None, *module;
     const char *path = NULL, *identity;
     unsigned max_conn = 0, max_sess = 0;
+    double grace = 0;
     json_error_t jerr;
     lp_server_config_t cfg = {0};
     ServerObject *self;
     int r;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!zs|$OII", (char **)kwlist, &PyDict_Type, &env,
-                                     &path, &identity, &transform, &max_conn, &max_sess))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!zs|$OIId", (char **)kwlist, &PyDict_Type, &env,
+                                     &path, &identity, &transform, &max_conn, &max_sess, &grace))
         return NULL;
+    if (grace < 0 || grace > 3600)
+        return PyErr_Format(PyExc_ValueError, "grace must be between 0 and 3600 seconds");
     if (transform != Py_None && !PyCallable_Check(transform))
         return PyErr_Format(PyExc_TypeError, "transform must be callable or None");
     if ((module = PyType_GetModule(type)) == NULL)
@@ -49,6 +52,7 @@ static PyObject *server_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     cfg.path = path;
     cfg.max_connections = max_conn;
     cfg.max_sessions = max_sess;
+    cfg.grace_ms = (int)(grace * 1000);
     if (lp_py_engine_init(&self->engine, module, env, transform) != 0 ||
         lp_py_routers_install(module) != 0)
         goto error;

@@ -139,8 +139,7 @@ static int handshake(lp_conn_t *c)
     return r;
 }
 
-/* Makes sure this thread may call the engine. */
-static int enter_engine(lp_conn_t *c)
+int lp_conn_enter(lp_conn_t *c)
 {
     lp_engine_t *e = &c->srv->engine;
 
@@ -155,7 +154,7 @@ static int do_clone(lp_conn_t *c, int64_t id)
     lp_session_t *s;
     int r;
 
-    if ((r = enter_engine(c)) != 0 || (r = lp_session_new(c, &s)) != 0)
+    if ((r = lp_conn_enter(c)) != 0 || (r = lp_session_new(c, &s)) != 0)
         return lp_conn_send_error(c, r, id, r == LP_WIRE_ETOOMANY ? "too many sessions" : NULL, NULL);
     if (e->session_open(e->ctx, c->tls, s, &s->data) != 0) {
         lp_session_close(s);
@@ -167,6 +166,7 @@ static int do_clone(lp_conn_t *c, int64_t id)
 static const char *const status_names[] = {
     [LP_EVAL_OK] = "ok", [LP_EVAL_MORE] = "more", [LP_EVAL_EXCEPTION] = "exception",
     [LP_EVAL_INTERRUPTED] = "interrupted", [LP_EVAL_CLOSED] = "closed",
+    [LP_EVAL_DETACHED] = "detached",
 };
 
 /* Ends an eval: its output, then done with its status, in order. */
@@ -187,11 +187,22 @@ static int finish_eval(lp_conn_t *c, lp_session_t *s, int64_t id, int status)
 int lp_conn_run_eval(lp_conn_t *c, lp_session_t *s, const lp_eval_req_t *req)
 {
     lp_engine_t *e = &c->srv->engine;
+    void *tls;
     int status;
 
+    if (lp_conn_enter(c) != 0)
+        return LP_EVAL_EXCEPTION;
+    tls = c->tls;
     c->running = s;
     lp_watch(c); /* the watcher hears the client while the code runs */
-    status = e->eval(e->ctx, c->tls, s, s->data, req);
+    status = e->eval(e->ctx, tls, s, s->data, req);
+    if (status == LP_EVAL_DETACHED) {
+        /* The watcher made this eval a job and gave c to a new thread: c is
+         * not ours to touch any more. This thread ends here. */
+        e->thread_exit(e->ctx, tls);
+        lp_session_unref(s); /* the reference the detach took for us */
+        return LP_CONN_DETACHED;
+    }
     lp_unwatch(c);
     c->running = NULL;
     return status;
@@ -205,7 +216,7 @@ static int do_eval(lp_conn_t *c, int64_t id, const json_t *h, const lp_frame_t *
     char *code;
     int status, r;
 
-    if ((r = enter_engine(c)) != 0)
+    if ((r = lp_conn_enter(c)) != 0)
         return lp_conn_send_error(c, r, id, NULL, NULL);
     if ((r = lp_session_begin(s, id)) != 0)
         return lp_conn_send_error(c, r, id, "the session is running another evaluation", NULL);
@@ -219,6 +230,8 @@ static int do_eval(lp_conn_t *c, int64_t id, const json_t *h, const lp_frame_t *
     req.code = code;
     status = lp_conn_run_eval(c, s, &req);
     free(code);
+    if (status == LP_CONN_DETACHED)
+        return status;
     r = finish_eval(c, s, id, status);
     lp_session_answer_interrupts(s, c);
     if (status == LP_EVAL_CLOSED)
@@ -239,7 +252,7 @@ static int do_complete(lp_conn_t *c, int64_t id, const json_t *h, lp_session_t *
                                   "cursor");
     if (cur != NULL)
         cursor = (size_t)json_integer_value(cur);
-    if (enter_engine(c) != 0 ||
+    if (lp_conn_enter(c) != 0 ||
         (matches = e->complete(e->ctx, c->tls, s->data, json_string_value(text), len, cursor,
                                &start)) == NULL)
         return lp_conn_send_error(c, LP_WIRE_EINTERNAL, id, "completion failed", NULL);
@@ -296,7 +309,7 @@ static int serve(lp_conn_t *c, const lp_op_spec_t *spec, const lp_frame_t *f)
         return do_eval(c, id, h, f, s);
     case LP_OP_INTERRUPT:
         /* This thread runs evaluations itself: reading this, nothing runs. */
-        if (enter_engine(c) == 0)
+        if (lp_conn_enter(c) == 0)
             c->srv->engine.reset(c->srv->engine.ctx, c->tls, s->data);
         return send_done(c, id, json_pack("{s:s}", "was", "idle"), NULL, 0);
     case LP_OP_STDIN:
@@ -423,7 +436,17 @@ void lp_watch_serve(lp_conn_t *c, lp_frame_t *f, void *tls)
     lp_frame_clear(f);
 }
 
-static void run(lp_conn_t *c)
+/* Serves requests until the connection ends: 0, or LP_CONN_DETACHED. */
+static int frame_loop(lp_conn_t *c)
+{
+    int r;
+
+    while ((r = serve_frames(c)) == 0 && read_more(c, -1) == 0)
+        ;
+    return r == LP_CONN_DETACHED ? r : 0;
+}
+
+static int run(lp_conn_t *c)
 {
     uint8_t first;
     ssize_t n;
@@ -432,16 +455,59 @@ static void run(lp_conn_t *c)
         (n = recv(c->fd, &first, 1, MSG_PEEK)) != 1 || first != 0) {
         c->text = true;
         lp_text_serve(c);
-        return;
+        return lp_text_loop(c);
     }
     if (handshake(c) != 0)
-        return;
+        return 0;
     pthread_mutex_lock(&c->wmu);
     c->handshaken = true;
     pthread_mutex_unlock(&c->wmu);
     lp_buf_set_max(c->in, LP_WIRE_PREFIX_LEN + LP_WIRE_HEADER_MAX + LP_WIRE_PAYLOAD_DEFAULT);
-    while (serve_frames(c) == 0 && read_more(c, -1) == 0)
-        ;
+    return frame_loop(c);
+}
+
+/* This thread's end: c is freed, unless it went to another thread. */
+static void *end_thread(lp_conn_t *c, lp_server_t *srv, int r)
+{
+    if (r != LP_CONN_DETACHED) {
+        lp_conn_finish(c);
+        return NULL;
+    }
+    pthread_mutex_lock(&srv->mu);
+    srv->threads--;
+    pthread_cond_broadcast(&srv->cv);
+    pthread_mutex_unlock(&srv->mu);
+    return NULL;
+}
+
+static void *resume_main(void *arg)
+{
+    lp_conn_t *c = arg;
+    lp_server_t *srv = c->srv;
+
+    return end_thread(c, srv, c->text ? lp_text_loop(c) : frame_loop(c));
+}
+
+int lp_conn_resume(lp_conn_t *c)
+{
+    lp_server_t *srv = c->srv;
+    pthread_attr_t attr;
+    pthread_t t;
+    int r;
+
+    pthread_mutex_lock(&srv->mu);
+    srv->threads++;
+    pthread_mutex_unlock(&srv->mu);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    r = pthread_create(&t, &attr, resume_main, c);
+    pthread_attr_destroy(&attr);
+    if (r != 0) {
+        pthread_mutex_lock(&srv->mu);
+        srv->threads--;
+        pthread_mutex_unlock(&srv->mu);
+    }
+    return -r;
 }
 
 void lp_conn_finish(lp_conn_t *c)
@@ -455,6 +521,8 @@ void lp_conn_finish(lp_conn_t *c)
         lp_frame_clear(&d->frame);
         free(d);
     }
+    if (c->sessions != NULL && c->tls == NULL)
+        lp_conn_enter(c); /* a thread that took over after a detach */
     while (c->sessions != NULL)
         lp_session_close(c->sessions);
     if (c->tls != NULL)
@@ -480,7 +548,8 @@ void lp_conn_finish(lp_conn_t *c)
 
 void *lp_conn_main(void *arg)
 {
-    run(arg);
-    lp_conn_finish(arg);
-    return NULL;
+    lp_conn_t *c = arg;
+    lp_server_t *srv = c->srv;
+
+    return end_thread(c, srv, run(c));
 }

@@ -51,6 +51,7 @@ struct lp_session {
     bool interrupted;             /* an interrupt arrived for the running eval */
     int64_t intr_ids[LP_INTR_MAX]; /* interrupt requests to answer after the eval's done */
     int nintr;                    /* how many */
+    uint64_t intr_at_ms;          /* when the running eval was first interrupted, 0 if not */
     bool text;                    /* plain-text mode: output is text, not frames */
 };
 
@@ -80,6 +81,8 @@ struct lp_conn {
     lp_deferred_t *deferred;      /* requests to serve after the eval, in order */
     lp_deferred_t **deferred_tail; /* where the next one goes */
     lp_conn_t *wnext;             /* in srv->watched */
+    uint64_t eval_token;          /* counts evals (under wmu) */
+    uint64_t detached_token;      /* the eval that became a job (under wmu) */
     bool text;                    /* plain-text mode (text.c) */
 };
 
@@ -100,6 +103,7 @@ struct lp_server {
     void *wtls;                   /* the watcher's engine thread data */
     pthread_mutex_t wmu;          /* guards watched lists: held while the watcher serves */
     lp_conn_t *watched;           /* connections whose eval runs */
+    int grace_ms;                 /* from the config */
     pthread_mutex_t mu;           /* guards what follows */
     pthread_cond_t cv;            /* threads == 0, flush list, stopping */
     lp_conn_t *conns;             /* live connections */
@@ -160,14 +164,23 @@ void lp_session_answer_interrupts(lp_session_t *s, lp_conn_t *c);
 
 /* text.c */
 void lp_text_serve(lp_conn_t *c);
+/* The line loop of an open text session; LP_CONN_DETACHED as above. */
+int lp_text_loop(lp_conn_t *c);
 /* The watcher's side: input() answers and Ctrl+C while code runs. */
 int lp_text_watch_serve(lp_conn_t *c, void *tls);
 
 /* conn.c */
 void *lp_conn_main(void *arg);
+/* Makes sure this thread may call the engine (c->tls): 0 or an error. */
+int lp_conn_enter(lp_conn_t *c);
 /* Runs an eval of s on c's thread, with the watcher hearing c meanwhile;
- * the engine's status. */
+ * the engine's status, or LP_CONN_DETACHED when the eval became a job:
+ * another thread serves c now, and the caller must unwind and end its
+ * thread without touching c. */
+#define LP_CONN_DETACHED 100
 int lp_conn_run_eval(lp_conn_t *c, lp_session_t *s, const lp_eval_req_t *req);
+/* A new thread that goes on serving c after a detach. */
+int lp_conn_resume(lp_conn_t *c);
 /* Sends an error frame; re < 0 for none. */
 int lp_conn_send_error(lp_conn_t *c, int err, int64_t re, const char *message, const char *field);
 /* Closes the connection's sessions and frees it; its thread ends after. */

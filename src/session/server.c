@@ -257,6 +257,7 @@ int lp_server_start(const lp_server_config_t *cfg, const lp_engine_t *engine, lp
     pthread_mutex_init(&srv->wmu, NULL);
     srv->max_connections = cfg->max_connections ? cfg->max_connections : LP_MAX_CONNECTIONS;
     srv->max_sessions = cfg->max_sessions ? cfg->max_sessions : LP_MAX_SESSIONS;
+    srv->grace_ms = cfg->grace_ms > 0 ? cfg->grace_ms : LP_GRACE_MS;
     pthread_mutex_init(&srv->mu, NULL);
     pthread_cond_init(&srv->cv, NULL);
     if ((r = choose_path(srv, cfg->path)) != 0 ||

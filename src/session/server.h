@@ -22,6 +22,7 @@ typedef struct lp_session lp_session_t;
 #define LP_OUTPUT_QUEUE_MAX (4u << 20)  /* per session: buffered, unsent output */
 #define LP_FLUSH_MS 5                   /* output waits at most this long to be sent */
 #define LP_SEND_TIMEOUT_MS 30000        /* a client that reads nothing this long is dropped */
+#define LP_GRACE_MS 1000                /* interrupted, still stuck: then it becomes a job */
 #define LP_TEXT_LINE_MAX 65536          /* one line in plain-text mode */
 #define LP_LINGER_MS 500                /* closing: time for the peer to read our last reply */
 #define LP_MAX_REFUSING 32              /* refusals being delivered at once; more are just closed */
@@ -35,6 +36,7 @@ typedef enum lp_eval_status {
     LP_EVAL_EXCEPTION,   /* "exception" */
     LP_EVAL_INTERRUPTED, /* "interrupted" */
     LP_EVAL_CLOSED,      /* "closed": the code ended the session */
+    LP_EVAL_DETACHED,    /* "detached": stuck past the grace period, it went on as a job */
 } lp_eval_status_t;
 
 /* One eval request, as the engine receives it. */
@@ -69,6 +71,11 @@ typedef struct lp_engine {
      * with *start the byte offset they replace from; NULL on failure. */
     json_t *(*complete)(void *ctx, void *tls, void *data, const char *text, size_t len,
                         size_t cursor, size_t *start);
+    /* The eval of session data, running on the thread of target_tls, did not
+     * stop within the grace period after an interrupt: from now on it is a
+     * background job, and its eval callback must not touch data when it
+     * returns (it returns LP_EVAL_DETACHED). Returns the job's id, or -1. */
+    int64_t (*detach)(void *ctx, void *tls, void *target_tls, void *data);
 } lp_engine_t;
 
 typedef struct lp_server_config {
@@ -76,6 +83,7 @@ typedef struct lp_server_config {
     json_t *identity;          /* borrowed: "server" object of the hello reply */
     unsigned max_connections;  /* 0: LP_MAX_CONNECTIONS */
     unsigned max_sessions;     /* 0: LP_MAX_SESSIONS */
+    int grace_ms;              /* interrupted code stuck this long becomes a job; 0: default */
 } lp_server_config_t;
 
 /* Starts listening and serving; *out owns the running server. The engine
@@ -126,6 +134,9 @@ int lp_session_send(lp_session_t *s, lp_stream_t stream, const void *data, size_
  * printed already; echo: false for passwords. */
 int lp_session_input(lp_session_t *s, const char *prompt, bool echo, uint8_t **data,
                      size_t *len);
+/* True when an interrupt request reached the running eval of s (a
+ * KeyboardInterrupt is then "interrupted", not just an exception). */
+bool lp_session_was_interrupted(lp_session_t *s);
 /* True, once, when an interrupt arrived before the eval could start. */
 bool lp_session_take_interrupt(lp_session_t *s);
 

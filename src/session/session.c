@@ -312,7 +312,18 @@ void lp_session_end(lp_session_t *s)
     pthread_mutex_lock(&s->qmu);
     s->busy = false;
     s->cur_re = -1;
+    s->intr_at_ms = 0;
     pthread_mutex_unlock(&s->qmu);
+}
+
+bool lp_session_was_interrupted(lp_session_t *s)
+{
+    bool was;
+
+    pthread_mutex_lock(&s->qmu);
+    was = s->intr_at_ms != 0;
+    pthread_mutex_unlock(&s->qmu);
+    return was;
 }
 
 bool lp_session_take_interrupt(lp_session_t *s)
@@ -333,6 +344,8 @@ void lp_session_interrupt(lp_session_t *s, int64_t id, lp_conn_t *c, void *tls)
 
     pthread_mutex_lock(&s->qmu);
     s->interrupted = true;
+    if (s->intr_at_ms == 0)
+        s->intr_at_ms = lp_now_ms();
     if (id >= 0 && s->nintr < LP_INTR_MAX)
         s->intr_ids[s->nintr++] = id;
     else if (id >= 0)
@@ -462,9 +475,12 @@ void lp_session_close(lp_session_t *s)
     pthread_cond_broadcast(&s->incv); /* a waiting input() gets end of input */
     pthread_mutex_unlock(&s->qmu);
     pthread_mutex_unlock(&s->smu);
-    if (s->data != NULL && c != NULL)
-        srv->engine.session_close(srv->engine.ctx, c->tls, s->data);
-    s->data = NULL;
+    if (s->data != NULL && c != NULL) {
+        void *data = s->data;
+
+        s->data = NULL; /* before it is freed: a job's thread may still look */
+        srv->engine.session_close(srv->engine.ctx, c->tls, data);
+    }
     for (lp_session_t **p = c != NULL ? &c->sessions : NULL; p != NULL && *p != NULL;
          p = &(*p)->next) {
         if (*p == s) {

@@ -95,28 +95,32 @@ static void banner(lp_conn_t *c)
     say(c, line);
 }
 
-/* Runs one line; returns false when the session ended. */
-static bool run_line(lp_conn_t *c, lp_session_t *s, const char *line, size_t len)
+/* Runs one line: 1 to go on, 0 when the session ended, LP_CONN_DETACHED
+ * when its eval became a job (this thread must leave c alone). */
+static int run_line(lp_conn_t *c, lp_session_t *s, const char *line, size_t len)
 {
     lp_engine_t *e = &c->srv->engine;
     lp_eval_req_t req = {line, len, true, "<limpet>"};
     int status;
 
     if (is_ctrl_c(line, len)) {
-        e->reset(e->ctx, c->tls, s->data);
+        if (lp_conn_enter(c) == 0)
+            e->reset(e->ctx, c->tls, s->data);
         say(c, "KeyboardInterrupt\n>>> ");
-        return true;
+        return 1;
     }
     if (lp_session_begin(s, 0) != 0)
-        return true;
+        return 1;
     status = lp_conn_run_eval(c, s, &req);
+    if (status == LP_CONN_DETACHED)
+        return status;
     lp_session_end(s);
     lp_session_flush(s);
     lp_session_answer_interrupts(s, c);
     if (status == LP_EVAL_CLOSED)
-        return false;
+        return 0;
     say(c, status == LP_EVAL_MORE ? "... " : ">>> ");
-    return true;
+    return 1;
 }
 
 /* Reads more bytes; false at end of input. */
@@ -138,7 +142,6 @@ void lp_text_serve(lp_conn_t *c)
 {
     lp_engine_t *e = &c->srv->engine;
     lp_session_t *s;
-    bool open = true, dropping = false;
 
     lp_buf_set_max(c->in, LP_TEXT_LINE_MAX + 4096);
     if (e->thread_enter(e->ctx, &c->tls) != 0 || lp_session_new(c, &s) != 0) {
@@ -149,11 +152,20 @@ void lp_text_serve(lp_conn_t *c)
     s->outq.text = true;
     if (e->session_open(e->ctx, c->tls, s, &s->data) != 0) {
         say(c, "limpet: cannot open a session\n");
+        lp_session_close(s);
         return;
     }
     banner(c);
     say(c, ">>> ");
-    while (open && !c->peer_gone) {
+}
+
+int lp_text_loop(lp_conn_t *c)
+{
+    lp_session_t *s = c->sessions;
+    bool dropping = false;
+    int go = s != NULL;
+
+    while (go == 1 && !c->peer_gone) {
         size_t n = line_len(c), len;
         char *line;
 
@@ -175,8 +187,9 @@ void lp_text_serve(lp_conn_t *c)
             dropping = false;
             say(c, ">>> ");
         } else {
-            open = run_line(c, s, line, len);
+            go = run_line(c, s, line, len);
         }
         free(line);
     }
+    return go == LP_CONN_DETACHED ? go : 0;
 }

@@ -4,6 +4,8 @@
  * One epoll thread per server; registering a socket is an epoll_ctl from
  * the connection's thread, which wakes nobody (docs/architecture.md). */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -158,6 +160,102 @@ void lp_unwatch(lp_conn_t *c)
     pthread_mutex_unlock(&srv->wmu);
 }
 
+/* When the first interrupted eval of a watched connection runs out of
+ * grace, as an epoll_wait timeout in ms (-1: none is waiting). The caller
+ * holds srv->wmu. */
+static int next_deadline(lp_server_t *srv)
+{
+    uint64_t now = lp_now_ms();
+    int timeout = -1;
+
+    for (lp_conn_t *c = srv->watched; c != NULL; c = c->wnext) {
+        uint64_t at, due;
+
+        if (c->running == NULL)
+            continue;
+        pthread_mutex_lock(&c->running->qmu);
+        at = c->running->intr_at_ms;
+        pthread_mutex_unlock(&c->running->qmu);
+        if (at == 0)
+            continue;
+        due = at + (uint64_t)srv->grace_ms;
+        if (due <= now)
+            return 0;
+        if (timeout < 0 || due - now < (uint64_t)timeout)
+            timeout = (int)(due - now);
+    }
+    return timeout;
+}
+
+/* The eval on c was interrupted and is still stuck past its grace period
+ * (a blocking call no interrupt reaches): the session gets its reply and
+ * is free again, the eval goes on as a job, and a new thread takes over
+ * the connection. The caller holds srv->wmu. */
+static void detach(lp_conn_t *c)
+{
+    lp_server_t *srv = c->srv;
+    lp_engine_t *e = &srv->engine;
+    lp_session_t *s = c->running;
+    int64_t re, job;
+    json_t *h;
+
+    if (srv->wtls == NULL || (job = e->detach(e->ctx, srv->wtls, c->tls, s->data)) < 0)
+        return; /* it ended meanwhile: nothing to do */
+    lp_session_ref(s); /* for the job's thread, which still writes to s */
+    if (!c->unpolled)
+        epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    for (lp_conn_t **p = &srv->watched; *p != NULL; p = &(*p)->wnext) {
+        if (*p == c) {
+            *p = c->wnext;
+            break;
+        }
+    }
+    c->watched = false;
+    c->unpolled = false;
+    c->running = NULL;
+    c->tls = NULL; /* the job's thread keeps its own; the next one makes one */
+    pthread_mutex_lock(&s->qmu);
+    re = s->cur_re;
+    pthread_mutex_unlock(&s->qmu);
+    lp_session_end(s);
+    if (c->text) {
+        char line[160];
+
+        snprintf(line, sizeof(line),
+                 "\nlimpet: it did not stop; it goes on as job %" PRId64 " (see jobs())\n>>> ",
+                 job);
+        lp_conn_send_raw(c, line, strlen(line));
+    } else {
+        h = json_pack("{s:s,s:I,s:s,s:s,s:I}", "op", "done", "re", (json_int_t)re, "session",
+                      s->id, "status", "detached", "job", (json_int_t)job);
+        lp_session_reply(s, h, NULL, 0);
+    }
+    lp_session_answer_interrupts(s, c);
+    if (lp_conn_resume(c) != 0)
+        drop_peer(c, NULL);
+}
+
+/* Detaches every watched eval whose grace has run out. */
+static void detach_due(lp_server_t *srv)
+{
+    uint64_t now = lp_now_ms();
+    lp_conn_t *c = srv->watched;
+
+    while (c != NULL) {
+        lp_conn_t *next = c->wnext;
+        uint64_t at = 0;
+
+        if (c->running != NULL) {
+            pthread_mutex_lock(&c->running->qmu);
+            at = c->running->intr_at_ms;
+            pthread_mutex_unlock(&c->running->qmu);
+        }
+        if (at != 0 && at + (uint64_t)srv->grace_ms <= now)
+            detach(c);
+        c = next;
+    }
+}
+
 void *lp_watcher_main(void *arg)
 {
     lp_server_t *srv = arg;
@@ -167,8 +265,17 @@ void *lp_watcher_main(void *arg)
     if (e->thread_enter(e->ctx, &srv->wtls) != 0)
         srv->wtls = NULL; /* interrupts then only reach input() waits */
     for (;;) {
-        int n = epoll_wait(srv->epfd, ev, WATCH_EVENTS, -1);
+        int timeout, n;
 
+        pthread_mutex_lock(&srv->wmu);
+        timeout = next_deadline(srv);
+        pthread_mutex_unlock(&srv->wmu);
+        n = epoll_wait(srv->epfd, ev, WATCH_EVENTS, timeout);
+        if (timeout >= 0) {
+            pthread_mutex_lock(&srv->wmu);
+            detach_due(srv);
+            pthread_mutex_unlock(&srv->wmu);
+        }
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)

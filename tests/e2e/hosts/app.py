@@ -34,6 +34,8 @@ if os.environ.get("LIMPET_TEST_MAX_CONNECTIONS"):
     options["max_connections"] = int(os.environ["LIMPET_TEST_MAX_CONNECTIONS"])
 if os.environ.get("LIMPET_TEST_ADDRESS"):
     options["address"] = os.environ["LIMPET_TEST_ADDRESS"]
+if os.environ.get("LIMPET_TEST_GRACE"):
+    options["grace"] = float(os.environ["LIMPET_TEST_GRACE"])
 if os.environ.get("LIMPET_TEST_TRANSFORM"):
     options["transform"] = twice_transform
 server = limpet.start(globals(), name="testapp", **options)
