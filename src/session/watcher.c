@@ -160,6 +160,19 @@ void lp_unwatch(lp_conn_t *c)
     pthread_mutex_unlock(&srv->wmu);
 }
 
+/* When the eval running on c was first interrupted, or 0. */
+static uint64_t interrupted_at(lp_conn_t *c)
+{
+    uint64_t at = 0;
+
+    if (c->running != NULL) {
+        pthread_mutex_lock(&c->running->qmu);
+        at = c->running->intr_at_ms;
+        pthread_mutex_unlock(&c->running->qmu);
+    }
+    return at;
+}
+
 /* When the first interrupted eval of a watched connection runs out of
  * grace, as an epoll_wait timeout in ms (-1: none is waiting). The caller
  * holds srv->wmu. */
@@ -169,13 +182,8 @@ static int next_deadline(lp_server_t *srv)
     int timeout = -1;
 
     for (lp_conn_t *c = srv->watched; c != NULL; c = c->wnext) {
-        uint64_t at, due;
+        uint64_t at = interrupted_at(c), due;
 
-        if (c->running == NULL)
-            continue;
-        pthread_mutex_lock(&c->running->qmu);
-        at = c->running->intr_at_ms;
-        pthread_mutex_unlock(&c->running->qmu);
         if (at == 0)
             continue;
         due = at + (uint64_t)srv->grace_ms;
@@ -243,13 +251,8 @@ static void detach_due(lp_server_t *srv)
 
     while (c != NULL) {
         lp_conn_t *next = c->wnext;
-        uint64_t at = 0;
+        uint64_t at = interrupted_at(c);
 
-        if (c->running != NULL) {
-            pthread_mutex_lock(&c->running->qmu);
-            at = c->running->intr_at_ms;
-            pthread_mutex_unlock(&c->running->qmu);
-        }
         if (at != 0 && at + (uint64_t)srv->grace_ms <= now)
             detach(c);
         c = next;
