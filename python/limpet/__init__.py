@@ -9,9 +9,12 @@ runs in the namespace given to start(), so `x = 42` there sets this
 module's x.
 """
 import atexit
+import ipaddress
 import json
 import os
 import platform
+import re
+import secrets
 import sys
 import threading
 import time
@@ -33,9 +36,10 @@ _hooks_installed = False
 class Server:
     """A running embedded server: .address, .name, .stop(); a context manager."""
 
-    def __init__(self, core, name):
+    def __init__(self, core, name, token=None):
         self._core = core
         self.name = name
+        self.token = token   # TCP: what a peer the kernel cannot vouch for must send
 
     @property
     def address(self):
@@ -109,14 +113,35 @@ def _install_hooks():
         _hooks_installed = True
 
 
+_TCP = re.compile(r"^(?:\[([0-9A-Fa-f:.]+)\]|(\d+\.\d+\.\d+\.\d+|localhost)):(\d+)$")
+
+
+def _tcp_address(address, allow_remote):
+    """The TCP address in address ("127.0.0.1:7000", "[::1]:0"), or None for a path."""
+    m = _TCP.match(address)
+    if m is None:
+        return None
+    host = m.group(1) or m.group(2)
+    if host == "localhost":
+        host = "127.0.0.1"
+    if not ipaddress.ip_address(host).is_loopback and not allow_remote:
+        raise ValueError(f"limpet: {address!r} is not a loopback address; listening there "
+                         f"needs allow_remote=True (peers then need the token)")
+    return f"[{host}]:{m.group(3)}" if ":" in host else f"{host}:{m.group(3)}"
+
+
 def start(namespace=None, address=None, *, name=None, transform=None, max_connections=0,
-          max_sessions=0, grace=1.0):
+          max_sessions=0, grace=1.0, allow_remote=False):
     """start(namespace=None, address=None, *, name=None, transform=None, grace=1.0) -> Server
 
     Starts the embedded server and returns at once. Sessions run code in
     namespace (a dict; the caller's globals() when None). address is the Unix
     socket path; by default $XDG_RUNTIME_DIR/limpet/<pid>.sock (or
-    /tmp/limpet-<uid>/<pid>.sock), private to this user. name is what
+    /tmp/limpet-<uid>/<pid>.sock), private to this user. A TCP address
+    ("127.0.0.1:7000", "[::1]:0" for any port) listens on loopback instead:
+    peers the kernel shows as this user (or root) get in, others must send
+    server.token (also in the 0600 file <runtime dir>/<pid>.token); any
+    other interface needs allow_remote=True. name is what
     `limpet list` shows (default: the program's name). transform, if given,
     is called as transform(source, filename, mode) before each input is
     compiled and returns source text, an AST or a code object (macros).
@@ -135,10 +160,13 @@ def start(namespace=None, address=None, *, name=None, transform=None, max_connec
         raise TypeError(f"limpet: namespace must be a dict, not {type(namespace).__name__}")
     if address is not None and not isinstance(address, (str, os.PathLike)):
         raise TypeError("limpet: address must be a socket path")
+    tcp = None
     if address is not None:
         address = os.fspath(address)
-        if ":" in address and not address.startswith(("/", ".")):
-            raise ValueError(f"limpet: TCP addresses are not supported yet: {address!r}")
+        tcp = _tcp_address(address, allow_remote)
+        if tcp is not None:
+            address = None
+    token = secrets.token_hex(32) if tcp else None
     name = name or _default_name()
     with _lock:
         if _running is not None and _running.running:
@@ -146,8 +174,9 @@ def start(namespace=None, address=None, *, name=None, transform=None, max_connec
                                f"{_running.address!r}; stop it first")
         core = _limpet.Server(namespace, address, json.dumps(_identity(name)),
                               transform=transform, max_connections=max_connections,
-                              max_sessions=max_sessions, grace=grace)
+                              max_sessions=max_sessions, grace=grace, tcp=tcp, token=token,
+                              allow_remote=allow_remote)
         _helpers.install()
-        _running = Server(core, name)
+        _running = Server(core, name, token)
         _install_hooks()
         return _running

@@ -55,12 +55,25 @@ class Result:
         return self.final.get("status")
 
 
+def _connect(address, timeout):
+    """A socket to a Unix path, "HOST:PORT" or "[V6]:PORT"."""
+    if address.startswith("["):
+        host, port = address[1:].rsplit("]:", 1)
+    elif ":" in address and not address.startswith(("/", ".")):
+        host, port = address.rsplit(":", 1)
+    else:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        sock.connect(address)
+        return sock
+    return socket.create_connection((host, int(port)), timeout=timeout)
+
+
 class Client:
-    def __init__(self, path, timeout=10.0, client="limpet.client"):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def __init__(self, address, timeout=10.0, client="limpet.client", token=None):
+        self.sock = _connect(address, timeout)
         self.sock.settimeout(timeout)
-        self.sock.connect(path)
-        self.sock.sendall(wire.hello(client=client))
+        self.sock.sendall(wire.hello(client=client, token=token))
         buf = bytearray()
         while (w := wire.read_welcome(buf)) is None:
             chunk = self.sock.recv(65536)

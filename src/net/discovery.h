@@ -13,7 +13,11 @@ int lp_discovery_path(char *buf, size_t size, const char *dir, pid_t pid, const 
  * limpet) atomically to dir/<pid>.json. 0 or a negative errno. */
 int lp_discovery_write(const char *dir, pid_t pid, const json_t *record);
 
-/* Removes dir/<pid>.json if it is there. */
+/* Writes text and a newline to dir/<pid>.<ext> atomically, mode 0600 (the
+ * TCP token's connection file). */
+int lp_discovery_write_text(const char *dir, pid_t pid, const char *ext, const char *text);
+
+/* Removes dir/<pid>.json and dir/<pid>.token if they are there. */
 void lp_discovery_remove(const char *dir, pid_t pid);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #define LP_NET_PATH_MAX 108 /* sun_path, with its NUL */
@@ -21,6 +22,22 @@ int lp_net_runtime_dir(char *buf, size_t size);
  * stale socket file (nobody accepting on it) is replaced; a live one is
  * -EADDRINUSE. */
 int lp_net_listen_unix(const char *path, int *fd);
+
+/* tcp.c */
+
+/* Parses "A.B.C.D:PORT" or "[V6]:PORT" (numeric only). 0 or -EINVAL. */
+
+int lp_net_parse_tcp(const char *address, struct sockaddr_storage *ss, socklen_t *len);
+/* True for 127.0.0.0/8, ::1 and v4-mapped 127.x. */
+bool lp_net_is_loopback(const struct sockaddr_storage *ss);
+/* A listening TCP socket for address; bound gets the actual "host:port"
+ * (port 0 picks one). */
+int lp_net_listen_tcp(const char *address, int *fd, char *bound, size_t size);
+/* The uid owning the loopback peer socket of TCP connection fd, from one
+ * exact NETLINK_SOCK_DIAG lookup; -ENOENT when the kernel does not know it
+ * (not local, or already closed). It is the uid of whoever created the
+ * peer socket (docs/security.md). */
+int lp_net_tcp_peer_uid(int fd, uid_t *uid);
 
 /* The uid of the process at the other end of Unix socket fd. */
 int lp_net_peer_uid(int fd, uid_t *uid);

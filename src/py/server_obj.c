@@ -22,10 +22,12 @@ static void raise_errno(int r, const char *what, const char *path)
 
 static PyObject *server_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
-    static const char *const kwlist[] = {"namespace", "path",         "identity", "transform",
-                                         "max_connections", "max_sessions", "grace",  NULL};
+    static const char *const kwlist[] = {"namespace",    "path",  "identity", "transform",
+                                         "max_connections", "max_sessions", "grace",
+                                         "tcp",          "token", "allow_remote", NULL};
     PyObject *env, *transform = Py_None, *module;
-    const char *path = NULL, *identity;
+    const char *path = NULL, *identity, *tcp = NULL, *token = NULL;
+    int allow_remote = 0;
     unsigned max_conn = 0, max_sess = 0;
     double grace = 0;
     json_error_t jerr;
@@ -33,8 +35,9 @@ static PyObject *server_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     ServerObject *self;
     int r;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!zs|$OIId", (char **)kwlist, &PyDict_Type, &env,
-                                     &path, &identity, &transform, &max_conn, &max_sess, &grace))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!zs|$OIIdzzp", (char **)kwlist, &PyDict_Type,
+                                     &env, &path, &identity, &transform, &max_conn, &max_sess,
+                                     &grace, &tcp, &token, &allow_remote))
         return NULL;
     if (grace < 0 || grace > 3600)
         return PyErr_Format(PyExc_ValueError, "grace must be between 0 and 3600 seconds");
@@ -53,12 +56,15 @@ static PyObject *server_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     cfg.max_connections = max_conn;
     cfg.max_sessions = max_sess;
     cfg.grace_ms = (int)(grace * 1000);
+    cfg.tcp = tcp;
+    cfg.token = token;
+    cfg.allow_remote = allow_remote != 0;
     if (lp_py_engine_init(&self->engine, module, env, transform) != 0 ||
         lp_py_routers_install(module) != 0)
         goto error;
     if ((r = lp_server_start(&cfg, &self->engine, &self->srv)) != 0) {
         lp_py_routers_uninstall(module);
-        raise_errno(r, "listen on", path);
+        raise_errno(r, "listen on", tcp != NULL ? tcp : path);
         goto error;
     }
     if ((self->address = PyUnicode_FromString(lp_server_address(self->srv))) == NULL)

@@ -108,6 +108,21 @@ static int left_ms(uint64_t deadline)
     return now >= deadline ? 0 : (int)(deadline - now);
 }
 
+bool lp_conn_token_ok(lp_conn_t *c, const char *token)
+{
+    const char *want = c->srv->token;
+    size_t n = strlen(want), m = strlen(token);
+    unsigned diff = (unsigned)(n ^ m) | (n == 0);
+
+    /* constant time: how much of a guess was right must not show */
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)want[i] ^ (unsigned char)(i < m ? token[i] : 0);
+    if (diff != 0)
+        fprintf(stderr, "limpet: refused a connection on '%s': %s\n", c->srv->path,
+                m == 0 ? "no token" : "wrong token");
+    return diff == 0;
+}
+
 /* Reads and answers the hello. 0 when the conversation may go on. */
 static int handshake(lp_conn_t *c)
 {
@@ -126,7 +141,13 @@ static int handshake(lp_conn_t *c)
             break;
         }
     }
-    if (r == 0) {
+    if (r == 0 && !c->authed && !lp_conn_token_ok(c, hello.token)) {
+        lp_hs_server_refuse(out, LP_WIRE_EFORBIDDEN, &hello,
+                            hello.token[0] ? "forbidden: wrong token"
+                                           : "forbidden: this peer must send the server's token",
+                            NULL);
+        r = LP_WIRE_EFORBIDDEN;
+    } else if (r == 0) {
         c->peer_limits.payload_max = hello.max_payload;
         r = lp_hs_server_accept(out, &hello, srv->identity, caps, LP_WIRE_PAYLOAD_DEFAULT, NULL);
     } else if (lp_wire_err_code(r) != NULL) {

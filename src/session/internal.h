@@ -68,6 +68,7 @@ struct lp_conn {
     pthread_mutex_t wmu;          /* serialises writes to fd */
     bool dead;                    /* a write failed: stop writing (under wmu) */
     bool handshaken;              /* the hello was accepted (under wmu) */
+    bool authed;                  /* the peer is known to be us (or root): no token needed */
     lp_buf_t *in;                 /* bytes read, not yet decoded */
     lp_limits_t peer_limits;      /* what the client accepts */
     lp_session_t *sessions;       /* sessions it owns (touched by its thread only) */
@@ -89,7 +90,9 @@ struct lp_conn {
 struct lp_server {
     lp_engine_t engine;           /* copy of the caller's */
     json_t *identity;             /* "server" object for hello replies (own reference) */
-    char path[LP_NET_PATH_MAX];   /* socket path */
+    char path[LP_NET_PATH_MAX];   /* socket path, or the TCP "host:port" */
+    bool tcp;                     /* listening on TCP */
+    char token[LP_WIRE_TOKEN_MAX + 1]; /* TCP: what an unknown peer must send */
     char dir[4096];               /* runtime directory of the discovery record, "" if none */
     int listen_fd;                /* listening socket */
     int wake_fd;                  /* eventfd: wakes the acceptor to stop */
@@ -171,6 +174,9 @@ int lp_text_watch_serve(lp_conn_t *c, void *tls);
 
 /* conn.c */
 void *lp_conn_main(void *arg);
+/* True when token is the server's (compared in constant time); a refusal
+ * is logged on stderr. */
+bool lp_conn_token_ok(lp_conn_t *c, const char *token);
 /* Makes sure this thread may call the engine (c->tls): 0 or an error. */
 int lp_conn_enter(lp_conn_t *c);
 /* Runs an eval of s on c's thread, with the watcher hearing c meanwhile;

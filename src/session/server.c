@@ -95,8 +95,9 @@ static void set_send_timeout(int fd)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-/* Starts the thread of an accepted, allowed connection. */
-static void start_conn(lp_server_t *srv, int fd, uid_t uid)
+/* Starts the thread of an accepted connection; authed: its peer is known to
+ * be us or root (else it must show the token). */
+static void start_conn(lp_server_t *srv, int fd, uid_t uid, bool authed)
 {
     lp_conn_t *c = calloc(1, sizeof(*c));
     pthread_attr_t attr;
@@ -110,6 +111,7 @@ static void start_conn(lp_server_t *srv, int fd, uid_t uid)
     }
     c->fd = fd;
     c->peer_uid = uid;
+    c->authed = authed;
     c->srv = srv;
     c->peer_limits = (lp_limits_t)LP_LIMITS_DEFAULT;
     c->deferred_tail = &c->deferred;
@@ -134,18 +136,24 @@ static void start_conn(lp_server_t *srv, int fd, uid_t uid)
 static void accept_one(lp_server_t *srv)
 {
     char msg[128];
-    uid_t uid;
+    uid_t uid = (uid_t)-1;
     unsigned n;
+    bool authed;
     int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
     if (fd < 0)
         return;
-    if (lp_net_peer_uid(fd, &uid) != 0 || !lp_net_uid_allowed(uid)) {
+    if (srv->tcp) {
+        /* a peer the kernel does not show as us may still bring the token */
+        authed = lp_net_tcp_peer_uid(fd, &uid) == 0 && lp_net_uid_allowed(uid);
+    } else if (lp_net_peer_uid(fd, &uid) != 0 || !lp_net_uid_allowed(uid)) {
         snprintf(msg, sizeof(msg), "forbidden: uid %u may not use this server", (unsigned)uid);
         fprintf(stderr, "limpet: refused a connection from uid %u on '%s'\n", (unsigned)uid,
                 srv->path);
         refuse(srv, fd, LP_WIRE_EFORBIDDEN, msg);
         return;
+    } else {
+        authed = true;
     }
     pthread_mutex_lock(&srv->mu);
     n = srv->nconns;
@@ -155,7 +163,7 @@ static void accept_one(lp_server_t *srv)
         refuse(srv, fd, LP_WIRE_ETOOMANY, msg);
         return;
     }
-    start_conn(srv, fd, uid);
+    start_conn(srv, fd, uid, authed);
 }
 
 static void *acceptor_main(void *arg)
@@ -177,12 +185,14 @@ static void *acceptor_main(void *arg)
     return NULL;
 }
 
-/* Writes the discovery record: the identity plus the address. */
+/* Writes the discovery record: the identity plus the address; for TCP,
+ * the token goes into a connection file of its own, <pid>.token, 0600. */
 static void write_record(lp_server_t *srv)
 {
     json_t *rec = json_deep_copy(srv->identity);
 
     if (rec != NULL && json_object_set_new(rec, "address", json_string(srv->path)) == 0 &&
+        (!srv->tcp || lp_discovery_write_text(srv->dir, getpid(), "token", srv->token) == 0) &&
         lp_discovery_write(srv->dir, getpid(), rec) != 0)
         srv->dir[0] = 0; /* nothing to remove at stop */
     json_decref(rec);
@@ -226,6 +236,32 @@ static void stop_watcher(lp_server_t *srv)
         pthread_join(srv->watcher, NULL);
 }
 
+/* Listens where cfg says: a Unix socket, or TCP (loopback unless
+ * allow_remote; a token then guards peers the kernel cannot vouch for). */
+static int open_listener(lp_server_t *srv, const lp_server_config_t *cfg)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int r;
+
+    if (cfg->tcp == NULL) {
+        if ((r = choose_path(srv, cfg->path)) != 0)
+            return r;
+        return lp_net_listen_unix(srv->path, &srv->listen_fd);
+    }
+    if (cfg->token == NULL || strlen(cfg->token) < 16 || strlen(cfg->token) > LP_WIRE_TOKEN_MAX)
+        return -EINVAL;
+    if ((r = lp_net_parse_tcp(cfg->tcp, &ss, &len)) != 0)
+        return r;
+    if (!lp_net_is_loopback(&ss) && !cfg->allow_remote)
+        return -EPERM;
+    srv->tcp = true;
+    snprintf(srv->token, sizeof(srv->token), "%s", cfg->token);
+    if (lp_net_runtime_dir(srv->dir, sizeof(srv->dir)) != 0)
+        srv->dir[0] = 0;
+    return lp_net_listen_tcp(cfg->tcp, &srv->listen_fd, srv->path, sizeof(srv->path));
+}
+
 /* Frees srv; its threads must all be gone. */
 static void destroy(lp_server_t *srv)
 {
@@ -260,8 +296,7 @@ int lp_server_start(const lp_server_config_t *cfg, const lp_engine_t *engine, lp
     srv->grace_ms = cfg->grace_ms > 0 ? cfg->grace_ms : LP_GRACE_MS;
     pthread_mutex_init(&srv->mu, NULL);
     pthread_cond_init(&srv->cv, NULL);
-    if ((r = choose_path(srv, cfg->path)) != 0 ||
-        (r = lp_net_listen_unix(srv->path, &srv->listen_fd)) != 0)
+    if ((r = open_listener(srv, cfg)) != 0)
         goto fail;
     if ((srv->wake_fd = eventfd(0, EFD_CLOEXEC)) < 0) {
         r = -errno;
@@ -287,7 +322,7 @@ int lp_server_start(const lp_server_config_t *cfg, const lp_engine_t *engine, lp
     *out = srv;
     return 0;
 fail:
-    if (srv->listen_fd >= 0)
+    if (srv->listen_fd >= 0 && !srv->tcp)
         unlink(srv->path);
     destroy(srv);
     return r;
@@ -350,7 +385,8 @@ int lp_server_stop(lp_server_t *srv, int timeout_ms)
     pthread_join(srv->acceptor, NULL);
     close(srv->listen_fd);
     srv->listen_fd = -1;
-    unlink(srv->path);
+    if (!srv->tcp)
+        unlink(srv->path);
     if (srv->dir[0] != 0)
         lp_discovery_remove(srv->dir, getpid());
     disconnect_all(srv);

@@ -80,6 +80,9 @@ typedef struct lp_engine {
 
 typedef struct lp_server_config {
     const char *path;          /* Unix socket path; NULL: <runtime dir>/<pid>.sock */
+    const char *tcp;           /* or "HOST:PORT" / "[V6]:PORT" to listen on TCP instead */
+    const char *token;         /* TCP: the secret a peer not known as us must send */
+    bool allow_remote;         /* TCP: a non-loopback address is allowed (token required) */
     json_t *identity;          /* borrowed: "server" object of the hello reply */
     unsigned max_connections;  /* 0: LP_MAX_CONNECTIONS */
     unsigned max_sessions;     /* 0: LP_MAX_SESSIONS */

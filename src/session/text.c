@@ -138,12 +138,34 @@ static bool fill(lp_conn_t *c)
     return true;
 }
 
+/* A peer the kernel could not vouch for types the token first. */
+static bool ask_token(lp_conn_t *c)
+{
+    size_t n, len;
+    char *line;
+    bool ok;
+
+    say(c, "token: ");
+    while ((n = line_len(c)) == 0)
+        if (lp_buf_len(c->in) > LP_WIRE_TOKEN_MAX + 2 || !fill(c))
+            return false;
+    if ((line = take_line(c, n, &len)) == NULL)
+        return false;
+    ok = lp_conn_token_ok(c, line);
+    free(line);
+    if (!ok)
+        say(c, "limpet: forbidden: wrong token\n");
+    return ok;
+}
+
 void lp_text_serve(lp_conn_t *c)
 {
     lp_engine_t *e = &c->srv->engine;
     lp_session_t *s;
 
     lp_buf_set_max(c->in, LP_TEXT_LINE_MAX + 4096);
+    if (!c->authed && !ask_token(c))
+        return;
     if (e->thread_enter(e->ctx, &c->tls) != 0 || lp_session_new(c, &s) != 0) {
         say(c, "limpet: cannot open a session\n");
         return;

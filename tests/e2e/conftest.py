@@ -71,6 +71,9 @@ class Host:
             self.proc.kill()
             raise RuntimeError(f"host did not start: {line!r} {self.proc.stderr.read()!r}")
         self.address = line.split(None, 1)[1].strip()
+        self.token = None
+        if ":" in self.address and not self.address.startswith("/"):
+            self.token = self.proc.stdout.readline().decode().split()[1]
         self.runtime_dir = runtime_dir
         self.output = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -118,6 +121,14 @@ def make_host(runtime_dir):
     yield make
     for h in hosts:
         h.stop()
+
+
+def read_all(s):
+    """Everything a socket receives until the other side closes."""
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    return data
 
 
 def run_python(code, runtime_dir, timeout=30):

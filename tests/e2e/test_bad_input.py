@@ -10,6 +10,8 @@ import pytest
 from limpet import wire
 from limpet.client import Client, ProtocolError
 
+from conftest import read_all
+
 PRE = wire.PREAMBLE
 
 
@@ -18,14 +20,6 @@ def raw(host):
     s.settimeout(10)
     s.connect(host.address)
     return s
-
-
-def read_all(s):
-    """Everything the server sends until it closes."""
-    data = b""
-    while chunk := s.recv(65536):
-        data += chunk
-    return data
 
 
 def handshaken(host):

@@ -38,8 +38,12 @@ if os.environ.get("LIMPET_TEST_GRACE"):
     options["grace"] = float(os.environ["LIMPET_TEST_GRACE"])
 if os.environ.get("LIMPET_TEST_TRANSFORM"):
     options["transform"] = twice_transform
+if os.environ.get("LIMPET_TEST_ALLOW_REMOTE"):
+    options["allow_remote"] = True
 server = limpet.start(globals(), name="testapp", **options)
 print("ADDRESS", server.address, flush=True)
+if server.token:
+    print("TOKEN", server.token, flush=True)
 threading.Thread(target=host_chatter, daemon=True).start()
 while True:
     step()
