@@ -312,3 +312,34 @@ def test_client_that_never_reads(host):
     s.close()
     time.sleep(0.5)
     assert_still_serving(host)
+
+
+def test_no_growth_over_many_departures(host):
+    """Clients that come, evaluate, and leave in every way, hundreds of times:
+    the host's memory stays flat (what each one held is freed)."""
+    def rss_kb():
+        with open(f"/proc/{host.proc.pid}/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
+
+    def churn(n):
+        for i in range(n):
+            c = Client(host.address)
+            s = c.clone()
+            c.eval(s, f"print('x' * {i % 7 * 1000})")
+            c.clone()
+            if i % 3 == 0:   # gone mid-evaluation, sessions still open
+                c.send({"op": "eval", "id": 999, "session": s}, b"import time; time.sleep(0.01)")
+            elif i % 3 == 1:
+                c.request("close", session=s)
+            c.close()
+
+    churn(150)   # warm up allocator pools and caches
+    time.sleep(0.5)
+    before = rss_kb()
+    churn(450)
+    time.sleep(0.5)
+    grown = rss_kb() - before
+    print(f"host RSS {before} KB -> {before + grown} KB over 450 clients")
+    assert grown < 3000, f"host RSS grew by {grown} KB over 450 clients"
+    with Client(host.address) as c:
+        assert c.request("describe").final["stats"] == {"connections": 1, "sessions": 0}
