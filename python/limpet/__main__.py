@@ -56,9 +56,9 @@ def run_demo(server):
                 show(r)
                 prompt = "... " if r.status == "more" else ">>> "
             print()
-    print("not there yet: the terminal client (`limpet connect`), plain-text mode, "
-          "interrupt and input();\n"
-          "`python3 -m limpet --serve` keeps a host running for limpet.client meanwhile.")
+    print("not there yet: the terminal client (`limpet connect`). Meanwhile\n"
+          "`python3 -m limpet --serve` keeps a demo host running: talk to it with\n"
+          "`nc -U SOCKET` (a plain-text REPL) or limpet.client from Python.")
 
 
 def main(argv):
