@@ -92,7 +92,11 @@ def _default_name():
 def _stop_at_exit():
     server = _running
     if server is not None:
-        server.stop()
+        try:
+            server.stop(timeout=1.0)
+        except TimeoutError as e:
+            # a job stuck in a blocking call: the process is ending anyway
+            print(e, file=sys.stderr)
 
 
 def _forget_in_child():

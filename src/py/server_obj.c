@@ -106,8 +106,8 @@ static PyObject *server_stop(ServerObject *self, PyObject *args, PyObject *kw)
         return NULL;
     if (stop(self, (int)(timeout * 1000)) == -ETIMEDOUT)
         return PyErr_Format(PyExc_TimeoutError,
-                            "limpet: evaluations still running after %.1f s were left behind",
-                            timeout);
+                            "limpet: evaluations still running after %d ms were left behind",
+                            (int)(timeout * 1000));
     Py_RETURN_NONE;
 }
 
