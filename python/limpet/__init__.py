@@ -22,8 +22,9 @@ import time
 from . import wire
 from ._limpet import PROTOCOL_VERSION, VERSION as __version__
 from . import _helpers, _limpet
+from ._discovery import servers
 
-__all__ = ["start", "Server", "wire", "PROTOCOL_VERSION", "__version__"]
+__all__ = ["start", "servers", "Server", "wire", "PROTOCOL_VERSION", "__version__"]
 
 _ARGV_MAX = 32        # entries of argv in the identity (docs/protocol.md, hello)
 _ARG_MAX = 256        # bytes of each

@@ -198,3 +198,20 @@ def test_other_users_are_refused_by_peer_credentials(make_host):
         assert b"limpet: refused a connection from uid 65534" in h.proc.stderr.read()
     finally:
         shutil.rmtree(d)
+
+
+def test_servers_lists_live_ones_and_drops_stale_records(host, runtime_dir):
+    d = runtime_dir / "limpet"
+    # a server that died without cleaning up: its pid is gone
+    (d / "999999.json").write_text(json.dumps({"pid": 999999, "name": "dead", "started": 0}))
+    (d / "999999.sock").write_text("")
+    # a record whose pid now belongs to a process that started after it
+    (d / "1.json").write_text(json.dumps({"pid": 1, "name": "reused", "started": 1000}))
+    code = "import limpet, json\nprint(json.dumps(limpet.servers()))"
+    p = run_python(code, runtime_dir)
+    found = json.loads(p.stdout)
+    assert [(s["pid"], s["name"]) for s in found] == [(host.proc.pid, "testapp")], p.stderr
+    assert found[0]["address"] == host.address
+    assert not (d / "999999.json").exists() and not (d / "999999.sock").exists()
+    assert not (d / "1.json").exists()
+    assert (d / f"{host.proc.pid}.json").exists()
