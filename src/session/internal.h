@@ -77,7 +77,9 @@ struct lp_conn {
     /* While an eval runs, the watcher reads fd; under srv->wmu: */
     bool watched;                 /* registered with the watcher */
     bool peer_gone;               /* the watcher saw the client leave */
-    bool unpolled;                /* fd is out of the watcher's epoll set */
+    bool polled;                  /* fd is in the watcher's epoll set */
+    bool no_poll;                 /* the client stopped sending: never poll it again */
+    uint64_t watch_since;         /* when its eval began (ms) */
     lp_session_t *running;        /* the session evaluating on this conn's thread */
     lp_deferred_t *deferred;      /* requests to serve after the eval, in order */
     lp_deferred_t **deferred_tail; /* where the next one goes */
@@ -107,6 +109,8 @@ struct lp_server {
     pthread_mutex_t wmu;          /* guards watched lists: held while the watcher serves */
     lp_conn_t *watched;           /* connections whose eval runs */
     int grace_ms;                 /* from the config */
+    bool watcher_asleep;          /* in epoll_wait with no timeout (under wmu) */
+    uint64_t watch_busy_until;    /* the watcher ticks until then (ms, under wmu) */
     pthread_mutex_t mu;           /* guards what follows */
     pthread_cond_t cv;            /* threads == 0, flush list, stopping */
     lp_conn_t *conns;             /* live connections */

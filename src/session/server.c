@@ -232,6 +232,9 @@ static void stop_watcher(lp_server_t *srv)
 {
     uint64_t one = 1;
 
+    pthread_mutex_lock(&srv->mu);
+    srv->stopping = true; /* the watcher checks it when woken */
+    pthread_mutex_unlock(&srv->mu);
     if (write(srv->wwake_fd, &one, sizeof(one)) == sizeof(one))
         pthread_join(srv->watcher, NULL);
 }

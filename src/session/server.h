@@ -22,6 +22,8 @@ typedef struct lp_session lp_session_t;
 #define LP_OUTPUT_QUEUE_MAX (4u << 20)  /* per session: buffered, unsent output */
 #define LP_FLUSH_MS 5                   /* output waits at most this long to be sent */
 #define LP_SEND_TIMEOUT_MS 30000        /* a client that reads nothing this long is dropped */
+#define LP_WATCH_LAZY_MS 10             /* an eval's socket is watched once it ran this long */
+#define LP_WATCH_IDLE_MS 250            /* the watcher keeps ticking this long after the last eval */
 #define LP_GRACE_MS 1000                /* interrupted, still stuck: then it becomes a job */
 #define LP_TEXT_LINE_MAX 65536          /* one line in plain-text mode */
 #define LP_LINGER_MS 500                /* closing: time for the peer to read our last reply */

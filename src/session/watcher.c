@@ -1,8 +1,11 @@
 /* watcher.c: while a connection's thread runs an evaluation, the watcher
  * reads that connection's socket, so that an interrupt, the answer to an
  * input() or a ping is served at once; other requests wait for the eval.
- * One epoll thread per server; registering a socket is an epoll_ctl from
- * the connection's thread, which wakes nobody (docs/architecture.md). */
+ * One epoll thread per server. It is lazy, to keep system calls off the
+ * request path: a starting eval is only put on a list (a mutex, no system
+ * call); the watcher, ticking every LP_WATCH_LAZY_MS while evals come,
+ * adds the socket to its epoll set once the eval has run that long. Short
+ * evals never touch epoll (docs/architecture.md, docs/performance.md). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -54,8 +57,10 @@ static void drop_peer(lp_conn_t *c, void *tls)
 {
     lp_server_t *srv = c->srv;
 
-    epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    c->unpolled = true;
+    if (c->polled)
+        epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->polled = false;
+    c->no_poll = true;
     c->peer_gone = true;
     pthread_mutex_lock(&c->wmu);
     c->dead = true;
@@ -70,8 +75,10 @@ static void drop_peer(lp_conn_t *c, void *tls)
  * input() that waits gets end of input. */
 static void peer_done_sending(lp_conn_t *c)
 {
-    epoll_ctl(c->srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    c->unpolled = true;
+    if (c->polled)
+        epoll_ctl(c->srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->polled = false;
+    c->no_poll = true;
     if (c->running != NULL)
         lp_session_give_input(c->running, NULL, 0, true);
 }
@@ -83,7 +90,7 @@ static void on_readable(lp_conn_t *c, uint32_t events, void *tls)
     uint8_t *dst;
     ssize_t n;
 
-    if (c->peer_gone || c->unpolled)
+    if (c->peer_gone || !c->polled)
         return;
     if (events & (EPOLLHUP | EPOLLERR)) {
         drop_peer(c, tls);
@@ -116,16 +123,44 @@ static void on_readable(lp_conn_t *c, uint32_t events, void *tls)
     }
 }
 
+/* Adds c's socket to the epoll set (its eval has run LP_WATCH_LAZY_MS). */
+static void poll_conn(lp_conn_t *c)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+
+    if (c->polled || c->no_poll)
+        return;
+    if (epoll_ctl(c->srv->epfd, EPOLL_CTL_ADD, c->fd, &ev) == 0)
+        c->polled = true;
+    else
+        c->no_poll = true;
+}
+
+/* Wakes the watcher if it sleeps with no timeout: it must tick while
+ * evals run. One eventfd write after an idle spell, none in a busy one. */
+static void wake_watcher(lp_server_t *srv)
+{
+    uint64_t one = 1;
+
+    if (srv->watcher_asleep) {
+        srv->watcher_asleep = false;
+        if (write(srv->wwake_fd, &one, sizeof(one)) != sizeof(one))
+            return; /* a full eventfd counter: it is awake anyway */
+    }
+}
+
 void lp_watch(lp_conn_t *c)
 {
     lp_server_t *srv = c->srv;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
 
     pthread_mutex_lock(&srv->wmu);
     c->watched = true;
     c->wnext = srv->watched;
     srv->watched = c;
-    c->unpolled = epoll_ctl(srv->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0;
+    c->polled = false;
+    c->watch_since = lp_now_ms();
+    srv->watch_busy_until = c->watch_since + LP_WATCH_IDLE_MS;
+    wake_watcher(srv);
     /* requests that came in with the eval (an interrupt sent right after
      * it) are served now, by this thread */
     if (lp_buf_len(c->in) > 0 && serve_buffered(c, c->tls) != 0)
@@ -148,8 +183,9 @@ void lp_unwatch(lp_conn_t *c)
     lp_server_t *srv = c->srv;
 
     pthread_mutex_lock(&srv->wmu);
-    if (!c->unpolled)
+    if (c->polled)
         epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->polled = false;
     for (lp_conn_t **p = &srv->watched; *p != NULL; p = &(*p)->wnext) {
         if (*p == c) {
             *p = c->wnext;
@@ -179,7 +215,7 @@ static uint64_t interrupted_at(lp_conn_t *c)
 static int next_deadline(lp_server_t *srv)
 {
     uint64_t now = lp_now_ms();
-    int timeout = -1;
+    int timeout = now < srv->watch_busy_until ? LP_WATCH_LAZY_MS : -1;
 
     for (lp_conn_t *c = srv->watched; c != NULL; c = c->wnext) {
         uint64_t at = interrupted_at(c), due;
@@ -210,7 +246,7 @@ static void detach(lp_conn_t *c)
     if (srv->wtls == NULL || (job = e->detach(e->ctx, srv->wtls, c->tls, s->data)) < 0)
         return; /* it ended meanwhile: nothing to do */
     lp_session_ref(s); /* for the job's thread, which still writes to s */
-    if (!c->unpolled)
+    if (c->polled)
         epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     for (lp_conn_t **p = &srv->watched; *p != NULL; p = &(*p)->wnext) {
         if (*p == c) {
@@ -219,7 +255,7 @@ static void detach(lp_conn_t *c)
         }
     }
     c->watched = false;
-    c->unpolled = false;
+    c->polled = false;
     c->running = NULL;
     c->tls = NULL; /* the job's thread keeps its own; the next one makes one */
     pthread_mutex_lock(&s->qmu);
@@ -243,12 +279,16 @@ static void detach(lp_conn_t *c)
         drop_peer(c, NULL);
 }
 
-/* Detaches every watched eval whose grace has run out. */
-static void detach_due(lp_server_t *srv)
+/* Polls the sockets of evals that ran LP_WATCH_LAZY_MS; detaches every
+ * eval whose grace has run out. */
+static void tick(lp_server_t *srv)
 {
     uint64_t now = lp_now_ms();
     lp_conn_t *c = srv->watched;
 
+    for (lp_conn_t *w = srv->watched; w != NULL; w = w->wnext)
+        if (now - w->watch_since >= LP_WATCH_LAZY_MS)
+            poll_conn(w);
     while (c != NULL) {
         lp_conn_t *next = c->wnext;
         uint64_t at = interrupted_at(c);
@@ -257,6 +297,16 @@ static void detach_due(lp_server_t *srv)
             detach(c);
         c = next;
     }
+}
+
+static bool watcher_stopping(lp_server_t *srv)
+{
+    bool stop;
+
+    pthread_mutex_lock(&srv->mu);
+    stop = srv->stopping;
+    pthread_mutex_unlock(&srv->mu);
+    return stop;
 }
 
 void *lp_watcher_main(void *arg)
@@ -272,13 +322,13 @@ void *lp_watcher_main(void *arg)
 
         pthread_mutex_lock(&srv->wmu);
         timeout = next_deadline(srv);
+        srv->watcher_asleep = timeout < 0;
         pthread_mutex_unlock(&srv->wmu);
         n = epoll_wait(srv->epfd, ev, WATCH_EVENTS, timeout);
-        if (timeout >= 0) {
-            pthread_mutex_lock(&srv->wmu);
-            detach_due(srv);
-            pthread_mutex_unlock(&srv->wmu);
-        }
+        pthread_mutex_lock(&srv->wmu);
+        srv->watcher_asleep = false;
+        tick(srv);
+        pthread_mutex_unlock(&srv->wmu);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -286,8 +336,15 @@ void *lp_watcher_main(void *arg)
         for (int i = 0; i < n; i++) {
             lp_conn_t *c = ev[i].data.ptr;
 
-            if (c == NULL) /* the wake-up eventfd: the server stops */
-                goto out;
+            if (c == NULL) { /* the eventfd: evals began after a quiet spell, or stop */
+                uint64_t count;
+
+                if (read(srv->wwake_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+                    goto out;
+                if (watcher_stopping(srv))
+                    goto out;
+                continue;
+            }
             pthread_mutex_lock(&srv->wmu);
             if (is_watched(srv, c)) /* else its eval ended meanwhile: not ours */
                 on_readable(c, ev[i].events, srv->wtls);
