@@ -1,46 +1,76 @@
-/* main.c: the limpet command: option parsing and subcommand dispatch. */
+/* main.c: the limpet command: options and subcommand dispatch. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/cli.h"
 #include "limpet.h"
 
-#define EXIT_USAGE 2 /* usage errors, as documented in --help */
+struct command {
+    const char *name;                 /* as typed */
+    int (*run)(int argc, char **argv); /* cmd_<name>() */
+    const char *summary;              /* for --help */
+};
 
-static const char usage_text[] =
-    "usage: limpet [--help] [--version] <command> [<args>]\n"
-    "\n"
-    "Talk to live Python interpreters.\n"
-    "\n"
-    "options:\n"
-    "  -h, --help     show this help and exit\n"
-    "  -V, --version  show the version and the protocol version, and exit\n"
-    "\n"
-    "No subcommand is available yet: connect, exec, list, bridge and serve\n"
-    "arrive with the embedded server and the terminal client.\n";
+static const struct command commands[] = {
+    {"list", cmd_list, "list the servers this user can reach"},
+};
 
-static void print_version(void)
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *out)
 {
-    printf("limpet %s (protocol %d)\n", LIMPET_VERSION, LIMPET_PROTOCOL_VERSION);
+    fputs("usage: limpet [--help] [--version] <command> [<args>]\n"
+          "\n"
+          "Talk to live Python interpreters.\n"
+          "\n"
+          "commands:\n",
+          out);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fputs("\n"
+          "options:\n"
+          "  -h, --help     show this help and exit\n"
+          "  -V, --version  show the version and the protocol version, and exit\n"
+          "\n"
+          "connect, exec and bridge arrive with the terminal client.\n",
+          out);
+}
+
+int lp_cli_usage_error(const char *usage_text, const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("limpet: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fputs(usage_text, stderr);
+    return LP_EXIT_USAGE;
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fputs(usage_text, stderr);
-        return EXIT_USAGE;
+        usage(stderr);
+        return LP_EXIT_USAGE;
     }
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-        fputs(usage_text, stdout);
+        usage(stdout);
         return 0;
     }
     if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
-        print_version();
+        printf("limpet %s (protocol %d)\n", LIMPET_VERSION, LIMPET_PROTOCOL_VERSION);
         return 0;
     }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
     if (argv[1][0] == '-')
         fprintf(stderr, "limpet: unknown option '%s'\n", argv[1]);
     else
         fprintf(stderr, "limpet: unknown command '%s'\n", argv[1]);
     fputs("usage: limpet [--help] [--version] <command> [<args>]\n", stderr);
-    return EXIT_USAGE;
+    return LP_EXIT_USAGE;
 }

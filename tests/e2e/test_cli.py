@@ -24,6 +24,7 @@ def test_help_goes_to_stdout(limpet_bin):
     p = subprocess.run([limpet_bin, "--help"], capture_output=True, text=True)
     assert p.returncode == 0
     assert p.stdout.startswith("usage: limpet ")
+    assert "  list       list the servers this user can reach" in p.stdout
     assert p.stderr == ""
 
 

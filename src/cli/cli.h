@@ -1,0 +1,16 @@
+/* cli.h: what the limpet command's subcommands share. */
+#ifndef LP_CLI_H
+#define LP_CLI_H
+
+#include <stdbool.h>
+
+#define LP_EXIT_USAGE 2 /* usage errors, as every --help says */
+
+/* Prints "limpet: <message>" and the usage to stderr; returns LP_EXIT_USAGE. */
+int lp_cli_usage_error(const char *usage, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Subcommands: argv[0] is the subcommand's name; return the exit status. */
+int cmd_list(int argc, char **argv);
+
+#endif
