@@ -12,5 +12,6 @@ int lp_cli_usage_error(const char *usage, const char *fmt, ...)
 
 /* Subcommands: argv[0] is the subcommand's name; return the exit status. */
 int cmd_list(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ struct command {
 };
 
 static const struct command commands[] = {
+    {"exec", cmd_exec, "run code in a live process, print what it prints"},
     {"list", cmd_list, "list the servers this user can reach"},
 };
 
@@ -33,7 +34,7 @@ static void usage(FILE *out)
           "  -h, --help     show this help and exit\n"
           "  -V, --version  show the version and the protocol version, and exit\n"
           "\n"
-          "connect, exec and bridge arrive with the terminal client.\n",
+          "connect and bridge arrive with the terminal client.\n",
           out);
 }
 

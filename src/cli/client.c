@@ -1,0 +1,222 @@
+/* client.c: the limpet command's protocol client (client.h). */
+#include "cli/client.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <signal.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "net/discovery.h"
+#include "net/net.h"
+#include "limpet.h"
+#include "wire/msg.h"
+
+/* Reads dir/<pid>.token into token ("" when there is none). */
+static void read_token(const char *dir, long pid, char *token, size_t size)
+{
+    char path[4096];
+    FILE *f;
+
+    token[0] = 0;
+    if (lp_discovery_path(path, sizeof(path), dir, (pid_t)pid, "token") != 0 ||
+        (f = fopen(path, "r")) == NULL)
+        return;
+    if (fgets(token, (int)size, f) == NULL)
+        token[0] = 0;
+    token[strcspn(token, "\n")] = 0;
+    fclose(f);
+}
+
+/* The string field key of rec, or "". */
+static const char *field(const json_t *rec, const char *key)
+{
+    const char *v = json_string_value(json_object_get(rec, key));
+
+    return v != NULL ? v : "";
+}
+
+/* The records in dir whose name, pid or address is target (all when
+ * target is NULL), as a new JSON array. */
+static json_t *matching(const char *dir, const char *target)
+{
+    json_t *found = json_array();
+    struct dirent *e;
+    DIR *d = opendir(dir);
+
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        char path[8192], pid[32];
+        size_t n = strlen(e->d_name);
+        json_t *rec;
+
+        if (n < 6 || strcmp(e->d_name + n - 5, ".json") != 0 ||
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path) ||
+            (rec = json_load_file(path, 0, NULL)) == NULL)
+            continue;
+        snprintf(pid, sizeof(pid), "%" JSON_INTEGER_FORMAT,
+                 json_integer_value(json_object_get(rec, "pid")));
+        if (kill((pid_t)json_integer_value(json_object_get(rec, "pid")), 0) == 0 &&
+            (target == NULL || strcmp(target, pid) == 0 ||
+             strcmp(target, field(rec, "name")) == 0 || strcmp(target, field(rec, "address")) == 0))
+            json_array_append(found, rec);
+        json_decref(rec);
+    }
+    if (d != NULL)
+        closedir(d);
+    return found;
+}
+
+int lp_client_resolve(const char *target, char *address, size_t size, char *token, size_t tsize)
+{
+    char dir[4096];
+    json_t *found = NULL, *rec;
+    int r = -1;
+
+    token[0] = 0;
+    if (lp_net_runtime_dir(dir, sizeof(dir)) == 0)
+        found = matching(dir, target);
+    if (found != NULL && json_array_size(found) == 1) {
+        rec = json_array_get(found, 0);
+        snprintf(address, size, "%s", field(rec, "address"));
+        read_token(dir, (long)json_integer_value(json_object_get(rec, "pid")), token, tsize);
+        r = 0;
+    } else if (target != NULL && (strchr(target, '/') != NULL || strchr(target, ':') != NULL)) {
+        snprintf(address, size, "%s", target); /* a path or HOST:PORT of its own */
+        r = 0;
+    } else if (found != NULL && json_array_size(found) > 1) {
+        fprintf(stderr, "limpet: %zu servers match%s%s%s; choose one by pid (see 'limpet list')\n",
+                json_array_size(found), target ? " '" : "", target ? target : "",
+                target ? "'" : "");
+    } else if (target != NULL) {
+        fprintf(stderr, "limpet: no server named '%s' (see 'limpet list')\n", target);
+    } else {
+        fprintf(stderr, "limpet: no server is running for this user\n");
+    }
+    json_decref(found);
+    return r;
+}
+
+/* A connected socket to a Unix path or HOST:PORT / [V6]:PORT, or -1. */
+static int dial(const char *address)
+{
+    struct sockaddr_storage ss;
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    socklen_t len;
+    int fd;
+
+    if (lp_net_parse_tcp(address, &ss, &len) != 0) {
+        if (strlen(address) >= sizeof(un.sun_path)) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(un.sun_path, address, strlen(address) + 1);
+        memcpy(&ss, &un, sizeof(un));
+        len = sizeof(un);
+    }
+    if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
+        int e = errno;
+
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+int lp_client_open(lp_client_t *c, const char *address, const char *token)
+{
+    lp_buf_t *out = lp_buf_new(SIZE_MAX);
+    lp_hs_t hs = {0};
+    int r;
+
+    memset(c, 0, sizeof(*c));
+    c->in = lp_buf_new(SIZE_MAX);
+    c->next_id = 1;
+    if ((c->fd = dial(address)) < 0) {
+        fprintf(stderr, "limpet: cannot connect to '%s': %s\n", address, strerror(errno));
+        lp_buf_free(out);
+        return -1;
+    }
+    if (lp_hs_client_hello(out, "limpet-cli/" LIMPET_VERSION, 0, token[0] ? token : NULL,
+                           false) != 0 ||
+        lp_net_write_all(c->fd, lp_buf_data(out), lp_buf_len(out)) != 0) {
+        fprintf(stderr, "limpet: cannot talk to '%s'\n", address);
+        lp_buf_free(out);
+        return -1;
+    }
+    lp_buf_free(out);
+    while ((r = lp_hs_client_read(&hs, c->in, &c->welcome)) == LP_WIRE_EAGAIN) {
+        uint8_t *dst;
+        ssize_t n;
+
+        if (lp_buf_reserve(c->in, 65536, &dst) != 0 ||
+            (n = recv(c->fd, dst, 65536, 0)) <= 0) {
+            fprintf(stderr, "limpet: '%s' closed the connection during the handshake\n", address);
+            return -1;
+        }
+        lp_buf_commit(c->in, (size_t)n);
+    }
+    if (r != 0) {
+        fprintf(stderr, "limpet: '%s' refused: %s\n", address,
+                c->welcome.message[0] ? c->welcome.message : lp_wire_strerror(r));
+        return -1;
+    }
+    c->limits = (lp_limits_t){LP_WIRE_HEADER_MAX, c->welcome.max_payload};
+    return 0;
+}
+
+void lp_client_close(lp_client_t *c)
+{
+    if (c->fd > 0)
+        close(c->fd);
+    lp_buf_free(c->in);
+    lp_welcome_clear(&c->welcome);
+    c->fd = -1;
+    c->in = NULL;
+}
+
+int64_t lp_client_send(lp_client_t *c, json_t *h, const void *payload, size_t len)
+{
+    lp_buf_t *out = lp_buf_new(SIZE_MAX);
+    int64_t id = c->next_id++;
+    int r = lp_msg_set_int(h, "id", id);
+
+    if (r == 0)
+        r = lp_frame_encode(out, h, payload, len, &c->limits);
+    if (r == 0)
+        r = lp_net_write_all(c->fd, lp_buf_data(out), lp_buf_len(out));
+    lp_buf_free(out);
+    json_decref(h);
+    return r == 0 ? id : -1;
+}
+
+int lp_client_read(lp_client_t *c, lp_frame_t *f, int timeout_ms)
+{
+    const lp_limits_t lim = LP_LIMITS_DEFAULT;
+    int r;
+
+    while ((r = lp_frame_decode(c->in, &lim, f)) == LP_WIRE_EAGAIN) {
+        uint8_t *dst;
+        ssize_t n;
+        int w;
+
+        if (timeout_ms >= 0 && (w = lp_net_wait_readable(c->fd, timeout_ms)) <= 0)
+            return w == 0 ? 1 : -1;
+        if (lp_buf_reserve(c->in, 65536, &dst) != 0)
+            return -1;
+        do
+            n = recv(c->fd, dst, 65536, 0);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
+            return -1;
+        lp_buf_commit(c->in, (size_t)n);
+    }
+    return r == 0 ? 0 : -1;
+}

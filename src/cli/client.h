@@ -1,0 +1,39 @@
+/* client.h: the protocol client under the limpet command: find a server
+ * (TARGET), connect, handshake, send requests, read frames. */
+#ifndef LP_CLI_CLIENT_H
+#define LP_CLI_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire/frame.h"
+#include "wire/handshake.h"
+
+typedef struct lp_client {
+    int fd;                 /* the connection */
+    lp_buf_t *in;           /* bytes read, not yet decoded */
+    lp_welcome_t welcome;   /* the server's answer to hello */
+    lp_limits_t limits;     /* what the server accepts */
+    int64_t next_id;        /* for requests */
+} lp_client_t;
+
+/* Resolves TARGET (a name or pid from the discovery records, a socket path,
+ * HOST:PORT or [V6]:PORT; NULL: the only running server) into address and,
+ * when a record knows it, the token file's contents. On failure prints
+ * why ("limpet: no server named 'x'") and returns -1. */
+int lp_client_resolve(const char *target, char *address, size_t size, char *token, size_t tsize);
+
+/* Connects to address and says hello; prints why on failure and returns
+ * -1. token may be "" (none). */
+int lp_client_open(lp_client_t *c, const char *address, const char *token);
+void lp_client_close(lp_client_t *c);
+
+/* Sends a request; returns its id, or -1 when the connection is broken. */
+int64_t lp_client_send(lp_client_t *c, json_t *header, const void *payload, size_t len);
+/* Reads the next frame into *f (caller clears it): 0, or -1 when the
+ * server closed or broke the protocol. timeout_ms < 0 waits forever;
+ * returns 1 on timeout. */
+int lp_client_read(lp_client_t *c, lp_frame_t *f, int timeout_ms);
+
+#endif
