@@ -26,25 +26,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../timing.h"
+
 #define MSG 64
 #define WARMUP 2000
 
 static int iters = 20000;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-    return x < y ? -1 : x > y;
-}
 
 static int full_read(int fd, char *buf, size_t n)
 {

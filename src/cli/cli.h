@@ -10,6 +10,12 @@
 int lp_cli_usage_error(const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+#include <jansson.h>
+
+/* The live discovery records in dir, oldest first (a new array); stale
+ * records are removed with their socket and token files. */
+json_t *lp_cli_records(const char *dir);
+
 /* Subcommands: argv[0] is the subcommand's name; return the exit status. */
 int cmd_list(int argc, char **argv);
 int cmd_exec(int argc, char **argv);

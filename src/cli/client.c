@@ -1,7 +1,8 @@
 /* client.c: the limpet command's protocol client (client.h). */
 #include "cli/client.h"
 
-#include <dirent.h>
+#include "cli/cli.h"
+
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -41,33 +42,23 @@ static const char *field(const json_t *rec, const char *key)
     return v != NULL ? v : "";
 }
 
-/* The records in dir whose name, pid or address is target (all when
+/* The live records in dir whose name, pid or address is target (all when
  * target is NULL), as a new JSON array. */
 static json_t *matching(const char *dir, const char *target)
 {
-    json_t *found = json_array();
-    struct dirent *e;
-    DIR *d = opendir(dir);
+    json_t *all = lp_cli_records(dir), *found = json_array(), *rec;
+    size_t i;
 
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        char path[8192], pid[32];
-        size_t n = strlen(e->d_name);
-        json_t *rec;
+    json_array_foreach(all, i, rec) {
+        char pid[32];
 
-        if (n < 6 || strcmp(e->d_name + n - 5, ".json") != 0 ||
-            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path) ||
-            (rec = json_load_file(path, 0, NULL)) == NULL)
-            continue;
         snprintf(pid, sizeof(pid), "%" JSON_INTEGER_FORMAT,
                  json_integer_value(json_object_get(rec, "pid")));
-        if (kill((pid_t)json_integer_value(json_object_get(rec, "pid")), 0) == 0 &&
-            (target == NULL || strcmp(target, pid) == 0 ||
-             strcmp(target, field(rec, "name")) == 0 || strcmp(target, field(rec, "address")) == 0))
+        if (target == NULL || strcmp(target, pid) == 0 || strcmp(target, field(rec, "name")) == 0 ||
+            strcmp(target, field(rec, "address")) == 0)
             json_array_append(found, rec);
-        json_decref(rec);
     }
-    if (d != NULL)
-        closedir(d);
+    json_decref(all);
     return found;
 }
 

@@ -1,0 +1,114 @@
+/* records.c: the discovery records of this user's servers, as the
+ * limpet command reads them: live ones, oldest first; stale ones (pid gone,
+ * or the pid now a younger process's) removed with their files. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "net/discovery.h"
+
+#define STARTED_SLACK_S 5 /* a record's start time and its process's may differ this much */
+
+/* When process pid started, in seconds since the epoch; -1 if it is gone. */
+static double process_started(long pid)
+{
+    char path[64], buf[4096], *p;
+    unsigned long long ticks = 0, boot = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return -1;
+    p = fgets(buf, sizeof(buf), f) != NULL ? strrchr(buf, ')') : NULL;
+    fclose(f);
+    /* after "pid (comm)": field 22 is the start time in clock ticks since boot */
+    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+                                   "%*d %*d %*d %*d %llu", &ticks) != 1)
+        return -1;
+    if ((f = fopen("/proc/stat", "r")) == NULL)
+        return -1;
+    while (fgets(buf, sizeof(buf), f) != NULL)
+        if (sscanf(buf, "btime %llu", &boot) == 1)
+            break;
+    fclose(f);
+    return (double)boot + (double)ticks / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* True when the record's server is still running. */
+static bool is_live(const json_t *rec)
+{
+    double started = process_started((long)json_integer_value(json_object_get(rec, "pid")));
+    double said = (double)json_integer_value(json_object_get(rec, "started")) / 1000.0;
+
+    /* the server started after its process did, never before: an earlier
+     * start means the pid now belongs to someone else */
+    return started >= 0 && said >= started - STARTED_SLACK_S;
+}
+
+static void remove_stale(const char *dir, long pid)
+{
+    static const char *const exts[] = {"json", "token", "sock"};
+    char path[4096];
+
+    for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++)
+        if (lp_discovery_path(path, sizeof(path), dir, (pid_t)pid, exts[i]) == 0)
+            unlink(path);
+}
+
+/* The live records in dir, as a JSON array sorted by start time. */
+static json_t *read_live(const char *dir)
+{
+    json_t *all = json_array();
+    struct dirent *e;
+    DIR *d = opendir(dir);
+
+    if (d == NULL)
+        return all;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        char path[8192];
+        json_t *rec;
+
+        if (n < 6 || strcmp(e->d_name + n - 5, ".json") != 0 ||
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path))
+            continue;
+        if ((rec = json_load_file(path, 0, NULL)) == NULL)
+            continue; /* being written, or not a record */
+        if (!json_is_object(rec) || !json_is_integer(json_object_get(rec, "pid")))
+            ;
+        else if (is_live(rec))
+            json_array_append(all, rec);
+        else
+            remove_stale(dir, (long)json_integer_value(json_object_get(rec, "pid")));
+        json_decref(rec);
+    }
+    closedir(d);
+    return all;
+}
+
+static int by_start(const void *a, const void *b)
+{
+    json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "started"));
+    json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "started"));
+
+    return x < y ? -1 : x > y;
+}
+
+json_t *lp_cli_records(const char *dir)
+{
+    json_t *live = read_live(dir), *sorted = json_array();
+    size_t n = json_array_size(live);
+    json_t **v = calloc(n + 1, sizeof(*v));
+
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_array_get(live, i);
+    qsort(v, n, sizeof(*v), by_start);
+    for (size_t i = 0; i < n; i++)
+        json_array_append(sorted, v[i]);
+    free(v);
+    json_decref(live);
+    return sorted;
+}
