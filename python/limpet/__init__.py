@@ -9,12 +9,10 @@ runs in the namespace given to start(), so `x = 42` there sets this
 module's x.
 """
 import atexit
-import ipaddress
 import json
 import os
 import platform
 import re
-import secrets
 import sys
 import threading
 import time
@@ -126,6 +124,7 @@ def _tcp_address(address, allow_remote):
     m = _TCP.match(address)
     if m is None:
         return None
+    import ipaddress   # only for TCP: not a cost of `import limpet`
     host = m.group(1) or m.group(2)
     if host == "localhost":
         host = "127.0.0.1"
@@ -171,7 +170,10 @@ def start(namespace=None, address=None, *, name=None, transform=None, max_connec
         tcp = _tcp_address(address, allow_remote)
         if tcp is not None:
             address = None
-    token = secrets.token_hex(32) if tcp else None
+    token = None
+    if tcp:
+        import secrets
+        token = secrets.token_hex(32)
     name = name or _default_name()
     with _lock:
         if _running is not None and _running.running:

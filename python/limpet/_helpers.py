@@ -3,18 +3,17 @@ help() pages to the session, getpass asks the session's client, and doc()
 prints an object's documentation. Installed while a server runs; host
 threads see the originals."""
 import builtins
-import getpass
-import pydoc
 
-from . import _jobs, _limpet
+from . import _limpet
 
-_saved = {}
-_BUILTINS = {"doc": None, "jobs": _jobs.jobs, "bg": _jobs.bg, "fg": _jobs.fg}
+_saved = {}   # what install() replaced; pydoc, getpass and _jobs are imported
+              # there, at start(), never by `import limpet` (20+ ms of start-up)
 
 
 def _pager(text, *args):
     """pydoc's pager: plain text to the session; for the host, the pager
     pydoc would have chosen (which it otherwise caches for everyone)."""
+    import pydoc
     if _limpet.in_session():
         return pydoc.plainpager(text)
     return _saved["getpager"]()(text, *args)
@@ -31,17 +30,22 @@ def doc(obj):
 
     Print obj's signature and documentation (help() without the pager).
     """
+    import pydoc
     print(pydoc.render_doc(obj, title="%s", renderer=pydoc.plaintext))
 
 
 def install():
+    import getpass
+    import pydoc
+    from . import _jobs
+
     if _saved:
         return
     _saved.update(pager=pydoc.pager, getpager=pydoc.getpager, getpass=getpass.getpass)
     pydoc.pager = _pager
     getpass.getpass = _getpass
     added = []
-    for name, func in dict(_BUILTINS, doc=doc).items():
+    for name, func in {"doc": doc, "jobs": _jobs.jobs, "bg": _jobs.bg, "fg": _jobs.fg}.items():
         if not hasattr(builtins, name):   # never shadow a builtin someone else put there
             setattr(builtins, name, func)
             added.append(name)
@@ -49,6 +53,9 @@ def install():
 
 
 def uninstall():
+    import getpass
+    import pydoc
+
     if not _saved:
         return
     if pydoc.pager is _pager:

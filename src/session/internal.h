@@ -35,10 +35,9 @@ struct lp_session {
     pthread_mutex_t qmu;          /* guards outq, conn, cur_re, closed; never held while sending */
     pthread_mutex_t smu;          /* serialises this session's sends, keeps them in order */
     lp_outq_t outq;               /* queued output */
-    int64_t cur_re;               /* id of the running eval, -1 when idle */
+    int64_t cur_re;               /* id of the running eval (>= 0 while one runs), -1 when idle */
     uint64_t last_flush_ms;       /* when output was last sent */
     bool flush_pending;           /* on the flusher's list */
-    bool busy;                    /* an eval is running */
     bool closed;                  /* closed: output is dropped */
     lp_session_t *flush_next;     /* in srv->flush_list */
     /* input() and interrupt, under qmu: */

@@ -297,12 +297,10 @@ int lp_session_begin(lp_session_t *s, int64_t re)
     int r = 0;
 
     pthread_mutex_lock(&s->qmu);
-    if (s->busy)
+    if (s->cur_re >= 0) /* an eval is running */
         r = LP_WIRE_EBUSY;
-    else {
-        s->busy = true;
+    else
         s->cur_re = re;
-    }
     pthread_mutex_unlock(&s->qmu);
     return r;
 }
@@ -310,7 +308,6 @@ int lp_session_begin(lp_session_t *s, int64_t re)
 void lp_session_end(lp_session_t *s)
 {
     pthread_mutex_lock(&s->qmu);
-    s->busy = false;
     s->cur_re = -1;
     s->intr_at_ms = 0;
     pthread_mutex_unlock(&s->qmu);
