@@ -123,6 +123,23 @@ def make_host(runtime_dir):
         h.stop()
 
 
+def until(c, rid):
+    """Every frame a Client reads, in order, up to and including the final
+    reply (done or error) to request rid."""
+    got = []
+    while True:
+        h, p = c.read_frame()
+        got.append((h, p))
+        if h.get("re") == rid and h["op"] in ("done", "error"):
+            return got
+
+
+def rss_kb(pid):
+    """Resident memory of process pid, in KB."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
+
+
 def read_all(s):
     """Everything a socket receives until the other side closes."""
     data = b""

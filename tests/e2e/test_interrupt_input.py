@@ -9,15 +9,7 @@ import pytest
 from limpet import wire
 from limpet.client import Client, ProtocolError
 
-
-def until(c, rid, op="done"):
-    """Frames up to and including rid's final reply."""
-    got = []
-    while True:
-        h, p = c.read_frame()
-        got.append((h, p))
-        if h.get("re") == rid and h["op"] in (op, "error"):
-            return got
+from conftest import until
 
 
 def start(c, s, rid, code):

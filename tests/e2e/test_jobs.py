@@ -5,14 +5,7 @@ import time
 
 from limpet.client import Client
 
-
-def until(c, rid):
-    got = []
-    while True:
-        h, p = c.read_frame()
-        got.append((h, p))
-        if h.get("re") == rid and h["op"] in ("done", "error"):
-            return got
+from conftest import until
 
 
 def test_stuck_call_becomes_a_job(make_host):

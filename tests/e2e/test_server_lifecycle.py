@@ -215,3 +215,46 @@ def test_servers_lists_live_ones_and_drops_stale_records(host, runtime_dir):
     assert not (d / "999999.json").exists() and not (d / "999999.sock").exists()
     assert not (d / "1.json").exists()
     assert (d / f"{host.proc.pid}.json").exists()
+
+
+# A host whose only session's code is stuck in a blocking call and became a job.
+STUCK_JOB = textwrap.dedent("""
+        import time, limpet
+        from limpet.client import Client
+        srv = limpet.start({}, grace=0.2)
+        c = Client(srv.address)
+        s = c.clone()
+        c.send({"op": "eval", "id": 1, "session": s}, b"import time; time.sleep(30)")
+        time.sleep(0.2)
+        c.send({"op": "interrupt", "id": 2, "session": s})
+        while c.read_frame()[0].get("re") != 2:
+            pass
+""")
+
+
+def test_stop_leaves_stuck_jobs_behind_with_a_clear_error(runtime_dir):
+    code = STUCK_JOB + textwrap.dedent("""
+        t = time.monotonic()
+        try:
+            srv.stop(timeout=0.5)
+        except TimeoutError as e:
+            print(e, round(time.monotonic() - t, 1))
+    """)
+    p = run_python(code, runtime_dir)
+    assert p.stdout.strip() == ("limpet: evaluations still running after 500 ms were left "
+                                "behind 0.5"), p.stderr
+
+
+def test_exit_with_a_stuck_job_is_quick(runtime_dir):
+    t = time.monotonic()
+    p = run_python(STUCK_JOB, runtime_dir)
+    assert time.monotonic() - t < 5
+    assert p.returncode == 0
+    assert "evaluations still running after 1000 ms were left behind" in p.stderr
+
+
+@pytest.mark.parametrize("bad", ["-1", "4000"])
+def test_grace_out_of_range(runtime_dir, bad):
+    p = run_python(f"import limpet\ntry:\n    limpet.start({{}}, grace={bad})\n"
+                   "except ValueError as e:\n    print(e)", runtime_dir)
+    assert p.stdout.strip() == "grace must be between 0 and 3600 seconds", p.stderr

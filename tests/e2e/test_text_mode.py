@@ -69,9 +69,7 @@ def test_ctrl_c_line_interrupts(host):
     s = connect(host)
     # a compound statement ends with a blank line, as in the REPL
     s.sendall(b"while True: pass\n\n")
-    data = b""
-    while b">>> ... " not in data:   # the banner's prompt, then the block's
-        data += s.recv(65536)
+    read_until(s, b">>> ... ")   # the banner's prompt, then the block's
     time.sleep(0.3)
     s.sendall(b"\x03\n")
     data = read_until(s, b">>> ")
@@ -89,9 +87,7 @@ def test_ctrl_c_line_interrupts(host):
 def test_typed_ahead_lines(host):
     s = connect(host)
     s.sendall(b"a = input()\nhello\nprint(a * 2)\n")
-    data = b""
-    while b"hellohello\n>>> " not in data:
-        data += s.recv(65536)
+    read_until(s, b"hellohello\n>>> ")
 
 
 def test_line_too_long(host):

@@ -32,6 +32,8 @@ def twice_transform(source, filename, mode):
 options = {}
 if os.environ.get("LIMPET_TEST_MAX_CONNECTIONS"):
     options["max_connections"] = int(os.environ["LIMPET_TEST_MAX_CONNECTIONS"])
+if os.environ.get("LIMPET_TEST_MAX_SESSIONS"):
+    options["max_sessions"] = int(os.environ["LIMPET_TEST_MAX_SESSIONS"])
 if os.environ.get("LIMPET_TEST_ADDRESS"):
     options["address"] = os.environ["LIMPET_TEST_ADDRESS"]
 if os.environ.get("LIMPET_TEST_GRACE"):
