@@ -375,7 +375,8 @@ static int serve_deferred(lp_conn_t *c)
         c->deferred = d->next;
         if (c->deferred == NULL)
             c->deferred_tail = &c->deferred;
-        r = serve_one(c, &d->frame);
+        r = serve(c, d->spec, &d->frame); /* checked when it was put aside */
+        lp_frame_clear(&d->frame);
         free(d);
     }
     return r;
@@ -405,8 +406,8 @@ static int serve_frames(lp_conn_t *c)
     }
 }
 
-/* Puts f (moved) aside until the running eval ends. */
-static void defer(lp_conn_t *c, lp_frame_t *f)
+/* Puts f (moved; its op checked as spec) aside until the running eval ends. */
+static void defer(lp_conn_t *c, lp_frame_t *f, const lp_op_spec_t *spec)
 {
     lp_deferred_t *d = calloc(1, sizeof(*d));
 
@@ -414,6 +415,7 @@ static void defer(lp_conn_t *c, lp_frame_t *f)
         lp_frame_clear(f);
         return;
     }
+    d->spec = spec;
     d->frame = *f;
     memset(f, 0, sizeof(*f));
     *c->deferred_tail = d;
@@ -451,7 +453,7 @@ void lp_watch_serve(lp_conn_t *c, lp_frame_t *f, void *tls)
         lp_conn_send_error(c, LP_WIRE_EBUSY, id, "the session is running another evaluation",
                            NULL);
     } else {
-        defer(c, f);
+        defer(c, f, spec);
         return;
     }
     lp_frame_clear(f);

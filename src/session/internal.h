@@ -57,6 +57,7 @@ struct lp_session {
 /* A request the watcher read while an eval ran, served after it. */
 typedef struct lp_deferred {
     lp_frame_t frame;             /* owned */
+    const struct lp_op_spec *spec; /* its op, already checked by the watcher */
     struct lp_deferred *next;     /* in arrival order */
 } lp_deferred_t;
 
