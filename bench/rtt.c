@@ -53,7 +53,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (lp_client_resolve(argv[1], address, sizeof(address), token, sizeof(token)) != 0 ||
-        lp_client_open(&c, address, token) != 0)
+        lp_client_open(&c, address, token, false, 0) != 0)
         return 1;
     r = request(&c, json_pack("{s:s}", "op", "clone"), NULL);
     snprintf(session, sizeof(session), "%s", json_string_value(json_object_get(r, "session")));

@@ -11,11 +11,14 @@ _saved = {}   # what install() replaced; pydoc, getpass and _jobs are imported
 
 
 def _pager(text, *args):
-    """pydoc's pager: plain text to the session; for the host, the pager
-    pydoc would have chosen (which it otherwise caches for everyone)."""
+    """pydoc's pager: the session's client pages the text when it can, else
+    it is printed; for the host, the pager pydoc would have chosen (which it
+    otherwise caches for everyone)."""
     import pydoc
     if _limpet.in_session():
-        return pydoc.plainpager(text)
+        if not _limpet.session_page(text):
+            pydoc.plainpager(text)
+        return None
     return _saved["getpager"]()(text, *args)
 
 

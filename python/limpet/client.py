@@ -70,10 +70,13 @@ def _connect(address, timeout):
 
 
 class Client:
-    def __init__(self, address, timeout=10.0, client="limpet.client", token=None):
+    def __init__(self, address, timeout=10.0, client="limpet.client", token=None, session=False,
+                 caps=()):
+        """session=True opens a first session with the handshake (its id is
+        welcome["session"]); caps: capabilities this client uses ("page")."""
         self.sock = _connect(address, timeout)
         self.sock.settimeout(timeout)
-        self.sock.sendall(wire.hello(client=client, token=token))
+        self.sock.sendall(wire.hello(client=client, token=token, session=session, caps=caps))
         buf = bytearray()
         while (w := wire.read_welcome(buf)) is None:
             chunk = self.sock.recv(65536)

@@ -111,14 +111,17 @@ class Decoder:
         return header, payload
 
 
-def hello(client="limpet.wire", token=None, session=False, max_payload=PAYLOAD_DEFAULT):
-    """What a client sends first: the preamble and its hello frame."""
+def hello(client="limpet.wire", token=None, session=False, max_payload=PAYLOAD_DEFAULT, caps=()):
+    """What a client sends first: the preamble and its hello frame. caps:
+    the capabilities the client uses, such as "page"."""
     h = {"op": "hello", "id": 0, "protocol": [VERSION], "client": client,
          "max_payload": max_payload}
     if token is not None:
         h["token"] = token
     if session:
         h["session"] = True
+    if caps:
+        h["caps"] = list(caps)
     return PREAMBLE + encode(h)
 
 

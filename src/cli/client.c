@@ -121,7 +121,8 @@ static int dial(const char *address)
     return fd;
 }
 
-int lp_client_open(lp_client_t *c, const char *address, const char *token)
+int lp_client_open(lp_client_t *c, const char *address, const char *token, bool want_session,
+                   unsigned caps)
 {
     lp_buf_t *out = lp_buf_new(SIZE_MAX);
     lp_hs_t hs = {0};
@@ -136,7 +137,7 @@ int lp_client_open(lp_client_t *c, const char *address, const char *token)
         return -1;
     }
     if (lp_hs_client_hello(out, "limpet-cli/" LIMPET_VERSION, 0, token[0] ? token : NULL,
-                           false) != 0 ||
+                           want_session, caps) != 0 ||
         lp_net_write_all(c->fd, lp_buf_data(out), lp_buf_len(out)) != 0) {
         fprintf(stderr, "limpet: cannot talk to '%s'\n", address);
         lp_buf_free(out);

@@ -24,9 +24,11 @@ typedef struct lp_client {
  * why ("limpet: no server named 'x'") and returns -1. */
 int lp_client_resolve(const char *target, char *address, size_t size, char *token, size_t tsize);
 
-/* Connects to address and says hello; prints why on failure and returns
- * -1. token may be "" (none). */
-int lp_client_open(lp_client_t *c, const char *address, const char *token);
+/* Connects to address and says hello, asking for a first session (its id
+ * is then in c->welcome.session) and the LP_CAP_* bits caps; prints why on
+ * failure and returns -1. token may be "" (none). */
+int lp_client_open(lp_client_t *c, const char *address, const char *token, bool want_session,
+                   unsigned caps);
 void lp_client_close(lp_client_t *c);
 
 /* Sends a request; returns its id, or -1 when the connection is broken. */

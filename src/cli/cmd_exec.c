@@ -206,7 +206,7 @@ int cmd_exec(int argc, char **argv)
     }
     if (code == NULL || lp_client_resolve(o.target, address, sizeof(address), token,
                                           sizeof(token)) != 0 ||
-        lp_client_open(&c, address, token) != 0)
+        lp_client_open(&c, address, token, false, 0) != 0)
         goto out;
     sigaction(SIGINT, &sa, NULL);
     if ((id = lp_client_send(&c, json_pack("{s:s}", "op", "clone"), NULL, 0)) < 0 ||

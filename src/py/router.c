@@ -430,7 +430,31 @@ static PyObject *session_input(PyObject *module, PyObject *args)
     return line;
 }
 
+/* _limpet.session_page(text): True when text went to the session's client
+ * for its pager; False when the caller must print it. */
+static PyObject *session_page(PyObject *module, PyObject *arg)
+{
+    lp_session_t *s = PyThread_tss_get(&lp_py_state(module)->current);
+    Py_ssize_t len;
+    const char *text;
+    int r;
+
+    if (s == NULL)
+        Py_RETURN_FALSE;
+    if ((text = PyUnicode_AsUTF8AndSize(arg, &len)) == NULL) {
+        PyErr_Clear(); /* lone surrogates: print it, bytes and all */
+        Py_RETURN_FALSE;
+    }
+    lp_py_flush_if(s, 1); /* what was printed before it, first */
+    Py_BEGIN_ALLOW_THREADS
+    r = lp_session_page(s, text, (size_t)len);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(r == 0);
+}
+
 PyMethodDef lp_py_session_methods[] = {
+    {"session_page", session_page, METH_O,
+     "session_page(text, /)\n--\n\nShow text in this session's client's pager; False if it has none."},
     {"in_session", in_session, METH_NOARGS,
      "in_session()\n--\n\nTrue in a thread that runs a session's code."},
     {"session_input", session_input, METH_VARARGS,

@@ -123,15 +123,34 @@ bool lp_conn_token_ok(lp_conn_t *c, const char *token)
     return diff == 0;
 }
 
-/* Reads and answers the hello. 0 when the conversation may go on. */
+/* Opens a session for this connection; its id, or an error to send. */
+static int open_session(lp_conn_t *c, lp_session_t **out)
+{
+    lp_engine_t *e = &c->srv->engine;
+    int r;
+
+    if ((r = lp_conn_enter(c)) != 0 || (r = lp_session_new(c, out)) != 0)
+        return r;
+    if (e->session_open(e->ctx, c->tls, *out, &(*out)->data) != 0) {
+        lp_session_close(*out);
+        return LP_WIRE_EINTERNAL;
+    }
+    return 0;
+}
+
+/* Reads and answers the hello (opening a first session when asked: the
+ * client's first prompt then costs one round trip). 0 when the
+ * conversation may go on. */
 static int handshake(lp_conn_t *c)
 {
     lp_server_t *srv = c->srv;
-    static const char *const caps[] = {"repl", NULL};
+    static const char *const caps[] = {"repl", "input", "complete", "interrupt", "jobs", "page",
+                                       NULL};
     uint64_t deadline = lp_now_ms() + LP_HELLO_TIMEOUT_MS;
     lp_buf_t *out = lp_buf_new(SIZE_MAX);
     lp_hs_t hs = {0};
     lp_hello_t hello = {.id = -1};
+    lp_session_t *s = NULL;
     const char *field = NULL;
     int r;
 
@@ -147,9 +166,15 @@ static int handshake(lp_conn_t *c)
                                            : "forbidden: this peer must send the server's token",
                             NULL);
         r = LP_WIRE_EFORBIDDEN;
+    } else if (r == 0 && hello.want_session && (r = open_session(c, &s)) != 0) {
+        lp_hs_server_refuse(out, r, &hello,
+                            r == LP_WIRE_ETOOMANY ? "too many sessions" : "cannot create the session",
+                            NULL);
     } else if (r == 0) {
         c->peer_limits.payload_max = hello.max_payload;
-        r = lp_hs_server_accept(out, &hello, srv->identity, caps, LP_WIRE_PAYLOAD_DEFAULT, NULL);
+        c->peer_caps = hello.caps;
+        r = lp_hs_server_accept(out, &hello, srv->identity, caps, LP_WIRE_PAYLOAD_DEFAULT,
+                                s != NULL ? s->id : NULL);
     } else if (lp_wire_err_code(r) != NULL) {
         lp_hs_server_refuse(out, r, &hello, NULL, field);
         r = r != 0 ? r : LP_WIRE_EINTERNAL;
@@ -171,16 +196,14 @@ int lp_conn_enter(lp_conn_t *c)
 
 static int do_clone(lp_conn_t *c, int64_t id)
 {
-    lp_engine_t *e = &c->srv->engine;
     lp_session_t *s;
-    int r;
+    int r = open_session(c, &s);
 
-    if ((r = lp_conn_enter(c)) != 0 || (r = lp_session_new(c, &s)) != 0)
-        return lp_conn_send_error(c, r, id, r == LP_WIRE_ETOOMANY ? "too many sessions" : NULL, NULL);
-    if (e->session_open(e->ctx, c->tls, s, &s->data) != 0) {
-        lp_session_close(s);
-        return lp_conn_send_error(c, LP_WIRE_EINTERNAL, id, "cannot create the session", NULL);
-    }
+    if (r != 0)
+        return lp_conn_send_error(c, r, id,
+                                  r == LP_WIRE_ETOOMANY ? "too many sessions"
+                                  : r == LP_WIRE_EINTERNAL ? "cannot create the session" : NULL,
+                                  NULL);
     return send_done(c, id, json_pack("{s:s}", "session", s->id), NULL, 0);
 }
 

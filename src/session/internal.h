@@ -71,6 +71,7 @@ struct lp_conn {
     bool authed;                  /* the peer is known to be us (or root): no token needed */
     lp_buf_t *in;                 /* bytes read, not yet decoded */
     lp_limits_t peer_limits;      /* what the client accepts */
+    unsigned peer_caps;           /* LP_CAP_* bits the client asked for in its hello */
     lp_session_t *sessions;       /* sessions it owns (touched by its thread only) */
     void *tls;                    /* engine thread data, NULL until first needed */
     lp_conn_t *next;              /* in srv->conns */

@@ -150,5 +150,9 @@ bool lp_session_take_interrupt(lp_session_t *s);
  * Returns like lp_session_write: 1 when the caller must lp_session_flush. */
 int lp_session_value(lp_session_t *s, const char *type, const char *repr, size_t len);
 int lp_session_exception(lp_session_t *s, const char *type, const char *tb, size_t len);
+/* Sends long text (help()) for the client's pager, after the output before
+ * it: 0; 1 when the client did not ask for pages or the text is too big
+ * for it (the caller prints it instead); or an error. */
+int lp_session_page(lp_session_t *s, const char *text, size_t len);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "session/internal.h"
 #include "wire/msg.h"
+#include "wire/ops.h"
 
 uint64_t lp_now_ms(void)
 {
@@ -290,6 +291,22 @@ int lp_session_exception(lp_session_t *s, const char *type, const char *tb, size
         h = NULL;
     }
     return queue_frame(s, h, tb, len);
+}
+
+int lp_session_page(lp_session_t *s, const char *text, size_t len)
+{
+    lp_conn_t *c = s->conn;
+    bool idle;
+    int r;
+
+    pthread_mutex_lock(&s->qmu);
+    idle = s->cur_re < 0; /* a thread's help(): nothing to reply to, so print */
+    pthread_mutex_unlock(&s->qmu);
+    if (idle || s->text || c == NULL || (c->peer_caps & LP_CAP_PAGE) == 0 ||
+        len > c->peer_limits.payload_max)
+        return 1;
+    r = queue_frame(s, eval_reply(s, "page"), text, len);
+    return r < 0 ? r : lp_session_flush(s);
 }
 
 int lp_session_begin(lp_session_t *s, int64_t re)

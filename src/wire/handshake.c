@@ -38,11 +38,14 @@ static uint32_t choose_version(const json_t *versions)
  * accepted as a hello. */
 static int hello_from(const json_t *h, lp_hello_t *hello)
 {
-    const json_t *mp = json_object_get(h, "max_payload");
+    const json_t *mp = json_object_get(h, "max_payload"), *cap;
+    size_t i;
 
     hello->version = choose_version(json_object_get(h, "protocol"));
     hello->max_payload = mp != NULL ? (uint32_t)json_integer_value(mp) : LP_WIRE_PAYLOAD_DEFAULT;
     hello->want_session = json_is_true(json_object_get(h, "session"));
+    json_array_foreach(json_object_get(h, "caps"), i, cap)
+        hello->caps |= lp_cap_bit(json_string_value(cap));
     copy_str(h, "client", hello->client, sizeof(hello->client));
     copy_str(h, "token", hello->token, sizeof(hello->token));
     return hello->version == 0 ? LP_WIRE_EVERSION : 0;
@@ -142,7 +145,7 @@ int lp_hs_server_refuse(lp_buf_t *out, int err, const lp_hello_t *hello, const c
 }
 
 int lp_hs_client_hello(lp_buf_t *out, const char *client, uint32_t max_payload,
-                       const char *token, bool want_session)
+                       const char *token, bool want_session, unsigned caps)
 {
     json_t *h;
 
@@ -154,7 +157,8 @@ int lp_hs_client_hello(lp_buf_t *out, const char *client, uint32_t max_payload,
                       lp_msg_set_int(h, "max_payload",
                                      max_payload ? max_payload : LP_WIRE_PAYLOAD_DEFAULT) != 0 ||
                       (token != NULL && lp_msg_set_str(h, "token", token) != 0) ||
-                      (want_session && lp_msg_set_bool(h, "session", true) != 0))) {
+                      (want_session && lp_msg_set_bool(h, "session", true) != 0) ||
+                      (caps != 0 && json_object_set_new(h, "caps", lp_cap_names(caps)) != 0))) {
         json_decref(h);
         h = NULL;
     }

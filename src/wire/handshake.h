@@ -18,6 +18,7 @@ typedef struct lp_hello {
     uint32_t version;                           /* the version chosen */
     uint32_t max_payload;                       /* the largest payload the client takes */
     bool want_session;                          /* open a first session */
+    unsigned caps;                              /* LP_CAP_* bits the client listed */
     char client[LP_WIRE_CLIENT_NAME_MAX + 1];   /* client program, NUL-terminated */
     char token[LP_WIRE_TOKEN_MAX + 1];          /* "" when none was sent */
 } lp_hello_t;
@@ -52,9 +53,9 @@ int lp_hs_server_refuse(lp_buf_t *out, int err, const lp_hello_t *hello, const c
                         const char *field);
 
 /* Client: appends the preamble and a hello (id 0, version 1). token may be
- * NULL; max_payload 0 means the default. */
+ * NULL; max_payload 0 means the default; caps: the LP_CAP_* bits we use. */
 int lp_hs_client_hello(lp_buf_t *out, const char *client, uint32_t max_payload,
-                       const char *token, bool want_session);
+                       const char *token, bool want_session, unsigned caps);
 
 /* Client: reads the server's preamble and reply. 0 when accepted (*w
  * filled; lp_welcome_clear frees it); LP_WIRE_EAGAIN; the server's refusal

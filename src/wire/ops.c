@@ -46,6 +46,7 @@ static const lp_field_t f_bye[] = {
     {"code", LP_FT_STR, true, 1, 64},
     {"message", LP_FT_STR, true, 0, STR_MAX},
     END};
+static const lp_field_t f_page[] = {SESSION, END};
 static const lp_field_t f_env[] = {{"env", LP_FT_NAME, true, 0, 0}, END};
 static const lp_field_t f_call[] = {
     {"session", LP_FT_SESSION, false, 0, 0},
@@ -101,6 +102,8 @@ static const lp_op_spec_t op_specs[LP_OP__COUNT] = {
                      "a request or frame was refused"},
     [LP_OP_BYE] = {"bye", LP_OP_BYE, S2C, EITHER, 0, LP_PL_NONE, f_bye,
                    "the server closes this connection"},
+    [LP_OP_PAGE] = {"page", LP_OP_PAGE, S2C, REP, LP_CAP_PAGE, LP_PL_TEXT, f_page,
+                    "long text for the client's pager (help())"},
     [LP_OP_ENV_CREATE] = {"env-create", LP_OP_ENV_CREATE, C2S, REQ, LP_CAP_ENV, LP_PL_NONE,
                           f_env, "create a named environment"},
     [LP_OP_ENV_LIST] = {"env-list", LP_OP_ENV_LIST, C2S, REQ, LP_CAP_ENV, LP_PL_NONE, f_none,
@@ -126,6 +129,35 @@ static const lp_op_spec_t op_specs[LP_OP__COUNT] = {
     [LP_OP_LOG] = {"log", LP_OP_LOG, S2C, REQ, LP_CAP_LOG, LP_PL_TEXT, f_log,
                    "forward a log record to the parent"},
 };
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} cap_names[] = {{"env", LP_CAP_ENV},       {"call", LP_CAP_CALL}, {"channel", LP_CAP_CHANNEL},
+                 {"module", LP_CAP_MODULE}, {"log", LP_CAP_LOG},   {"page", LP_CAP_PAGE}};
+
+#define N_CAP_NAMES (sizeof(cap_names) / sizeof(cap_names[0]))
+
+unsigned lp_cap_bit(const char *name)
+{
+    for (size_t i = 0; name != NULL && i < N_CAP_NAMES; i++)
+        if (strcmp(name, cap_names[i].name) == 0)
+            return cap_names[i].bit;
+    return 0;
+}
+
+json_t *lp_cap_names(unsigned caps)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; a != NULL && i < N_CAP_NAMES; i++)
+        if ((caps & cap_names[i].bit) != 0 &&
+            json_array_append_new(a, json_string(cap_names[i].name)) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
 
 const lp_op_spec_t *lp_op_spec(lp_op_t op)
 {

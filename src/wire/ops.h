@@ -12,6 +12,7 @@ typedef enum lp_op {
     LP_OP_HELLO, LP_OP_CLONE, LP_OP_CLOSE, LP_OP_EVAL, LP_OP_STDIN, LP_OP_INTERRUPT,
     LP_OP_COMPLETE, LP_OP_DESCRIBE, LP_OP_PING,
     LP_OP_OUT, LP_OP_VALUE, LP_OP_EXCEPTION, LP_OP_INPUT, LP_OP_DONE, LP_OP_ERROR, LP_OP_BYE,
+    LP_OP_PAGE, /* capability page */
     /* reserved: kernel server */
     LP_OP_ENV_CREATE, LP_OP_ENV_LIST, LP_OP_ENV_INFO, LP_OP_ENV_DELETE,
     /* reserved: execution contexts */
@@ -30,6 +31,12 @@ typedef enum lp_op {
 #define LP_CAP_CHANNEL 0x04u
 #define LP_CAP_MODULE 0x08u
 #define LP_CAP_LOG 0x10u
+#define LP_CAP_PAGE 0x20u /* the client shows long text (help()) in its pager */
+
+/* The LP_CAP_* bit of a capability's name; 0 for a name we do not know. */
+unsigned lp_cap_bit(const char *name);
+/* The names of the LP_CAP_* bits in caps, as a new JSON array (NULL: ENOMEM). */
+json_t *lp_cap_names(unsigned caps);
 
 typedef enum lp_ftype {
     LP_FT_ID,      /* integer 0 .. LP_WIRE_ID_MAX */

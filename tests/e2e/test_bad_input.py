@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from limpet.wire import WireError
+
 from limpet import wire
 from limpet.client import Client, ProtocolError
 
@@ -347,3 +349,14 @@ def test_session_limit(make_host):
         assert c.request("ping").status == "ok"   # the connection stays
         c.request("close", session=sessions[0])
         assert c.clone()   # a freed place is taken again
+
+
+def test_session_limit_refuses_a_hello_that_asks_for_a_session(make_host):
+    h = make_host(LIMPET_TEST_MAX_SESSIONS=1)
+    with Client(h.address, session=True) as first:
+        assert first.welcome["session"]
+        with pytest.raises(WireError) as e:
+            Client(h.address, session=True)
+        assert e.value.code == "too-many" and "too many sessions" in str(e.value)
+        with Client(h.address) as other:     # a hello without a session still gets in
+            assert other.request("ping").status == "ok"

@@ -25,6 +25,33 @@ def test_help_of_an_object_pages_to_the_session(host):
         assert b"Return the number of items in a container." in r.out
 
 
+def test_help_goes_to_the_pager_of_a_client_that_has_one(host):
+    with Client(host.address, session=True, caps=["page"]) as c:
+        s = c.welcome["session"]
+        assert "page" in c.welcome["caps"]
+        r = c.eval(s, "print('before'); help(len); print('after')", interactive=True)
+        assert r.status == "ok"
+        ops = [h["op"] for h, _ in r.frames]
+        assert ops == ["out", "page", "out", "done"], ops
+        page = r.frames[1]
+        assert page[0]["re"] == r.final["re"] and page[0]["session"] == s
+        assert page[1].startswith(b"Help on built-in function len in module builtins:")
+        assert r.frames[0][1] == b"before\n" and r.frames[2][1] == b"\nafter\n"  # help() ends with a newline
+
+
+def test_help_from_a_thread_at_the_prompt_is_printed_not_paged(host):
+    with Client(host.address, session=True, caps=["page"]) as c:
+        s = c.welcome["session"]
+        c.eval(s, "import threading; threading.Timer(0.2, help, (len,)).start()",
+               interactive=True)
+        out = b"".join(p for h, p in c.notices)
+        assert all(h["op"] == "out" for h, _ in c.notices)
+        while b"Return the number of items" not in out:
+            h, p = c.read_frame()
+            assert h["op"] == "out", h
+            out += p
+
+
 def test_interactive_help(host):
     with Client(host.address) as c:
         s = c.clone()

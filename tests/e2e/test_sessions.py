@@ -173,3 +173,11 @@ def test_describe_and_ping(host):
         assert d["stats"]["connections"] >= 1
         r = c.request("ping", b"\x00\xffecho")
         assert r.frames[-1][1] == b"\x00\xffecho"
+
+
+def test_hello_opens_the_first_session(host):
+    with Client(host.address, session=True) as c:
+        s = c.welcome["session"]
+        assert set(c.welcome["caps"]) >= {"repl", "input", "complete", "interrupt", "jobs", "page"}
+        assert c.eval(s, "6 * 7", interactive=True).value == "42"
+        assert c.request("describe").final["stats"]["sessions"] >= 1

@@ -30,7 +30,7 @@ static void client_and_server_agree(void **state)
     const char *field;
     json_t *server = identity();
 
-    assert_int_equal(lp_hs_client_hello(c2s, "test/1", 0, "s3cret", true), 0);
+    assert_int_equal(lp_hs_client_hello(c2s, "test/1", 0, "s3cret", true, LP_CAP_PAGE), 0);
     assert_int_equal(lp_hs_server_read(&shs, c2s, &hello, &field), 0);
     assert_int_equal(lp_buf_len(c2s), 0);
     assert_int_equal(hello.id, 0);
@@ -39,6 +39,7 @@ static void client_and_server_agree(void **state)
     assert_true(hello.want_session);
     assert_string_equal(hello.client, "test/1");
     assert_string_equal(hello.token, "s3cret");
+    assert_int_equal(hello.caps, LP_CAP_PAGE);
     assert_int_equal(lp_hs_server_accept(s2c, &hello, server, caps, 1u << 20, "7"), 0);
     assert_int_equal(lp_hs_client_read(&chs, s2c, &w), 0);
     assert_int_equal(w.version, 1);
@@ -61,7 +62,7 @@ static void server_reads_byte_by_byte(void **state)
     const char *field;
     size_t n;
 
-    assert_int_equal(lp_hs_client_hello(whole, "t", 0, NULL, false), 0);
+    assert_int_equal(lp_hs_client_hello(whole, "t", 0, NULL, false, 0), 0);
     n = lp_buf_len(whole);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(lp_buf_put(in, lp_buf_data(whole) + i, 1), 0);
@@ -229,7 +230,7 @@ static void accept_checks_arguments(void **state)
     assert_int_equal(lp_hs_server_accept(out, &hello, NULL, caps, LP_WIRE_PAYLOAD_MIN, NULL),
                      LP_WIRE_EINVAL);
     assert_int_equal(lp_hs_server_refuse(out, LP_WIRE_EAGAIN, NULL, NULL, NULL), LP_WIRE_EINVAL);
-    assert_int_equal(lp_hs_client_hello(out, NULL, 0, NULL, false), LP_WIRE_EINVAL);
+    assert_int_equal(lp_hs_client_hello(out, NULL, 0, NULL, false, 0), LP_WIRE_EINVAL);
     assert_int_equal(lp_buf_len(out), 0);
     json_decref(server);
     lp_buf_free(out);
@@ -244,7 +245,7 @@ static void nothing_written_when_the_frame_does_not_fit(void **state)
     name[sizeof(name) - 1] = 0;
     assert_int_equal(lp_buf_put(out, "earlier", 7), 0);
     /* preamble fits, the hello does not: the preamble must not stay behind */
-    assert_int_equal(lp_hs_client_hello(out, name, 0, NULL, false), LP_WIRE_ETOOLARGE);
+    assert_int_equal(lp_hs_client_hello(out, name, 0, NULL, false, 0), LP_WIRE_ETOOLARGE);
     assert_int_equal(lp_buf_len(out), 7);
     lp_buf_free(out);
 }
