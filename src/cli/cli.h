@@ -3,8 +3,10 @@
 #define LP_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
-#define LP_EXIT_USAGE 2 /* usage errors, as every --help says */
+#define LP_EXIT_FAILURE 1 /* no server, a lost connection, an exception */
+#define LP_EXIT_USAGE 2   /* usage errors, as every --help says */
 
 /* Prints "limpet: <message>" and the usage to stderr; returns LP_EXIT_USAGE. */
 int lp_cli_usage_error(const char *usage, const char *fmt, ...)
@@ -16,8 +18,13 @@ int lp_cli_usage_error(const char *usage, const char *fmt, ...)
  * records are removed with their socket and token files. */
 json_t *lp_cli_records(const char *dir);
 
+/* Prints recs as the table of `limpet list`: pid, name, address, uptime,
+ * command line. */
+void lp_cli_print_records(FILE *out, const json_t *recs);
+
 /* Subcommands: argv[0] is the subcommand's name; return the exit status. */
 int cmd_list(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
+int cmd_connect(int argc, char **argv);
 
 #endif

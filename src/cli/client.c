@@ -80,9 +80,10 @@ int lp_client_resolve(const char *target, char *address, size_t size, char *toke
         snprintf(address, size, "%s", target); /* a path or HOST:PORT of its own */
         r = 0;
     } else if (found != NULL && json_array_size(found) > 1) {
-        fprintf(stderr, "limpet: %zu servers match%s%s%s; choose one by pid (see 'limpet list')\n",
-                json_array_size(found), target ? " '" : "", target ? target : "",
+        fprintf(stderr, "limpet: %zu servers %s%s%s; choose one by pid or name:\n",
+                json_array_size(found), target ? "match '" : "are running", target ? target : "",
                 target ? "'" : "");
+        lp_cli_print_records(stderr, found);
     } else if (target != NULL) {
         fprintf(stderr, "limpet: no server named '%s' (see 'limpet list')\n", target);
     } else {

@@ -13,6 +13,7 @@ struct command {
 };
 
 static const struct command commands[] = {
+    {"connect", cmd_connect, "open an interactive session in a live process"},
     {"exec", cmd_exec, "run code in a live process, print what it prints"},
     {"list", cmd_list, "list the servers this user can reach"},
 };
@@ -34,7 +35,7 @@ static void usage(FILE *out)
           "  -h, --help     show this help and exit\n"
           "  -V, --version  show the version and the protocol version, and exit\n"
           "\n"
-          "connect and bridge arrive with the terminal client.\n",
+          "'limpet <command> --help' describes a command.\n",
           out);
 }
 

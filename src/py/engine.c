@@ -325,7 +325,10 @@ static int run(engine_t *e, lp_session_t *s, PyObject *code, evalctx_t *ec)
 static int eval_locked(engine_t *e, lp_session_t *s, pysession_t *ps, const lp_eval_req_t *req,
                        evalctx_t *ec)
 {
-    PyObject *text = PyUnicode_DecodeUTF8(req->code, (Py_ssize_t)req->len, "strict");
+    /* an interactive line may come with the newline that ended it */
+    size_t len = req->interactive && req->len > 0 && req->code[req->len - 1] == '\n' ? req->len - 1
+                                                                                    : req->len;
+    PyObject *text = PyUnicode_DecodeUTF8(req->code, (Py_ssize_t)len, "strict");
     PyObject *code = NULL, *exc;
     int status;
 

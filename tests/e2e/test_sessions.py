@@ -181,3 +181,15 @@ def test_hello_opens_the_first_session(host):
         assert set(c.welcome["caps"]) >= {"repl", "input", "complete", "interrupt", "jobs", "page"}
         assert c.eval(s, "6 * 7", interactive=True).value == "42"
         assert c.request("describe").final["stats"]["sessions"] >= 1
+
+
+def test_interactive_lines_may_end_with_their_newline(host):
+    with Client(host.address) as c:
+        s = c.clone()
+        assert c.eval(s, "def h(x):\n", interactive=True).status == "more"
+        assert c.eval(s, "    return x + 1\n", interactive=True).status == "more"
+        assert c.eval(s, "\n", interactive=True).status == "ok"
+        assert c.eval(s, "h(1)\n", interactive=True).value == "2"
+        # a pasted block in one payload, ended by its blank line
+        assert c.eval(s, "def k():\n    return 5\n\n", interactive=True).status == "ok"
+        assert c.eval(s, "k()", interactive=True).value == "5"

@@ -1,0 +1,292 @@
+/* repl.c: one interactive session with a server (repl.h). Every frame,
+ * whenever it comes (during an eval, at the prompt, while input() waits),
+ * goes through show(); the loops only wait for the frame they need. */
+#include "cli/repl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/term.h"
+#include "wire/ops.h"
+
+#define RED "\033[31m"
+#define RESET "\033[0m"
+
+static const char *str(const json_t *h, const char *key)
+{
+    const char *v = json_string_value(json_object_get(h, key));
+
+    return v != NULL ? v : "";
+}
+
+static int64_t re_of(const json_t *h)
+{
+    const json_t *re = json_object_get(h, "re");
+
+    return json_is_integer(re) ? (int64_t)json_integer_value(re) : -1;
+}
+
+static void show_traceback(lp_repl_t *r, const void *tb, size_t len)
+{
+    if (r->colour)
+        lp_le_show(r->le, STDERR_FILENO, RED, strlen(RED));
+    lp_le_show(r->le, STDERR_FILENO, tb, len);
+    if (r->colour)
+        lp_le_show(r->le, STDERR_FILENO, RESET, strlen(RESET));
+}
+
+static void show_error(lp_repl_t *r, const json_t *h)
+{
+    char line[4200];
+    int n = snprintf(line, sizeof(line), "limpet: %s\n", str(h, "message"));
+
+    lp_le_show(r->le, STDERR_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+/* Shows one frame, or notes what the waiting loops act on. */
+static void show(lp_repl_t *r, lp_frame_t *f)
+{
+    const char *op = str(f->header, "op");
+    int64_t re = re_of(f->header);
+    bool final = strcmp(op, "done") == 0 || strcmp(op, "error") == 0;
+
+    if (strcmp(op, "out") == 0) {
+        lp_le_show(r->le, strcmp(str(f->header, "stream"), "stderr") == 0 ? STDERR_FILENO
+                                                                           : STDOUT_FILENO,
+                   f->payload, f->payload_len);
+    } else if (strcmp(op, "value") == 0) {
+        lp_le_show(r->le, STDOUT_FILENO, f->payload, f->payload_len);
+        lp_le_show(r->le, STDOUT_FILENO, "\n", 1);
+    } else if (strcmp(op, "exception") == 0) {
+        show_traceback(r, f->payload, f->payload_len);
+    } else if (strcmp(op, "page") == 0) {
+        lp_term_page((const char *)f->payload, f->payload_len);
+    } else if (strcmp(op, "input") == 0 && re == r->eval_id) {
+        free(r->input_prompt);
+        r->input_prompt = strdup(str(f->header, "prompt"));
+        r->input_echo = !json_is_false(json_object_get(f->header, "echo"));
+        r->want_input = r->wake = true;
+    } else if (strcmp(op, "bye") == 0) {
+        snprintf(r->bye, sizeof(r->bye), "%s", str(f->header, "message"));
+        r->gone = r->wake = true;
+    } else if (final && re >= 0 && re == r->eval_id) {
+        if (strcmp(op, "error") == 0)
+            show_error(r, f->header);
+        snprintf(r->status, sizeof(r->status), "%s",
+                 strcmp(op, "error") == 0 ? "error" : str(f->header, "status"));
+        if (strcmp(r->status, "detached") == 0) {
+            char line[128];
+            int n = snprintf(line, sizeof(line),
+                             "limpet: it did not stop; it goes on as job %" JSON_INTEGER_FORMAT
+                             " (see jobs())\n",
+                             json_integer_value(json_object_get(f->header, "job")));
+
+            lp_le_show(r->le, STDERR_FILENO, line, (size_t)n);
+        }
+        r->eval_id = -1;
+        r->want_input = false;
+        r->wake = true;
+    } else if (final && re >= 0 && re == r->wait_id) {
+        r->reply = json_incref(f->header);
+        r->wait_id = -1;
+        r->wake = true;
+    } else if (strcmp(op, "error") == 0 && re < 0) {
+        show_error(r, f->header); /* a notice about nothing we asked */
+    }
+}
+
+/* lineedit's socket hook: shows every frame that is in. */
+static int on_socket(void *ctx)
+{
+    lp_repl_t *r = ctx;
+
+    for (;;) {
+        lp_frame_t f = {0};
+        int k = lp_client_read(&r->c, &f, 0);
+
+        if (k == 1)
+            break;
+        if (k != 0) {
+            r->gone = true;
+            return LP_LE_GONE;
+        }
+        show(r, &f);
+        lp_frame_clear(&f);
+    }
+    if (r->gone)
+        return LP_LE_GONE;
+    if (r->wake) {
+        r->wake = false;
+        return LP_LE_STOP;
+    }
+    return 0;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Sends a request and waits up to timeout_ms for its final reply: the
+ * reply's header (caller decrefs), or NULL (gone, or no answer in time). */
+static json_t *request(lp_repl_t *r, json_t *h, int timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    json_t *reply;
+
+    if ((r->wait_id = lp_client_send(&r->c, h, NULL, 0)) < 0) {
+        r->gone = true;
+        return NULL;
+    }
+    while (r->reply == NULL && !r->gone) {
+        uint64_t now = now_ms();
+
+        if (now >= deadline || lp_le_wait(r->le, (int)(deadline - now)) == LP_LE_GONE)
+            break;
+    }
+    r->wait_id = -1;
+    reply = r->reply;
+    r->reply = NULL;
+    return reply;
+}
+
+static json_t *session_op(lp_repl_t *r, const char *op)
+{
+    return json_pack("{s:s,s:s}", "op", op, "session", r->session);
+}
+
+/* Answers the eval's input() with a line from the terminal, or passes
+ * Ctrl+C on. */
+static void answer_input(lp_repl_t *r)
+{
+    const char *line = "";
+    int k;
+
+    r->want_input = false;
+    k = lp_le_input(r->le, r->input_prompt ? r->input_prompt : "", r->input_echo, &line);
+    if (k == LP_LE_LINE || k == LP_LE_EOF) {
+        json_t *h = session_op(r, "stdin");
+
+        json_object_set_new(h, "eof", json_boolean(k == LP_LE_EOF));
+        lp_client_send(&r->c, h, line, k == LP_LE_LINE ? strlen(line) : 0);
+    } else if (k == LP_LE_CANCEL) {
+        lp_client_send(&r->c, session_op(r, "interrupt"), NULL, 0);
+    }
+}
+
+int lp_repl_eval(lp_repl_t *r, const char *code, size_t len)
+{
+    json_t *h = session_op(r, "eval");
+    bool interrupted = false;
+
+    json_object_set_new(h, "interactive", json_true());
+    r->status[0] = 0;
+    r->want_input = false;
+    if ((r->eval_id = lp_client_send(&r->c, h, code, len)) < 0)
+        return -1;
+    while (r->status[0] == 0 && !r->gone) {
+        /* every press is passed on; the server turns code stuck in a
+         * blocking call into a job, so the prompt always comes back */
+        int n = lp_le_take_interrupts();
+
+        if (n > 0 && !interrupted && isatty(STDOUT_FILENO))
+            lp_term_write(STDOUT_FILENO, "\n", 1); /* what follows starts after the ^C */
+        interrupted = interrupted || n > 0;
+        for (; n > 0; n--)
+            lp_client_send(&r->c, session_op(r, "interrupt"), NULL, 0);
+        if (r->want_input)
+            answer_input(r);
+        else if (lp_le_wait(r->le, -1) == LP_LE_GONE)
+            break;
+    }
+    return r->gone ? -1 : 0;
+}
+
+int lp_repl_interrupt(lp_repl_t *r)
+{
+    json_decref(request(r, session_op(r, "interrupt"), LP_REPL_CLOSE_TIMEOUT_MS));
+    return r->gone ? -1 : 0;
+}
+
+void lp_repl_close(lp_repl_t *r)
+{
+    json_t *reply = request(r, session_op(r, "close"), LP_REPL_CLOSE_TIMEOUT_MS);
+
+    if (reply == NULL && !r->gone)
+        fprintf(stderr, "limpet: the server did not answer within %d ms; leaving anyway\n",
+                LP_REPL_CLOSE_TIMEOUT_MS);
+    json_decref(reply);
+}
+
+void lp_repl_gone(lp_repl_t *r)
+{
+    const char *name = str(r->c.welcome.server, "name");
+
+    if (r->bye[0] != 0)
+        fprintf(stderr, "limpet: %s: %s\n", name, r->bye);
+    else
+        fprintf(stderr, "limpet: %s (pid %" JSON_INTEGER_FORMAT ") closed the connection\n", name,
+                json_integer_value(json_object_get(r->c.welcome.server, "pid")));
+}
+
+/* lineedit's Tab hook. */
+static int complete(void *ctx, const char *line, size_t cursor, lp_le_matches_t *m)
+{
+    lp_repl_t *r = ctx;
+    json_t *h = json_pack("{s:s,s:s,s:s,s:I}", "op", "complete", "session", r->session, "text",
+                          line, "cursor", (json_int_t)cursor);
+    json_t *reply = request(r, h, LP_REPL_COMPLETE_TIMEOUT_MS), *matches, *item;
+    size_t i;
+
+    matches = json_object_get(reply, "matches");
+    m->n = 0;
+    m->start = (size_t)json_integer_value(json_object_get(reply, "start"));
+    if (json_array_size(matches) > 0 &&
+        (m->items = calloc(json_array_size(matches), sizeof(char *))) != NULL)
+        json_array_foreach(matches, i, item)
+            if (json_is_string(item) && (m->items[m->n] = strdup(json_string_value(item))) != NULL)
+                m->n++;
+    json_decref(reply);
+    return r->gone ? -1 : 0;
+}
+
+int lp_repl_open(lp_repl_t *r, const char *address, const char *token)
+{
+    memset(r, 0, sizeof(*r));
+    r->eval_id = r->wait_id = -1;
+    if (lp_client_open(&r->c, address, token, true, LP_CAP_PAGE) != 0)
+        return -1;
+    snprintf(r->session, sizeof(r->session), "%s", r->c.welcome.session);
+    if (r->session[0] == 0) {
+        fprintf(stderr, "limpet: '%s' opened no session\n", address);
+        lp_client_close(&r->c);
+        return -1;
+    }
+    r->colour = lp_term_colour(STDERR_FILENO);
+    return 0;
+}
+
+int lp_repl_start(lp_repl_t *r, const char *history_path)
+{
+    lp_le_hooks_t hooks = {.sock = r->c.fd, .on_socket = on_socket, .complete = complete, .ctx = r};
+
+    if ((r->le = lp_le_new(history_path, &hooks)) == NULL) {
+        fprintf(stderr, "limpet: out of memory\n");
+        return -1;
+    }
+    return 0;
+}
+
+void lp_repl_free(lp_repl_t *r)
+{
+    lp_le_free(r->le);
+    lp_client_close(&r->c);
+    free(r->input_prompt);
+    json_decref(r->reply);
+}
