@@ -79,6 +79,26 @@ static void run_pager(int in)
     _exit(0);
 }
 
+/* Prints pydoc's text without its "c\bc" bold, which only pagers draw. */
+static void print_plain(const char *text, size_t len)
+{
+    char *plain = malloc(len + 1);
+    size_t n = 0;
+
+    if (plain == NULL) {
+        lp_term_write(STDOUT_FILENO, text, len);
+        return;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (i + 1 < len && text[i + 1] == '\b')
+            i++; /* drop the character and its backspace; the next one stays */
+        else
+            plain[n++] = text[i];
+    }
+    lp_term_write(STDOUT_FILENO, plain, n);
+    free(plain);
+}
+
 void lp_term_page(const char *text, size_t len)
 {
     int rows, fds[2], status;
@@ -86,7 +106,7 @@ void lp_term_page(const char *text, size_t len)
 
     lp_term_size(&rows, NULL);
     if (!isatty(STDOUT_FILENO) || count_lines(text, len) < (size_t)rows - 1 || pipe(fds) != 0) {
-        lp_term_write(STDOUT_FILENO, text, len);
+        print_plain(text, len);
         return;
     }
     if ((pid = fork()) == 0) {
@@ -96,7 +116,7 @@ void lp_term_page(const char *text, size_t len)
     close(fds[0]);
     if (pid < 0) {
         close(fds[1]);
-        lp_term_write(STDOUT_FILENO, text, len);
+        print_plain(text, len);
         return;
     }
     lp_term_write(fds[1], text, len); /* EPIPE when the user quits early: fine */
