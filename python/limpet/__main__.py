@@ -3,6 +3,9 @@
     python3 -m limpet            a demo host with the server embedded, and a
                                  client session in it that shows what it can do
     python3 -m limpet --serve    the demo host alone, running until Ctrl+C
+    python3 -m limpet --tour ADDRESS
+                                 the same session, in the demo host at ADDRESS
+                                 (what ./scripts/demo shows before `limpet connect`)
 
 The host has a little live state: `data`, updated by `step()` ten times a
 second from its main loop; a session can read it and hot-patch `step`.
@@ -41,10 +44,9 @@ def show(r):
             print(p.decode(errors="replace").rstrip("\n"))
 
 
-def run_demo(server):
-    print(f"limpet {limpet.__version__}: a demo host (pid {__import__('os').getpid()}) "
-          f"with the server embedded at {server.address}")
-    with Client(server.address, client="limpet-demo") as c:
+def tour(address):
+    """The scripted session, in the demo host at address."""
+    with Client(address, client="limpet-demo") as c:
         s = c.clone()
         print(f"a client is connected, session {s}; it types:\n")
         prompt = ">>> "
@@ -56,12 +58,19 @@ def run_demo(server):
                 show(r)
                 prompt = "... " if r.status == "more" else ">>> "
             print()
-    print("not there yet: the terminal client (`limpet connect`). Meanwhile\n"
-          "`python3 -m limpet --serve` keeps a demo host running: talk to it with\n"
-          "`nc -U SOCKET` (a plain-text REPL) or limpet.client from Python.")
+
+
+def run_demo(server):
+    print(f"limpet {limpet.__version__}: a demo host (pid {__import__('os').getpid()}) "
+          f"with the server embedded at {server.address}")
+    tour(server.address)
+    print("In a terminal, ./scripts/demo goes on with `limpet connect`: a prompt in the host.")
 
 
 def main(argv):
+    if argv[:1] == ["--tour"] and len(argv) == 2:
+        tour(argv[1])
+        return 0
     serve_only = "--serve" in argv
     server = limpet.start(globals(), name="limpet-demo")
     stop = threading.Event()
