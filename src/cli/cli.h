@@ -26,5 +26,6 @@ void lp_cli_print_records(FILE *out, const json_t *recs);
 int cmd_list(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
+int cmd_bridge(int argc, char **argv);
 
 #endif

@@ -2,6 +2,7 @@
 #include "cli/client.h"
 
 #include "cli/cli.h"
+#include "cli/ssh.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -11,6 +12,7 @@
 #include <sys/socket.h>
 #include <signal.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "net/discovery.h"
@@ -69,6 +71,10 @@ int lp_client_resolve(const char *target, char *address, size_t size, char *toke
     int r = -1;
 
     token[0] = 0;
+    if (lp_ssh_is_url(target)) { /* resolved on the far side, by the bridge */
+        snprintf(address, size, "%s", target);
+        return 0;
+    }
     if (lp_net_runtime_dir(dir, sizeof(dir)) == 0)
         found = matching(dir, target);
     if (found != NULL && json_array_size(found) == 1) {
@@ -94,7 +100,7 @@ int lp_client_resolve(const char *target, char *address, size_t size, char *toke
 }
 
 /* A connected socket to a Unix path or HOST:PORT / [V6]:PORT, or -1. */
-static int dial(const char *address)
+static int dial_socket(const char *address)
 {
     struct sockaddr_storage ss;
     struct sockaddr_un un = {.sun_family = AF_UNIX};
@@ -122,6 +128,49 @@ static int dial(const char *address)
     return fd;
 }
 
+int lp_client_dial(const char *address)
+{
+    int fd = dial_socket(address);
+
+    if (fd < 0)
+        fprintf(stderr, "limpet: cannot connect to '%s': %s\n", address, strerror(errno));
+    return fd;
+}
+
+/* c->fd for address, which may be ssh://; prints why on failure. */
+static int dial(lp_client_t *c, const char *address)
+{
+    lp_ssh_url_t u;
+    const char *why;
+
+    if (!lp_ssh_is_url(address))
+        return (c->fd = lp_client_dial(address)) < 0 ? -1 : 0;
+    if (lp_ssh_parse(address, &u, &why) != 0) {
+        fprintf(stderr, "limpet: bad address '%s': %s (ssh://[USER@]HOST[:PORT][/TARGET])\n",
+                address, why);
+        return -1;
+    }
+    if ((c->fd = lp_ssh_dial(&u, &c->ssh_pid)) < 0)
+        fprintf(stderr, "limpet: cannot start ssh: %s\n", strerror(errno));
+    return c->fd < 0 ? -1 : 0;
+}
+
+/* Why the conversation ended before it began: ssh's exit status, or the
+ * server closing. */
+static void say_closed(lp_client_t *c, const char *address)
+{
+    int status;
+
+    if (c->ssh_pid > 0 && waitpid(c->ssh_pid, &status, 0) == c->ssh_pid) {
+        c->ssh_pid = 0;
+        fprintf(stderr, "limpet: ssh for '%s' ended (%s %d) before a limpet server answered\n",
+                address, WIFEXITED(status) ? "exit status" : "signal",
+                WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+        return;
+    }
+    fprintf(stderr, "limpet: '%s' closed the connection during the handshake\n", address);
+}
+
 int lp_client_open(lp_client_t *c, const char *address, const char *token, bool want_session,
                    unsigned caps)
 {
@@ -132,8 +181,7 @@ int lp_client_open(lp_client_t *c, const char *address, const char *token, bool 
     memset(c, 0, sizeof(*c));
     c->in = lp_buf_new(SIZE_MAX);
     c->next_id = 1;
-    if ((c->fd = dial(address)) < 0) {
-        fprintf(stderr, "limpet: cannot connect to '%s': %s\n", address, strerror(errno));
+    if (dial(c, address) != 0) {
         lp_buf_free(out);
         return -1;
     }
@@ -151,7 +199,7 @@ int lp_client_open(lp_client_t *c, const char *address, const char *token, bool 
 
         if (lp_buf_reserve(c->in, 65536, &dst) != 0 ||
             (n = recv(c->fd, dst, 65536, 0)) <= 0) {
-            fprintf(stderr, "limpet: '%s' closed the connection during the handshake\n", address);
+            say_closed(c, address);
             return -1;
         }
         lp_buf_commit(c->in, (size_t)n);
@@ -171,6 +219,9 @@ void lp_client_close(lp_client_t *c)
         close(c->fd);
     lp_buf_free(c->in);
     lp_welcome_clear(&c->welcome);
+    if (c->ssh_pid > 0) /* ssh saw the end of its input and leaves */
+        waitpid(c->ssh_pid, NULL, 0);
+    c->ssh_pid = 0;
     c->fd = -1;
     c->in = NULL;
 }

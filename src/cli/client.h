@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "wire/frame.h"
 #include "wire/handshake.h"
@@ -16,13 +17,19 @@ typedef struct lp_client {
     lp_welcome_t welcome;   /* the server's answer to hello */
     lp_limits_t limits;     /* what the server accepts */
     int64_t next_id;        /* for requests */
+    pid_t ssh_pid;          /* ssh carrying an ssh:// connection, or 0 */
 } lp_client_t;
 
 /* Resolves TARGET (a name or pid from the discovery records, a socket path,
- * HOST:PORT or [V6]:PORT; NULL: the only running server) into address and,
- * when a record knows it, the token file's contents. On failure prints
+ * HOST:PORT or [V6]:PORT, ssh://[USER@]HOST[:PORT][/TARGET]; NULL: the
+ * only running server) into address and, when a record knows it, the
+ * token file's contents. On failure prints
  * why ("limpet: no server named 'x'") and returns -1. */
 int lp_client_resolve(const char *target, char *address, size_t size, char *token, size_t tsize);
+
+/* A socket connected to a local address (a path, HOST:PORT), with no
+ * handshake; prints why and returns -1 on failure. */
+int lp_client_dial(const char *address);
 
 /* Connects to address and says hello, asking for a first session (its id
  * is then in c->welcome.session) and the LP_CAP_* bits caps; prints why on

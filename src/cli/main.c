@@ -14,6 +14,7 @@ struct command {
 
 static const struct command commands[] = {
     {"connect", cmd_connect, "open an interactive session in a live process"},
+    {"bridge", cmd_bridge, "relay stdin and stdout to a local server (ssh:// runs it)"},
     {"exec", cmd_exec, "run code in a live process, print what it prints"},
     {"list", cmd_list, "list the servers this user can reach"},
 };

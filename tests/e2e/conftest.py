@@ -52,7 +52,7 @@ def limpet_bin():
     path = os.environ.get("LIMPET_BIN") or shutil.which("limpet")
     if not path:
         pytest.fail("LIMPET_BIN is not set and no limpet is on PATH: run through 'meson test'")
-    return path
+    return os.path.abspath(path)
 
 
 HOSTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hosts")
