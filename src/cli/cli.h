@@ -14,6 +14,11 @@ int lp_cli_usage_error(const char *usage, const char *fmt, ...)
 
 #include <jansson.h>
 
+/* Parses `limpet CMD [TARGET]` with only -h/--help: -1 and *target (NULL
+ * when none) to go on; else the exit status (--help shown, or a usage
+ * error said). */
+int lp_cli_target_arg(int argc, char **argv, const char *usage, const char **target);
+
 /* The live discovery records in dir, oldest first (a new array); stale
  * records are removed with their socket and token files. */
 json_t *lp_cli_records(const char *dir);

@@ -79,15 +79,8 @@ int cmd_bridge(int argc, char **argv)
     char address[4096], token[512];
     int sock, status;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
-            return fputs(bridge_usage, stdout), 0;
-        if (argv[i][0] == '-' && argv[i][1] != 0)
-            return lp_cli_usage_error(bridge_usage, "unknown option '%s'", argv[i]);
-        if (target != NULL)
-            return lp_cli_usage_error(bridge_usage, "too many arguments: '%s'", argv[i]);
-        target = argv[i];
-    }
+    if ((status = lp_cli_target_arg(argc, argv, bridge_usage, &target)) >= 0)
+        return status;
     if (lp_ssh_is_url(target))
         return lp_cli_usage_error(bridge_usage, "a bridge relays to a server on this host, "
                                                 "not to '%s'", target);

@@ -156,15 +156,8 @@ int cmd_connect(int argc, char **argv)
     lp_repl_t r;
     int status;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
-            return fputs(connect_usage, stdout), 0;
-        if (argv[i][0] == '-' && argv[i][1] != 0)
-            return lp_cli_usage_error(connect_usage, "unknown option '%s'", argv[i]);
-        if (target != NULL)
-            return lp_cli_usage_error(connect_usage, "too many arguments: '%s'", argv[i]);
-        target = argv[i];
-    }
+    if ((status = lp_cli_target_arg(argc, argv, connect_usage, &target)) >= 0)
+        return status;
     utf8_locale();
     if (lp_client_resolve(target, address, sizeof(address), token, sizeof(token)) != 0 ||
         lp_repl_open(&r, address, token) != 0)

@@ -53,6 +53,21 @@ int lp_cli_usage_error(const char *usage_text, const char *fmt, ...)
     return LP_EXIT_USAGE;
 }
 
+int lp_cli_target_arg(int argc, char **argv, const char *usage_text, const char **target)
+{
+    *target = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return fputs(usage_text, stdout), 0;
+        if (argv[i][0] == '-' && argv[i][1] != 0)
+            return lp_cli_usage_error(usage_text, "unknown option '%s'", argv[i]);
+        if (*target != NULL)
+            return lp_cli_usage_error(usage_text, "too many arguments: '%s'", argv[i]);
+        *target = argv[i];
+    }
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
