@@ -1,4 +1,5 @@
 """The limpet binary as a user runs it, in a pseudo-terminal."""
+import os
 import subprocess
 
 import pexpect
@@ -45,3 +46,21 @@ def test_unknown_option(limpet_bin):
     p = subprocess.run([limpet_bin, "--frobnicate"], capture_output=True, text=True)
     assert p.returncode == 2
     assert p.stderr.splitlines()[0] == "limpet: unknown option '--frobnicate'"
+
+
+def test_man_page_covers_every_command_and_renders(limpet_bin):
+    import re
+    import shutil
+    root = os.environ["LIMPET_SOURCE_ROOT"]
+    page = open(os.path.join(root, "docs", "limpet.1")).read()
+    out = subprocess.run([limpet_bin, "--help"], capture_output=True, text=True).stdout
+    commands = re.findall(r"^  (\w+) ", out.split("commands:")[1].split("options:")[0], re.M)
+    assert set(commands) == {"connect", "bridge", "exec", "list"}
+    for name in commands:
+        assert f".SS {name}\n" in page and f".B limpet {name}" in page
+    if shutil.which("man"):
+        r = subprocess.run(["man", "--warnings", "-l", os.path.join(root, "docs", "limpet.1")],
+                           capture_output=True, text=True,
+                           env={"PATH": os.environ["PATH"], "MANPAGER": "cat"})   # no ASan preload
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        assert "ssh://[USER@]HOST[:PORT][/TARGET]" in r.stdout
