@@ -175,6 +175,27 @@ static unsigned char cancel_fn(EditLine *el, int ch)
     return CC_EOF;
 }
 
+/* Enter (^M): hands the line over at once, then lets libedit's own
+ * newline (bound to ^J) finish it as usual. */
+static unsigned char accept_fn(EditLine *el, int ch)
+{
+    const LineInfo *li = el_line(el);
+    size_t len = (size_t)(li->lastchar - li->buffer);
+    char *line = malloc(len + 2);
+    lp_le_t *le;
+
+    (void)ch;
+    el_get(el, EL_CLIENTDATA, &le);
+    if (line != NULL && le->hooks.accept != NULL) {
+        memcpy(line, li->buffer, len);
+        memcpy(line + len, "\n", 2);
+        le->hooks.accept(le->hooks.ctx, line, len + 1);
+    }
+    free(line);
+    el_push(el, "\n");
+    return CC_NORM;
+}
+
 /* Characters (not bytes) in s[0..n): what el_deletestr counts. */
 static int chars_in(const char *s, size_t n)
 {
@@ -303,6 +324,8 @@ lp_le_t *lp_le_new(const char *history_path, const lp_le_hooks_t *hooks)
     el_set(le->el, EL_ADDFN, "lp-cancel", "clear the line (Ctrl+C)", cancel_fn);
     el_set(le->el, EL_BIND, "^I", "lp-complete", NULL);
     el_set(le->el, EL_BIND, "^C", "lp-cancel", NULL);
+    el_set(le->el, EL_ADDFN, "lp-accept", "send the line, then end it", accept_fn);
+    el_set(le->el, EL_BIND, "^M", "lp-accept", NULL);
     el_source(le->el, NULL); /* the user's ~/.editrc has the last word */
     return le;
 }

@@ -33,6 +33,10 @@ typedef struct lp_le_hooks {
     /* Tab: fills *m for line[0..cursor) (byte offset); 0, or -1 when it
      * could not ask (the server is gone). */
     int (*complete)(void *ctx, const char *line, size_t cursor, lp_le_matches_t *m);
+    /* Enter: the line is complete (with its newline), before the terminal
+     * is given back: the caller may send it now, so the server works while
+     * the terminal catches up. May be NULL. */
+    void (*accept)(void *ctx, const char *line, size_t len);
     void *ctx;
 } lp_le_hooks_t;
 

@@ -180,16 +180,35 @@ static void answer_input(lp_repl_t *r)
     }
 }
 
-int lp_repl_eval(lp_repl_t *r, const char *code, size_t len)
+/* Sends code as interactive input; the eval is then r->eval_id. */
+static void send_eval(lp_repl_t *r, const char *code, size_t len)
 {
     json_t *h = session_op(r, "eval");
-    bool interrupted = false;
 
     json_object_set_new(h, "interactive", json_true());
     r->status[0] = 0;
     r->want_input = false;
     if ((r->eval_id = lp_client_send(&r->c, h, code, len)) < 0)
-        return -1;
+        r->gone = true;
+}
+
+/* lineedit's Enter hook: the line leaves before the terminal is set back,
+ * which costs a wait for the terminal to drain its output. */
+static void accept(void *ctx, const char *line, size_t len)
+{
+    lp_repl_t *r = ctx;
+
+    send_eval(r, line, len);
+    r->sent_early = true;
+}
+
+int lp_repl_eval(lp_repl_t *r, const char *code, size_t len)
+{
+    bool interrupted = false;
+
+    if (!r->sent_early)
+        send_eval(r, code, len);
+    r->sent_early = false;
     while (r->status[0] == 0 && !r->gone) {
         /* every press is passed on; the server turns code stuck in a
          * blocking call into a job, so the prompt always comes back */
@@ -274,7 +293,8 @@ int lp_repl_open(lp_repl_t *r, const char *address, const char *token)
 
 int lp_repl_start(lp_repl_t *r, const char *history_path)
 {
-    lp_le_hooks_t hooks = {.sock = r->c.fd, .on_socket = on_socket, .complete = complete, .ctx = r};
+    lp_le_hooks_t hooks = {.sock = r->c.fd, .on_socket = on_socket, .complete = complete,
+                           .accept = accept, .ctx = r};
 
     if ((r->le = lp_le_new(history_path, &hooks)) == NULL) {
         fprintf(stderr, "limpet: out of memory\n");

@@ -15,6 +15,7 @@ typedef struct lp_repl {
     lp_le_t *le;
     char session[80];      /* ours, opened with the handshake */
     int64_t eval_id;       /* the running eval; -1 at the prompt */
+    bool sent_early;       /* Enter sent the line before el_gets returned it */
     char status[32];       /* how the last eval ended; "" while it runs */
     bool want_input;       /* the eval waits for a line (input()) */
     char *input_prompt;    /* and asks with this prompt */
