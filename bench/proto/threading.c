@@ -15,7 +15,11 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,7 +181,25 @@ struct result {
     double median_us, p99_us;
 };
 
-static struct result run(const char *name, void (*serve)(int))
+/* A connected TCP pair over loopback, Nagle off: the raw TCP limit. */
+static void tcp_pair(int sv[2])
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+    bind(l, (struct sockaddr *)&a, sizeof(a));
+    listen(l, 1);
+    getsockname(l, (struct sockaddr *)&a, &len);
+    sv[0] = socket(AF_INET, SOCK_STREAM, 0);
+    connect(sv[0], (struct sockaddr *)&a, sizeof(a));
+    sv[1] = accept(l, NULL, NULL);
+    close(l);
+    setsockopt(sv[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(sv[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+static struct result run(const char *name, void (*serve)(int), bool tcp)
 {
     int sv[2];
     uint64_t *rtt = malloc(sizeof(*rtt) * (size_t)iters);
@@ -185,7 +207,10 @@ static struct result run(const char *name, void (*serve)(int))
     struct result res = {name, 0, 0};
     pid_t pid;
 
-    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    if (tcp)
+        tcp_pair(sv);
+    else
+        socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
     if ((pid = fork()) == 0) {
         close(sv[0]);
         serve(sv[1]);
@@ -212,22 +237,24 @@ static struct result run(const char *name, void (*serve)(int))
 
 int main(int argc, char **argv)
 {
-    struct { const char *name; void (*serve)(int); } models[] = {
-        {"raw", serve_raw}, {"handoff", serve_handoff},
-        {"watcher", serve_watcher}, {"follower", serve_follower},
+    struct { const char *name; void (*serve)(int); bool tcp; } models[] = {
+        {"raw", serve_raw, false}, {"handoff", serve_handoff, false},
+        {"watcher", serve_watcher, false}, {"follower", serve_follower, false},
+        {"raw-tcp", serve_raw, true},
     };
+    enum { N_MODELS = sizeof(models) / sizeof(models[0]) };
     int rounds = argc > 1 ? atoi(argv[1]) : 5;
-    struct result all[4][16];
+    struct result all[N_MODELS][16];
 
     if (argc > 2)
         iters = atoi(argv[2]);
     /* interleave rounds so that drift in machine load hits every model alike */
     for (int r = 0; r < rounds && r < 16; r++)
-        for (int m = 0; m < 4; m++)
-            all[m][r] = run(models[m].name, models[m].serve);
+        for (int m = 0; m < N_MODELS; m++)
+            all[m][r] = run(models[m].name, models[m].serve, models[m].tcp);
     printf("%-10s %12s %12s %10s   (%d rounds x %d round trips, 64-byte messages)\n",
            "model", "median us", "p99 us", "vs raw", rounds, iters);
-    for (int m = 0; m < 4; m++) {
+    for (int m = 0; m < N_MODELS; m++) {
         double med[16], p99[16];
 
         for (int r = 0; r < rounds; r++) {
@@ -243,7 +270,7 @@ int main(int argc, char **argv)
         all[m][0].median_us = med[rounds / 2];
         all[m][0].p99_us = p99[rounds / 2];
     }
-    for (int m = 0; m < 4; m++)
+    for (int m = 0; m < N_MODELS; m++)
         printf("%-10s %12.1f %12.1f %9.2fx\n", models[m].name, all[m][0].median_us,
                all[m][0].p99_us, all[m][0].median_us / all[0][0].median_us);
     return 0;

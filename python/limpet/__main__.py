@@ -2,7 +2,10 @@
 
     python3 -m limpet            a demo host with the server embedded, and a
                                  client session in it that shows what it can do
-    python3 -m limpet --serve    the demo host alone, running until Ctrl+C
+    python3 -m limpet --serve [ADDRESS]
+                                 the demo host alone, running until Ctrl+C
+                                 (ADDRESS: a loopback HOST:PORT instead of the
+                                 Unix socket)
     python3 -m limpet --tour ADDRESS
                                  the same session, in the demo host at ADDRESS
                                  (what ./scripts/demo shows before `limpet connect`)
@@ -71,8 +74,9 @@ def main(argv):
     if argv[:1] == ["--tour"] and len(argv) == 2:
         tour(argv[1])
         return 0
-    serve_only = "--serve" in argv
-    server = limpet.start(globals(), name="limpet-demo")
+    serve_only = argv[:1] == ["--serve"]
+    address = argv[1] if serve_only and len(argv) > 1 else None
+    server = limpet.start(globals(), address, name="limpet-demo")
     stop = threading.Event()
     if not serve_only:
         t = threading.Thread(target=lambda: (run_demo(server), stop.set()))

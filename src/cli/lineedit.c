@@ -27,6 +27,7 @@ struct lp_le {
     const char *prompt;      /* what the prompt function shows */
     bool at_prompt;          /* inside el_gets: output goes above the prompt */
     bool tty_out;            /* standard output is a terminal */
+    bool tty_in;             /* standard input is a terminal */
     bool cancelled;          /* Ctrl+C during el_gets */
     int stop;                /* what on_socket returned during el_gets */
     mbstate_t mbs;           /* decoding standard input for libedit */
@@ -296,6 +297,7 @@ lp_le_t *lp_le_new(const char *history_path, const lp_le_hooks_t *hooks)
     le->hooks = *hooks;
     le->prompt = "";
     le->tty_out = isatty(STDOUT_FILENO);
+    le->tty_in = isatty(STDIN_FILENO);
     sigemptyset(&block);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGWINCH);
@@ -354,6 +356,11 @@ int lp_le_read(lp_le_t *le, const char *prompt, const char **line)
     le->cancelled = false;
     le->stop = 0;
     le->at_prompt = true;
+    /* the terminal goes raw before the prompt is drawn, not after (as
+     * libedit would): a key pressed once the prompt shows, a Ctrl+D above
+     * all, must not meet the kernel's line discipline */
+    if (le->tty_in)
+        el_set(le->el, EL_PREP_TERM, 1);
     s = el_gets(le->el, &count);
     le->at_prompt = false;
     if (le->stop != 0)

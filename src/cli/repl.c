@@ -58,8 +58,13 @@ static void show(lp_repl_t *r, lp_frame_t *f)
                                                                            : STDOUT_FILENO,
                    f->payload, f->payload_len);
     } else if (strcmp(op, "value") == 0) {
+        uint8_t *line = realloc(f->payload, f->payload_len + 1); /* one write, with its newline */
+
+        if (line != NULL) {
+            f->payload = line;
+            line[f->payload_len++] = '\n';
+        }
         lp_le_show(r->le, STDOUT_FILENO, f->payload, f->payload_len);
-        lp_le_show(r->le, STDOUT_FILENO, "\n", 1);
     } else if (strcmp(op, "exception") == 0) {
         show_traceback(r, f->payload, f->payload_len);
     } else if (strcmp(op, "page") == 0) {
