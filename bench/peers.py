@@ -16,7 +16,8 @@ import time
 
 PY = "/usr/bin/python3"
 TEN_MB = 10_000_000
-QUIET = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
+os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")   # ipykernel's debugger chatter
+QUIET = dict(os.environ)
 
 
 def serve(code, *args):
@@ -41,6 +42,8 @@ def stop(proc):
 
 class Peer:
     pid = None
+    transport = "unix"   # or "tcp", "pipe": which raw limit it compares with
+    slow_us = 0          # about how long a call takes: slow peers get fewer rounds
 
     def __enter__(self):
         return self
@@ -60,7 +63,8 @@ s.start()
 
 class Rpyc(Peer):
     """rpyc classic mode: conn.eval(code) on a ThreadedServer, TCP loopback."""
-    name = "rpyc classic eval"
+    name = "rpyc classic eval (TCP)"
+    transport = "tcp"
 
     def __init__(self):
         import rpyc
@@ -82,7 +86,8 @@ class Rpyc(Peer):
 
 class Execnet(Peer):
     """execnet: a popen gateway and a channel loop evaluating what it receives."""
-    name = "execnet channel loop"
+    name = "execnet channel loop (pipes)"
+    transport = "pipe"
 
     def __init__(self):
         import execnet
@@ -105,7 +110,8 @@ class Execnet(Peer):
 
 class Mitogen(Peer):
     """mitogen: a local child context, context.call(eval, code)."""
-    name = "mitogen call"
+    name = "mitogen call (local child, pipes)"
+    transport = "pipe"
 
     def __init__(self):
         import mitogen.master
@@ -128,7 +134,9 @@ class Mitogen(Peer):
 
 class Jupyter(Peer):
     """Jupyter: ipykernel started by jupyter_client, execute and wait for idle."""
-    name = "Jupyter execute (ipykernel)"
+    name = "Jupyter execute (ipykernel, zmq TCP)"
+    transport = "tcp"
+    slow_us = 5000
 
     def __init__(self):
         from jupyter_client.manager import start_new_kernel
@@ -160,7 +168,8 @@ class Jupyter(Peer):
 FLASK_SERVER = """
 import contextlib, io, logging
 from flask import Flask, request
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
+WSGIRequestHandler.protocol_version = "HTTP/1.1"   # keep-alive: the baseline at its best
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 app = Flask(__name__)
 namespace = {}
@@ -181,7 +190,9 @@ s.serve_forever()
 class FlaskBaseline(Peer):
     """The blog post's "IPython over HTTP": Flask, POST code, exec it, return
     stdout; a keep-alive HTTP/1.1 client."""
-    name = "Flask exec-over-HTTP baseline"
+    name = "Flask exec-over-HTTP baseline (TCP)"
+    transport = "tcp"
+    slow_us = 2000
 
     def __init__(self):
         self.proc, port = serve(FLASK_SERVER)
@@ -204,7 +215,7 @@ class FlaskBaseline(Peer):
 
 class LimpetPython(Peer):
     """limpet through its Python client (limpet.client), Unix socket."""
-    name = "limpet, Python client"
+    name = "limpet, Python client (limpet.client), Unix socket"
 
     def __init__(self, address, pid):
         from limpet.client import Client
@@ -225,7 +236,7 @@ class LimpetPython(Peer):
 class LimpetText(Peer):
     """limpet's plain-text mode (what nc sees): a line in, the value and
     the next prompt out."""
-    name = "limpet plain-text mode (nc)"
+    name = "limpet, plain-text mode (what nc sees), Unix socket"
 
     def __init__(self, address, pid):
         self.sock = socket.socket(socket.AF_UNIX)

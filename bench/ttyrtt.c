@@ -8,6 +8,11 @@
  * Then, in one session, N times (default 2000): Enter after "1+1" until
  * "2" and the next ">>> " are on the screen. Prints medians and p99s in
  * microseconds as JSON.
+ *
+ *   ttyrtt --python [N]
+ *
+ * The same Enter-to-result loop against python3's own REPL: what the
+ * terminal costs with no network at all.
  */
 #include <errno.h>
 #include <poll.h>
@@ -87,22 +92,57 @@ static void report(const char *name, uint64_t *ns, int n, bool comma)
            comma ? "," : "");
 }
 
-int main(int argc, char **argv)
+/* N Enters after "1+1" in the REPL child runs, after a tenth more as
+ * warm-up; the times in ns. */
+static void enter_loop(char *const child[], uint64_t *ns, int n)
 {
-    int starts = argc > 3 ? atoi(argv[3]) : 20, n = argc > 4 ? atoi(argv[4]) : 2000;
-    uint64_t *start_ns, *prompt_ns, *enter_ns;
-    static char opt_version[] = "--version", cmd_connect[] = "connect";
-    char *version[] = {argv[1], opt_version, NULL};
-    char *connect[] = {argv[1], cmd_connect, argv[argc > 2 ? 2 : 1], NULL};
     tty_t t;
 
-    if (argc < 3 || starts <= 0 || n <= 0) {
-        fprintf(stderr, "usage: ttyrtt LIMPET ADDRESS [STARTS] [N]\n");
+    spawn(&t, child);
+    wait_for(&t, ">>> ");
+    for (int i = -n / 10; i < n; i++) {
+        uint64_t t0 = now_ns();
+
+        t.len = 0;
+        if (write(t.fd, "1+1\r", 4) != 4)
+            exit(1);
+        wait_for(&t, "2\r\n>>> ");
+        if (i >= 0)
+            ns[i] = now_ns() - t0;
+    }
+    if (write(t.fd, "\004", 1) != 1)
+        exit(1);
+    reap(&t);
+}
+
+int main(int argc, char **argv)
+{
+    static char opt_version[] = "--version", cmd_connect[] = "connect", python[] = "/usr/bin/python3",
+                opt_quiet[] = "-q";
+    bool py = argc > 1 && strcmp(argv[1], "--python") == 0;
+    int starts = !py && argc > 3 ? atoi(argv[3]) : 20, n = 2000;
+    uint64_t *start_ns, *prompt_ns, *enter_ns;
+    char *version[] = {argv[1], opt_version, NULL};
+    char *connect[] = {argv[1], cmd_connect, argv[argc > 2 ? 2 : 1], NULL};
+    char *repl[] = {python, opt_quiet, NULL};
+    tty_t t;
+
+    if (argc > (py ? 2 : 4))
+        n = atoi(argv[py ? 2 : 4]);
+    if ((!py && argc < 3) || starts <= 0 || n <= 0) {
+        fprintf(stderr, "usage: ttyrtt LIMPET ADDRESS [STARTS] [N] | ttyrtt --python [N]\n");
         return 2;
+    }
+    enter_ns = calloc((size_t)n, sizeof(uint64_t));
+    if (py) {
+        enter_loop(repl, enter_ns, n);
+        printf("{\n");
+        report("enter_to_result", enter_ns, n, false);
+        printf("}\n");
+        return 0;
     }
     start_ns = calloc((size_t)starts, sizeof(uint64_t));
     prompt_ns = calloc((size_t)starts, sizeof(uint64_t));
-    enter_ns = calloc((size_t)n, sizeof(uint64_t));
     for (int i = 0; i < starts + 2; i++) { /* two rounds to warm the page cache */
         uint64_t t0 = now_ns();
 
@@ -119,21 +159,7 @@ int main(int argc, char **argv)
             return 1;
         reap(&t);
     }
-    spawn(&t, connect);
-    wait_for(&t, ">>> ");
-    for (int i = -n / 10; i < n; i++) { /* a tenth more first, as warm-up */
-        uint64_t t0 = now_ns();
-
-        t.len = 0;
-        if (write(t.fd, "1+1\r", 4) != 4)
-            return 1;
-        wait_for(&t, "2\r\n>>> ");
-        if (i >= 0)
-            enter_ns[i] = now_ns() - t0;
-    }
-    if (write(t.fd, "\004", 1) != 1)
-        return 1;
-    reap(&t);
+    enter_loop(connect, enter_ns, n);
     printf("{\n");
     report("process_start", start_ns, starts, true);
     report("connect_to_prompt", prompt_ns, starts, true);
