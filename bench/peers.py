@@ -42,6 +42,7 @@ def stop(proc):
 
 class Peer:
     pid = None
+    shared = False       # True: other clients may join this one's server (self.server)
     transport = "unix"   # or "tcp", "pipe": which raw limit it compares with
     slow_us = 0          # about how long a call takes: slow peers get fewer rounds
 
@@ -66,10 +67,14 @@ class Rpyc(Peer):
     name = "rpyc classic eval (TCP)"
     transport = "tcp"
 
-    def __init__(self):
+    shared = True        # one server, many clients: throughput applies
+
+    def __init__(self, server=None):
         import rpyc
-        self.proc, port = serve(RPYC_SERVER)
+        self.proc, port = server or serve(RPYC_SERVER)
+        self.owner = server is None
         self.pid = self.proc.pid
+        self.server = (self.proc, port)
         self.conn = rpyc.classic.connect("127.0.0.1", int(port))
 
     def call(self, code):
@@ -81,7 +86,8 @@ class Rpyc(Peer):
 
     def close(self):
         self.conn.close()
-        stop(self.proc)
+        if self.owner:
+            stop(self.proc)
 
 
 class Execnet(Peer):
@@ -194,9 +200,13 @@ class FlaskBaseline(Peer):
     transport = "tcp"
     slow_us = 2000
 
-    def __init__(self):
-        self.proc, port = serve(FLASK_SERVER)
+    shared = True
+
+    def __init__(self, server=None):
+        self.proc, port = server or serve(FLASK_SERVER)
+        self.owner = server is None
         self.pid = self.proc.pid
+        self.server = (self.proc, port)
         self.http = http.client.HTTPConnection("127.0.0.1", int(port))
 
     def call(self, code):
@@ -210,7 +220,8 @@ class FlaskBaseline(Peer):
 
     def close(self):
         self.http.close()
-        stop(self.proc)
+        if self.owner:
+            stop(self.proc)
 
 
 class LimpetPython(Peer):
@@ -266,6 +277,42 @@ class LimpetText(Peer):
 
 
 PEERS = [Rpyc, Execnet, Mitogen, Jupyter, FlaskBaseline]
+
+
+def _worker(cls, args, n, start, out):
+    """One client of a throughput run: waits for start, then n calls."""
+    with cls(*args) as peer:
+        for _ in range(max(5, n // 10)):
+            peer.call("1+1")
+        start.wait()
+        lat = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            peer.call("1+1")
+            lat.append((time.perf_counter() - t0) * 1e6)
+    out.put(lat)
+
+
+def throughput(cls, args, clients, n):
+    """Calls per second with `clients` processes, each its own client of
+    one server, doing n calls each; and the p99 latency over all of them."""
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    start, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(cls, args, n, start, out)) for _ in range(clients)]
+    for p in procs:
+        p.start()
+    time.sleep(0.5 + clients * 0.02)   # every client connected and warm
+    t0 = time.perf_counter()
+    start.set()
+    lat = [x for _ in procs for x in out.get(timeout=300)]
+    elapsed = time.perf_counter() - t0
+    for p in procs:
+        p.join(10)
+        if p.is_alive():
+            p.kill()
+    lat.sort()
+    return len(lat) / elapsed, lat[int(len(lat) * 0.99)]
 
 
 def timed(peer, n, code="1+1"):

@@ -120,6 +120,17 @@ static void fill(lp_le_t *le)
     le->in_eof = n <= 0;
 }
 
+/* True at the end of input. On a terminal that is one Ctrl+D, not the
+ * end of everything: the next read waits for keys again. */
+static bool take_eof(lp_le_t *le)
+{
+    bool eof = le->in_eof;
+
+    if (eof && le->tty_in)
+        le->in_eof = false;
+    return eof;
+}
+
 /* libedit's key reader: 1 and a character, 0 at the end of input, -1
  * (with le->cancelled or le->stop set) to end el_gets. */
 static int getc_hook(EditLine *el, wchar_t *wc)
@@ -139,7 +150,7 @@ static int getc_hook(EditLine *el, wchar_t *wc)
             else if (k != (size_t)-2)
                 return 1;
         }
-        if (le->in_eof)
+        if (take_eof(le))
             return 0;
         if (interrupts > 0) {
             lp_le_take_interrupts();
@@ -415,7 +426,7 @@ int lp_le_input(lp_le_t *le, const char *prompt, bool echo, const char **line)
     while (le->line != NULL && !take_line(le, &len)) {
         bool in_ready = false;
 
-        if (le->in_eof) {
+        if (take_eof(le)) {
             r = len > 0 ? LP_LE_LINE : LP_LE_EOF;
             break;
         }

@@ -253,6 +253,17 @@ def test_input_and_getpass_ask_here(connect, host):
     run(child, "len(pw)", "6\r\n")
 
 
+def test_ctrl_d_answers_input_with_eof_and_the_session_goes_on(connect, host):
+    child = connect("testapp")
+    child.expect_exact(PROMPT)
+    child.sendline("input('more? ')")
+    child.expect_exact("more? ")
+    child.sendcontrol("d")
+    child.expect_exact("EOFError")
+    child.expect_exact(PROMPT)
+    run(child, "'after eof'", "'after eof'\r\n")   # one Ctrl+D is not the end of the terminal
+
+
 def test_help_prints_short_text_and_pages_long_text(connect, host, tmp_path):
     paged = tmp_path / "paged.txt"
     child = connect("testapp", env={"PAGER": f"cat > {paged}"})
