@@ -252,16 +252,17 @@ class LimpetText(Peer):
     def __init__(self, address, pid):
         self.sock = socket.socket(socket.AF_UNIX)
         self.sock.connect(address)
+        self.rview = memoryview(bytearray(1 << 20))
         self.pid = pid
         self._until(b">>> ")
 
     def _until(self, end):
-        buf = b""
+        buf = bytearray()
         while not buf.endswith(end):
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
+            n = self.sock.recv_into(self.rview)   # never recv(1 MB): a fresh mapping per call
+            if not n:
                 raise ConnectionError("closed")
-            buf += chunk
+            buf += self.rview[:n]
         return buf
 
     def call(self, code):

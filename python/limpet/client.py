@@ -86,6 +86,8 @@ class Client:
         self.welcome, used = w
         self.dec = wire.Decoder()
         self.dec.feed(bytes(buf[used:]))
+        self._rbuf = bytearray(1 << 20)
+        self._rview = memoryview(self._rbuf)
         self.next_id = 1
         self.notices = []                          # frames that answer no request
 
@@ -94,10 +96,12 @@ class Client:
 
     def read_frame(self):
         while (f := self.dec.next()) is None:
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
+            # into one buffer: recv(1 MB) would map and unmap a fresh megabyte
+            # every call, which cost more than the whole round trip
+            n = self.sock.recv_into(self._rbuf)
+            if not n:
                 raise ConnectionError("limpet: the server closed the connection")
-            self.dec.feed(chunk)
+            self.dec.feed(self._rview[:n])
         return f
 
     def request(self, op, payload=b"", **fields):

@@ -89,26 +89,38 @@ class Decoder:
 
     def __init__(self, header_max=HEADER_MAX, payload_max=PAYLOAD_DEFAULT):
         self.buf = bytearray()
+        self.pos = 0          # where the next frame starts: the consumed front is
+                              # dropped in one go, not moved after every frame
         self.header_max, self.payload_max = header_max, payload_max
 
     def feed(self, data):
+        if self.pos and self.pos >= len(self.buf) // 2:
+            del self.buf[:self.pos]
+            self.pos = 0
         self.buf += data
 
     def next(self):
         """The next (header, payload), None if incomplete; raises WireError."""
-        if len(self.buf) < 8:
+        p, buf = self.pos, self.buf
+        if len(buf) - p < 8:
             return None
-        hlen, plen = struct.unpack_from(">II", self.buf)
+        hlen, plen = struct.unpack_from(">II", buf, p)
         if hlen > self.header_max or plen > self.payload_max:
             raise WireError("frame-too-large", f"header {hlen}, payload {plen}")
         if hlen < 2:
             raise WireError("bad-header", "header shorter than 2 bytes")
-        if len(self.buf) < 8 + hlen + plen:
+        if len(buf) - p < 8 + hlen + plen:
             return None
-        header = parse_header(bytes(self.buf[8:8 + hlen]))
-        payload = bytes(self.buf[8 + hlen:8 + hlen + plen])
-        del self.buf[:8 + hlen + plen]
+        with memoryview(buf) as view:
+            header = parse_header(bytes(view[p + 8:p + 8 + hlen]))
+            payload = bytes(view[p + 8 + hlen:p + 8 + hlen + plen])
+        self.pos = p + 8 + hlen + plen
         return header, payload
+
+    @property
+    def pending(self):
+        """The bytes fed and not yet decoded."""
+        return bytes(self.buf[self.pos:])
 
 
 def hello(client="limpet.wire", token=None, session=False, max_payload=PAYLOAD_DEFAULT, caps=()):
@@ -152,7 +164,7 @@ def read_welcome(buf):
         raise WireError(header.get("code", "internal"), header.get("message", ""))
     if header.get("op") != "done" or header.get("re") != 0 or header.get("protocol") != VERSION:
         raise WireError("bad-field", "not an answer to hello")
-    return header, len(buf) - len(dec.buf)
+    return header, len(buf) - len(dec.pending)
 
 
 def _bad_hello(h):
@@ -201,4 +213,4 @@ def read_hello(buf):
         raise WireError("bad-field", f"hello field '{bad}' is missing or invalid")
     if VERSION not in header["protocol"]:
         raise WireError("bad-version", f"this peer speaks version {VERSION}")
-    return header, len(buf) - len(dec.buf)
+    return header, len(buf) - len(dec.pending)

@@ -36,7 +36,7 @@ def decode_py(data, before_handshake=False):
             frames.append(f)
     except wire.WireError as e:
         return frames, e.code
-    return frames, "need-more" if dec.buf else "clean"
+    return frames, "need-more" if dec.pending else "clean"
 
 
 def decode_c(data, before_handshake=False):

@@ -59,7 +59,7 @@ def test_c_encodes_python_decodes(seed):
     out = []
     while (f := dec.next()) is not None:
         out.append(f)
-    assert out == frames and not dec.buf
+    assert out == frames and not dec.pending
 
 
 def test_c_and_python_refuse_the_same_encodings():
