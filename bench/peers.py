@@ -280,6 +280,44 @@ class LimpetText(Peer):
 PEERS = [Rpyc, Execnet, Mitogen, Jupyter, FlaskBaseline]
 
 
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
+
+
+def idle_clients_kb(cls, count):
+    """RSS of a shared peer's server per idle client, with count clients
+    connected (each has made one call)."""
+    with cls() as first:
+        first.call("1+1")
+        time.sleep(0.3)
+        base = rss_kb(first.pid)
+        more = []
+        try:
+            for _ in range(count):
+                c = cls(first.server)
+                c.call("1+1")
+                more.append(c)
+            time.sleep(0.5)
+            return (rss_kb(first.pid) - base) / count
+        finally:
+            for c in more:
+                c.close()
+
+
+def cold_start_ms(cls, rounds):
+    """From nothing to the first result, for peers that start an
+    interpreter: the median of rounds, in ms."""
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        with cls() as peer:
+            peer.call("1+1")
+            times.append((time.perf_counter() - t0) * 1000)
+    times.sort()
+    return times[len(times) // 2]
+
+
 def _worker(cls, args, n, start, out):
     """One client of a throughput run: waits for start, then n calls."""
     with cls(*args) as peer:
