@@ -101,11 +101,11 @@ class Execnet(Peer):
         self.ch = self.gw.remote_exec(
             "import os\nchannel.send(os.getpid())\n"
             "while 1:\n    x = channel.receive()\n    channel.send(eval(x))")
-        self.pid = self.ch.receive()
+        self.pid = self.ch.receive(timeout=60)
 
     def call(self, code):
         self.ch.send(code)
-        return self.ch.receive()
+        return self.ch.receive(timeout=60)
 
     def bulk(self):
         return len(self.call("b'y' * %d" % TEN_MB))
@@ -207,7 +207,7 @@ class FlaskBaseline(Peer):
         self.owner = server is None
         self.pid = self.proc.pid
         self.server = (self.proc, port)
-        self.http = http.client.HTTPConnection("127.0.0.1", int(port))
+        self.http = http.client.HTTPConnection("127.0.0.1", int(port), timeout=60)
 
     def call(self, code):
         self.http.request("POST", "/exec", body=f"print({code})")
@@ -252,6 +252,7 @@ class LimpetText(Peer):
     def __init__(self, address, pid):
         self.sock = socket.socket(socket.AF_UNIX)
         self.sock.connect(address)
+        self.sock.settimeout(60)          # every wait bounded
         self.rview = memoryview(bytearray(1 << 20))
         self.pid = pid
         self._until(b">>> ")
