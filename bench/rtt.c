@@ -6,6 +6,9 @@
  *   rtt TARGET [N] [CODE]    N evals of CODE (default 20000 of "1+1",
  *                            interactive) in one session; prints the median
  *                            and p99 round trip in microseconds, as JSON.
+ *   rtt --hello TARGET [N]   N new connections whose hello opens a session
+ *                            (what `limpet connect` does before its prompt),
+ *                            timed from connect() to the welcome.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +42,30 @@ static json_t *request(lp_client_t *c, json_t *h, const char *payload)
     }
 }
 
+/* N connections with a session each, timed; prints median and p99. */
+static int hellos(const char *target, int n)
+{
+    char address[4096], token[512];
+    uint64_t *ns = calloc((size_t)n, sizeof(*ns));
+
+    if (ns == NULL || lp_client_resolve(target, address, sizeof(address), token, sizeof(token)) != 0)
+        return 1;
+    for (int i = -n / 10 - 5; i < n; i++) {
+        uint64_t t0 = now_ns();
+        lp_client_t c;
+
+        if (lp_client_open(&c, address, token, true, 0) != 0)
+            return 1;
+        if (i >= 0)
+            ns[i] = now_ns() - t0;
+        lp_client_close(&c);
+    }
+    printf("{\"n\": %d, \"median_us\": %.2f, ", n, quantile_us(ns, (size_t)n, 0.5));
+    printf("\"p99_us\": %.2f}\n", quantile_us(ns, (size_t)n, 0.99));
+    free(ns);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int n = argc > 2 ? atoi(argv[2]) : 20000, warm = n / 10 + 100;
@@ -48,6 +75,8 @@ int main(int argc, char **argv)
     lp_client_t c;
     json_t *r;
 
+    if (argc > 2 && strcmp(argv[1], "--hello") == 0)
+        return hellos(argv[2], argc > 3 ? atoi(argv[3]) : 1000);
     if (argc < 2 || n <= 0) {
         fprintf(stderr, "usage: rtt TARGET [N] [CODE]\n");
         return 2;
