@@ -155,14 +155,37 @@ static int dial(lp_client_t *c, const char *address)
     return c->fd < 0 ? -1 : 0;
 }
 
+/* Waits up to timeout_ms for ssh to leave, then asks it to (SIGTERM),
+ * then makes it (SIGKILL): a dead link must never hang us. Its status. */
+static int reap_ssh(lp_client_t *c, int timeout_ms)
+{
+    int status = 0;
+
+    for (int waited = 0; c->ssh_pid > 0; waited += 10) {
+        pid_t r = waitpid(c->ssh_pid, &status, WNOHANG);
+
+        if (r == c->ssh_pid || (r < 0 && errno != EINTR))
+            break;
+        if (waited == timeout_ms)
+            kill(c->ssh_pid, SIGTERM);
+        else if (waited == timeout_ms + 500)
+            kill(c->ssh_pid, SIGKILL);
+        usleep(10000);
+    }
+    c->ssh_pid = 0;
+    return status;
+}
+
 /* Why the conversation ended before it began: ssh's exit status, or the
  * server closing. */
 static void say_closed(lp_client_t *c, const char *address)
 {
     int status;
 
-    if (c->ssh_pid > 0 && waitpid(c->ssh_pid, &status, 0) == c->ssh_pid) {
-        c->ssh_pid = 0;
+    if (c->ssh_pid > 0) {
+        close(c->fd); /* ssh sees the end of its input */
+        c->fd = -1;
+        status = reap_ssh(c, 2000);
         fprintf(stderr, "limpet: ssh for '%s' ended (%s %d) before a limpet server answered\n",
                 address, WIFEXITED(status) ? "exit status" : "signal",
                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
@@ -176,23 +199,20 @@ int lp_client_open(lp_client_t *c, const char *address, const char *token, bool 
 {
     lp_buf_t *out = lp_buf_new(SIZE_MAX);
     lp_hs_t hs = {0};
-    int r;
+    int r = -1;
 
     memset(c, 0, sizeof(*c));
+    c->fd = -1;
     c->in = lp_buf_new(SIZE_MAX);
     c->next_id = 1;
-    if (dial(c, address) != 0) {
-        lp_buf_free(out);
-        return -1;
-    }
+    if (dial(c, address) != 0)
+        goto fail;
     if (lp_hs_client_hello(out, "limpet-cli/" LIMPET_VERSION, 0, token[0] ? token : NULL,
                            want_session, caps) != 0 ||
         lp_net_write_all(c->fd, lp_buf_data(out), lp_buf_len(out)) != 0) {
         fprintf(stderr, "limpet: cannot talk to '%s'\n", address);
-        lp_buf_free(out);
-        return -1;
+        goto fail;
     }
-    lp_buf_free(out);
     while ((r = lp_hs_client_read(&hs, c->in, &c->welcome)) == LP_WIRE_EAGAIN) {
         uint8_t *dst;
         ssize_t n;
@@ -200,28 +220,31 @@ int lp_client_open(lp_client_t *c, const char *address, const char *token, bool 
         if (lp_buf_reserve(c->in, 65536, &dst) != 0 ||
             (n = recv(c->fd, dst, 65536, 0)) <= 0) {
             say_closed(c, address);
-            return -1;
+            goto fail;
         }
         lp_buf_commit(c->in, (size_t)n);
     }
     if (r != 0) {
         fprintf(stderr, "limpet: '%s' refused: %s\n", address,
                 c->welcome.message[0] ? c->welcome.message : lp_wire_strerror(r));
-        return -1;
+        goto fail;
     }
+    lp_buf_free(out);
     c->limits = (lp_limits_t){LP_WIRE_HEADER_MAX, c->welcome.max_payload};
     return 0;
+fail:
+    lp_buf_free(out);
+    lp_client_close(c);
+    return -1;
 }
 
 void lp_client_close(lp_client_t *c)
 {
-    if (c->fd > 0)
-        close(c->fd);
+    if (c->fd >= 0)
+        close(c->fd); /* first: ssh sees the end of its input and leaves */
     lp_buf_free(c->in);
     lp_welcome_clear(&c->welcome);
-    if (c->ssh_pid > 0) /* ssh saw the end of its input and leaves */
-        waitpid(c->ssh_pid, NULL, 0);
-    c->ssh_pid = 0;
+    reap_ssh(c, 2000);
     c->fd = -1;
     c->in = NULL;
 }
@@ -234,8 +257,12 @@ int64_t lp_client_send(lp_client_t *c, json_t *h, const void *payload, size_t le
 
     if (r == 0)
         r = lp_frame_encode(out, h, payload, len, &c->limits);
-    if (r == 0)
-        r = lp_net_write_all(c->fd, lp_buf_data(out), lp_buf_len(out));
+    if (r != 0) { /* ours, not the connection's: too large, out of memory */
+        lp_buf_free(out);
+        json_decref(h);
+        return LP_CLIENT_EENCODE;
+    }
+    r = lp_net_write_all(c->fd, lp_buf_data(out), lp_buf_len(out));
     lp_buf_free(out);
     json_decref(h);
     return r == 0 ? id : -1;

@@ -38,7 +38,10 @@ int lp_client_open(lp_client_t *c, const char *address, const char *token, bool 
                    unsigned caps);
 void lp_client_close(lp_client_t *c);
 
-/* Sends a request; returns its id, or -1 when the connection is broken. */
+#define LP_CLIENT_EENCODE (-2) /* lp_client_send: the request could not be encoded */
+
+/* Sends a request; returns its id, -1 when the connection is broken, or
+ * LP_CLIENT_EENCODE (too large for the server, out of memory). */
 int64_t lp_client_send(lp_client_t *c, json_t *header, const void *payload, size_t len);
 /* Reads the next frame into *f (caller clears it): 0, or -1 when the
  * server closed or broke the protocol. timeout_ms < 0 waits forever;

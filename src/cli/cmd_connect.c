@@ -71,10 +71,12 @@ static bool history_path(const char *name, char *path, size_t size)
         n = (size_t)snprintf(path, size, "%s/.local/state/limpet/history", home);
     else
         return false;
+    if (name[0] == 0)
+        name = "unnamed";
     if (n + 2 + strlen(name) >= size || make_dirs(path) != 0)
         return false;
     path[n++] = '/';
-    for (const char *p = name[0] ? name : "unnamed"; *p != 0; p++)
+    for (const char *p = name; *p != 0; p++)
         path[n++] = safe_char(*p) ? *p : '_';
     path[n] = 0;
     if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0)

@@ -28,6 +28,10 @@ struct lp_le {
     bool at_prompt;          /* inside el_gets: output goes above the prompt */
     bool tty_out;            /* standard output is a terminal */
     bool tty_in;             /* standard input is a terminal */
+    bool edit;               /* both are: libedit edits (else it only reads lines) */
+    struct termios saved;    /* the terminal as we found it (when edit) */
+    bool hiding;             /* a password is being typed, with these modes: */
+    struct termios quiet;
     bool cancelled;          /* Ctrl+C during el_gets */
     int stop;                /* what on_socket returned during el_gets */
     mbstate_t mbs;           /* decoding standard input for libedit */
@@ -37,6 +41,8 @@ struct lp_le {
     char *line;              /* lp_le_input's answer */
     size_t line_cap;
     sigset_t wait_mask;      /* the signal mask inside waits */
+    sigset_t orig_mask;      /* the mask before us, given back at the end */
+    struct sigaction orig_actions[5]; /* the handlers before us (see taken[]) */
 };
 
 static volatile sig_atomic_t interrupts, resized, continued;
@@ -69,11 +75,13 @@ static void after_signals(lp_le_t *le)
     }
     if (continued) {
         continued = 0;
-        if (le->at_prompt) {
+        if (le->at_prompt && le->edit) {
             el_set(le->el, EL_PREP_TERM, 0); /* forget the modes the shell left */
             el_set(le->el, EL_PREP_TERM, 1);
             el_set(le->el, EL_REFRESH);
         }
+        if (le->hiding) /* a password being typed: the shell turned echo back on */
+            tcsetattr(STDIN_FILENO, TCSANOW, &le->quiet);
     }
 }
 
@@ -84,11 +92,12 @@ static int wait_fds(lp_le_t *le, bool want_in, int timeout_ms, bool *in_ready)
                           {.fd = STDIN_FILENO, .events = POLLIN}};
     struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000};
     int n = ppoll(p, want_in ? 2 : 1, timeout_ms < 0 ? NULL : &ts, &le->wait_mask);
+    int e = errno; /* before after_signals' own system calls change it */
 
     *in_ready = false;
     after_signals(le);
     if (n < 0)
-        return errno == EINTR ? 0 : LP_LE_GONE;
+        return e == EINTR ? 0 : LP_LE_GONE;
     if (n == 0)
         return 1;
     if (p[0].revents != 0) {
@@ -187,8 +196,13 @@ static unsigned char cancel_fn(EditLine *el, int ch)
     return CC_EOF;
 }
 
-/* Enter (^M): hands the line over at once, then lets libedit's own
- * newline (bound to ^J) finish it as usual. */
+/* Keys no terminal sends, bound to libedit's ed-newline: Enter pushes them
+ * after handing the line over (^M and ^J are both Enter's, depending on
+ * the terminal's ICRNL, so neither can be left to ed-newline). */
+#define NEWLINE_KEYS "\033[9999~"
+
+/* Enter: hands the line over at once, then lets libedit's own newline
+ * finish it as usual. */
 static unsigned char accept_fn(EditLine *el, int ch)
 {
     const LineInfo *li = el_line(el);
@@ -204,7 +218,7 @@ static unsigned char accept_fn(EditLine *el, int ch)
         le->hooks.accept(le->hooks.ctx, line, len + 1);
     }
     free(line);
-    el_push(el, "\n");
+    el_push(el, NEWLINE_KEYS); /* libedit's own newline ends the line, display and all */
     return CC_NORM;
 }
 
@@ -218,6 +232,7 @@ static int chars_in(const char *s, size_t n)
     return k;
 }
 
+/* The bytes all items share, cut back to a whole UTF-8 character. */
 static size_t common_prefix(char **items, size_t n)
 {
     size_t len = strlen(items[0]);
@@ -229,6 +244,9 @@ static size_t common_prefix(char **items, size_t n)
             k++;
         len = k;
     }
+    if (n > 1)
+        while (len > 0 && ((unsigned char)items[0][len] & 0xC0) == 0x80)
+            len--;
     return len;
 }
 
@@ -280,9 +298,10 @@ static unsigned char complete_fn(EditLine *el, int ch)
     if (common > typed || (m.n == 1 && strncmp(m.items[0], text + m.start, typed) != 0)) {
         char *ins = strndup(m.items[0], common);
 
-        el_deletestr(el, chars_in(text + m.start, typed));
-        if (ins != NULL)
+        if (ins != NULL && mbstowcs(NULL, ins, 0) != (size_t)-1) { /* insertable */
+            el_deletestr(el, chars_in(text + m.start, typed));
             el_insertstr(el, ins);
+        }
         free(ins);
     } else if (m.n > 1) {
         list_matches(m.items, m.n);
@@ -296,10 +315,30 @@ out:
     return r;
 }
 
+/* The signals this module takes over, and what they were before. */
+static const int taken[] = {SIGINT, SIGWINCH, SIGCONT, SIGTERM, SIGHUP};
+#define N_TAKEN (sizeof(taken) / sizeof(taken[0]))
+_Static_assert(N_TAKEN == sizeof(((lp_le_t *)0)->orig_actions) / sizeof(struct sigaction),
+               "one saved action per signal taken");
+
+static struct termios fatal_tty;           /* restored by a fatal signal */
+static volatile sig_atomic_t fatal_tty_set;
+
+/* SIGTERM, SIGHUP: give the terminal back as we found it, then die of
+ * the signal as if we had not caught it. */
+static void on_fatal(int sig)
+{
+    if (fatal_tty_set)
+        tcsetattr(STDIN_FILENO, TCSANOW, &fatal_tty);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 lp_le_t *lp_le_new(const char *history_path, const lp_le_hooks_t *hooks)
 {
     lp_le_t *le = calloc(1, sizeof(*le));
     struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: waits end */
+    struct sigaction fatal = {.sa_handler = on_fatal};
     sigset_t block;
     HistEvent ev;
 
@@ -309,17 +348,25 @@ lp_le_t *lp_le_new(const char *history_path, const lp_le_hooks_t *hooks)
     le->prompt = "";
     le->tty_out = isatty(STDOUT_FILENO);
     le->tty_in = isatty(STDIN_FILENO);
+    /* libedit edits only when both are terminals; preparing stdin alone
+     * would leave it raw with nobody to restore it */
+    le->edit = le->tty_in && le->tty_out && tcgetattr(STDIN_FILENO, &le->saved) == 0;
+    if (le->edit) {
+        fatal_tty = le->saved;
+        fatal_tty_set = 1;
+    }
     sigemptyset(&block);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGWINCH);
     sigaddset(&block, SIGCONT);
-    sigprocmask(SIG_BLOCK, &block, &le->wait_mask);
+    sigprocmask(SIG_BLOCK, &block, &le->orig_mask);
+    le->wait_mask = le->orig_mask;
     sigdelset(&le->wait_mask, SIGINT);
     sigdelset(&le->wait_mask, SIGWINCH);
     sigdelset(&le->wait_mask, SIGCONT);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGWINCH, &sa, NULL);
-    sigaction(SIGCONT, &sa, NULL);
+    for (size_t i = 0; i < N_TAKEN; i++)
+        sigaction(taken[i], taken[i] == SIGTERM || taken[i] == SIGHUP ? &fatal : &sa,
+                  &le->orig_actions[i]);
 
     le->hist = history_init();
     history(le->hist, &ev, H_SETSIZE, HISTORY_SIZE);
@@ -339,6 +386,8 @@ lp_le_t *lp_le_new(const char *history_path, const lp_le_hooks_t *hooks)
     el_set(le->el, EL_BIND, "^C", "lp-cancel", NULL);
     el_set(le->el, EL_ADDFN, "lp-accept", "send the line, then end it", accept_fn);
     el_set(le->el, EL_BIND, "^M", "lp-accept", NULL);
+    el_set(le->el, EL_BIND, "^J", "lp-accept", NULL);
+    el_set(le->el, EL_BIND, NEWLINE_KEYS, "ed-newline", NULL);
     el_source(le->el, NULL); /* the user's ~/.editrc has the last word */
     return le;
 }
@@ -352,6 +401,12 @@ void lp_le_free(lp_le_t *le)
     if (le->history_path != NULL)
         history(le->hist, &ev, H_SAVE, le->history_path);
     el_end(le->el);
+    if (le->edit)
+        tcsetattr(STDIN_FILENO, TCSANOW, &le->saved);
+    fatal_tty_set = 0;
+    sigprocmask(SIG_SETMASK, &le->orig_mask, NULL); /* a pending Ctrl+C meets our handler */
+    for (size_t i = 0; i < N_TAKEN; i++)
+        sigaction(taken[i], &le->orig_actions[i], NULL);
     history_end(le->hist);
     free(le->history_path);
     free(le->line);
@@ -370,7 +425,7 @@ int lp_le_read(lp_le_t *le, const char *prompt, const char **line)
     /* the terminal goes raw before the prompt is drawn, not after (as
      * libedit would): a key pressed once the prompt shows, a Ctrl+D above
      * all, must not meet the kernel's line discipline */
-    if (le->tty_in)
+    if (le->edit)
         el_set(le->el, EL_PREP_TERM, 1);
     s = el_gets(le->el, &count);
     le->at_prompt = false;
@@ -409,7 +464,7 @@ static bool take_line(lp_le_t *le, size_t *len)
 
 int lp_le_input(lp_le_t *le, const char *prompt, bool echo, const char **line)
 {
-    struct termios saved, quiet;
+    struct termios saved;
     bool hidden = !echo && isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0;
     size_t len = 0;
     int r = LP_LE_LINE;
@@ -417,9 +472,10 @@ int lp_le_input(lp_le_t *le, const char *prompt, bool echo, const char **line)
     if (prompt[0] != 0)
         lp_term_write(STDOUT_FILENO, prompt, strlen(prompt));
     if (hidden) {
-        quiet = saved;
-        quiet.c_lflag &= ~(tcflag_t)ECHO;
-        tcsetattr(STDIN_FILENO, TCSANOW, &quiet); /* keeps what was typed ahead */
+        le->quiet = saved;
+        le->quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSANOW, &le->quiet); /* keeps what was typed ahead */
+        le->hiding = true;
     }
     if (le->line == NULL && (le->line = malloc(le->line_cap = 256)) != NULL)
         le->line[0] = 0;
@@ -440,6 +496,7 @@ int lp_le_input(lp_le_t *le, const char *prompt, bool echo, const char **line)
             fill(le);
     }
     if (hidden) {
+        le->hiding = false;
         tcsetattr(STDIN_FILENO, TCSANOW, &saved);
         lp_term_write(STDOUT_FILENO, "\n", 1);
     }

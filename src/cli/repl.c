@@ -3,6 +3,7 @@
  * goes through show(); the loops only wait for the frame they need. */
 #include "cli/repl.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,8 +99,11 @@ static void show(lp_repl_t *r, lp_frame_t *f)
         r->reply = json_incref(f->header);
         r->wait_id = -1;
         r->wake = true;
-    } else if (strcmp(op, "error") == 0 && re < 0) {
-        show_error(r, f->header); /* a notice about nothing we asked */
+    } else if (strcmp(op, "error") == 0 && re >= 0 && re == r->stdin_id && r->eval_id >= 0) {
+        show_error(r, f->header); /* the answer was refused (not UTF-8): ask again */
+        r->want_input = r->wake = true;
+    } else if (strcmp(op, "error") == 0) {
+        show_error(r, f->header); /* a notice, or a refusal of something we sent */
     }
 }
 
@@ -146,7 +150,8 @@ static json_t *request(lp_repl_t *r, json_t *h, int timeout_ms)
     json_t *reply;
 
     if ((r->wait_id = lp_client_send(&r->c, h, NULL, 0)) < 0) {
-        r->gone = true;
+        r->gone = r->wait_id == -1;
+        r->wait_id = -1;
         return NULL;
     }
     while (r->reply == NULL && !r->gone) {
@@ -179,7 +184,12 @@ static void answer_input(lp_repl_t *r)
         json_t *h = session_op(r, "stdin");
 
         json_object_set_new(h, "eof", json_boolean(k == LP_LE_EOF));
-        lp_client_send(&r->c, h, line, k == LP_LE_LINE ? strlen(line) : 0);
+        r->stdin_id = lp_client_send(&r->c, h, line, k == LP_LE_LINE ? strlen(line) : 0);
+        if (r->stdin_id == LP_CLIENT_EENCODE) {
+            fprintf(stderr, "limpet: that line is too long for the server; type it again\n");
+            r->want_input = true;
+        }
+        r->gone = r->stdin_id == -1;
     } else if (k == LP_LE_CANCEL) {
         lp_client_send(&r->c, session_op(r, "interrupt"), NULL, 0);
     }
@@ -193,8 +203,14 @@ static void send_eval(lp_repl_t *r, const char *code, size_t len)
     json_object_set_new(h, "interactive", json_true());
     r->status[0] = 0;
     r->want_input = false;
-    if ((r->eval_id = lp_client_send(&r->c, h, code, len)) < 0)
-        r->gone = true;
+    if ((r->eval_id = lp_client_send(&r->c, h, code, len)) == LP_CLIENT_EENCODE) {
+        fprintf(stderr, "limpet: that input is larger than the server takes (%" PRIu32
+                        " bytes)\n", r->c.limits.payload_max);
+        snprintf(r->status, sizeof(r->status), "error");
+    }
+    r->gone = r->eval_id == -1;
+    if (r->eval_id < 0)
+        r->eval_id = -1;
 }
 
 /* lineedit's Enter hook: the line leaves before the terminal is set back,
@@ -283,7 +299,7 @@ static int complete(void *ctx, const char *line, size_t cursor, lp_le_matches_t 
 int lp_repl_open(lp_repl_t *r, const char *address, const char *token)
 {
     memset(r, 0, sizeof(*r));
-    r->eval_id = r->wait_id = -1;
+    r->eval_id = r->wait_id = r->stdin_id = -1;
     if (lp_client_open(&r->c, address, token, true, LP_CAP_PAGE) != 0)
         return -1;
     snprintf(r->session, sizeof(r->session), "%s", r->c.welcome.session);

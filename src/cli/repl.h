@@ -20,6 +20,7 @@ typedef struct lp_repl {
     bool want_input;       /* the eval waits for a line (input()) */
     char *input_prompt;    /* and asks with this prompt */
     bool input_echo;       /* false for getpass */
+    int64_t stdin_id;      /* our last answer to input() */
     int64_t wait_id;       /* a request whose final reply we wait for, or -1 */
     json_t *reply;         /* that reply's header, once it came */
     bool wake;             /* a frame that the waiting loop acts on came */

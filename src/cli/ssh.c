@@ -2,6 +2,7 @@
 #include "cli/ssh.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,8 @@ static void run_ssh(const lp_ssh_url_t *u, int fd, const char *remote)
     dup2(fd, STDOUT_FILENO);
     if (fd > STDOUT_FILENO)
         close(fd);
+    fcntl(STDIN_FILENO, F_SETFD, 0); /* dup2 onto itself keeps close-on-exec */
+    fcntl(STDOUT_FILENO, F_SETFD, 0);
     signal(SIGINT, SIG_IGN);
     if (custom != NULL && custom[0] != 0) {
         static char script[4096];

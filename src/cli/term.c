@@ -101,6 +101,7 @@ static void print_plain(const char *text, size_t len)
 
 void lp_term_page(const char *text, size_t len)
 {
+    struct sigaction ignore = {.sa_handler = SIG_IGN}, saved;
     int rows, fds[2], status;
     pid_t pid;
 
@@ -109,6 +110,8 @@ void lp_term_page(const char *text, size_t len)
         print_plain(text, len);
         return;
     }
+    /* Ctrl+C in the pager is the pager's, not an interrupt of the code */
+    sigaction(SIGINT, &ignore, &saved);
     if ((pid = fork()) == 0) {
         close(fds[1]);
         run_pager(fds[0]);
@@ -117,10 +120,14 @@ void lp_term_page(const char *text, size_t len)
     if (pid < 0) {
         close(fds[1]);
         print_plain(text, len);
-        return;
+    } else {
+        lp_term_write(fds[1], text, len); /* EPIPE when the user quits early: fine */
+        close(fds[1]);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
     }
-    lp_term_write(fds[1], text, len); /* EPIPE when the user quits early: fine */
-    close(fds[1]);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
+    /* SIGINT is blocked here, and Linux queues a blocked signal even when
+     * ignored: setting SIG_IGN again discards it (POSIX) */
+    sigaction(SIGINT, &ignore, NULL);
+    sigaction(SIGINT, &saved, NULL);
 }

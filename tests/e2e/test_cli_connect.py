@@ -407,3 +407,74 @@ def test_ctrl_d_leaves_when_the_server_does_not_answer(connect, tmp_path):
     finally:
         srv.kill()
         srv.wait()
+
+
+def test_a_resize_with_stdin_not_a_terminal_is_not_a_lost_server(limpet_bin, runtime_dir, host):
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime_dir), HOME=str(runtime_dir))
+    p = subprocess.Popen([limpet_bin, "connect", "testapp"], env=env, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdin.write("import time; time.sleep(0.6)\n")
+    p.stdin.flush()
+    for _ in range(5):
+        time.sleep(0.1)
+        p.send_signal(signal.SIGWINCH)
+    out, err = p.communicate("6 * 7\n", timeout=20)
+    assert (p.returncode, out.strip(), err) == (0, "42", "")
+
+
+def in_shell(command, runtime_dir, state):
+    """command run by /bin/sh in a pseudo-terminal (to see the terminal after it)."""
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime_dir), XDG_STATE_HOME=str(state),
+               HOME=str(state), TERM="xterm", NO_COLOR="1")
+    return pexpect.spawn("/bin/sh", ["-c", command], env=env, timeout=10, encoding="utf-8")
+
+
+def test_stdout_not_a_terminal_leaves_the_terminal_as_it_was(limpet_bin, runtime_dir, state, host):
+    child = in_shell(f"{limpet_bin} connect testapp | cat; stty -a", runtime_dir, state)
+    child.sendline("6 * 7")
+    child.expect_exact("42")
+    child.sendcontrol("d")
+    child.expect(r"[^-]echo ")              # stty: echo still on, not -echo
+    child.expect(pexpect.EOF)
+
+
+def test_ctrl_c_in_the_pager_is_the_pagers(connect, host, tmp_path):
+    paged = tmp_path / "paged.txt"
+    child = connect("testapp", env={"PAGER": f"cat > {paged}; kill -INT 0"})
+    child.expect_exact(PROMPT)
+    child.sendline("help(str)")
+    child.expect_exact(PROMPT)
+    child.sendline("'after the pager'")
+    child.expect_exact("'after the pager'\r\n>>> ")
+    assert "KeyboardInterrupt" not in child.before
+    assert "class str" in re.sub(".\b", "", paged.read_text())
+
+
+def test_enter_as_return_or_linefeed(connect, host):
+    child = connect("testapp")
+    child.expect_exact(PROMPT)
+    child.send("6 * 7\r")
+    child.expect_exact("42\r\n>>> ")
+    child.send("7 * 8\n")
+    child.expect_exact("56\r\n>>> ")
+
+
+def test_tab_never_cuts_a_character_in_half(connect, host):
+    child = connect("testapp")
+    child.expect_exact(PROMPT)
+    run(child, "café1 = 1; cafè2 = 2", "")   # both start "caf" and the same first byte
+    child.send("caf\t")
+    time.sleep(0.3)
+    child.send("\t")                          # the list; the line stays "caf"
+    child.expect(r"caf[éè]\d\s+caf[éè]\d")
+    child.send("é1\r")
+    child.expect_exact("\r\n1\r\n>>> ")
+
+
+def test_sigterm_at_the_prompt_gives_the_terminal_back(limpet_bin, runtime_dir, state, host):
+    child = in_shell(f"{limpet_bin} connect testapp; stty -a", runtime_dir, state)
+    child.expect_exact(PROMPT)
+    kids = open(f"/proc/{child.pid}/task/{child.pid}/children").read().split()
+    os.kill(int(kids[0]), signal.SIGTERM)
+    child.expect(r"[^-]echo ")
+    child.expect(pexpect.EOF)
