@@ -71,7 +71,10 @@ int lp_client_resolve(const char *target, char *address, size_t size, char *toke
     int r = -1;
 
     token[0] = 0;
-    if (lp_ssh_is_url(target)) { /* resolved on the far side, by the bridge */
+    if (lp_ssh_is_url(target) || (target != NULL && strchr(target, '/') != NULL &&
+                                  strchr(target, ':') == NULL)) {
+        /* ssh: resolved on the far side, by the bridge; a socket path is
+         * its own address and needs no token: no records to read */
         snprintf(address, size, "%s", target);
         return 0;
     }

@@ -13,11 +13,22 @@
 
 #define STARTED_SLACK_S 5 /* a record's start time and its process's may differ this much */
 
+/* When this machine booted, in seconds since the epoch: the wall clock
+ * minus the time since boot (no need to read /proc/stat for it). */
+static double boot_time(void)
+{
+    struct timespec now, up;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    clock_gettime(CLOCK_BOOTTIME, &up);
+    return (double)(now.tv_sec - up.tv_sec) + (double)(now.tv_nsec - up.tv_nsec) / 1e9;
+}
+
 /* When process pid started, in seconds since the epoch; -1 if it is gone. */
 static double process_started(long pid)
 {
     char path[64], buf[4096], *p;
-    unsigned long long ticks = 0, boot = 0;
+    unsigned long long ticks = 0;
     FILE *f;
 
     snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
@@ -29,13 +40,7 @@ static double process_started(long pid)
     if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
                                    "%*d %*d %*d %*d %llu", &ticks) != 1)
         return -1;
-    if ((f = fopen("/proc/stat", "r")) == NULL)
-        return -1;
-    while (fgets(buf, sizeof(buf), f) != NULL)
-        if (sscanf(buf, "btime %llu", &boot) == 1)
-            break;
-    fclose(f);
-    return (double)boot + (double)ticks / (double)sysconf(_SC_CLK_TCK);
+    return boot_time() + (double)ticks / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* True when the record's server is still running. */
