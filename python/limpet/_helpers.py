@@ -3,11 +3,14 @@ help() pages to the session, getpass asks the session's client, and doc()
 prints an object's documentation. Installed while a server runs; host
 threads see the originals."""
 import builtins
+import importlib.machinery
+import sys
 
 from . import _limpet
 
-_saved = {}   # what install() replaced; pydoc, getpass and _jobs are imported
-              # there, at start(), never by `import limpet` (20+ ms of start-up)
+_saved = {}   # what install() replaced; getpass and _jobs are imported there,
+              # at start(), never by `import limpet` (20+ ms of start-up).
+              # pydoc (4.6 MB of RSS) is patched when somebody imports it.
 
 
 def _pager(text, *args):
@@ -37,15 +40,51 @@ def doc(obj):
     print(pydoc.render_doc(obj, title="%s", renderer=pydoc.plaintext))
 
 
+def _patch_pydoc(pydoc):
+    if "pager" not in _saved:
+        _saved.update(pager=pydoc.pager, getpager=pydoc.getpager)
+        pydoc.pager = _pager
+
+
+class _PatchingLoader:
+    """pydoc's own loader, then our pager in it."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def create_module(self, spec):
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module):
+        self.inner.exec_module(module)
+        _patch_pydoc(module)
+
+
+class _PydocFinder:
+    """On sys.meta_path while a server runs: finds pydoc as usual, and
+    patches its pager when it is first imported (help() imports it)."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name != "pydoc" or "pager" in _saved:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _PatchingLoader(spec.loader)
+        return spec
+
+
 def install():
     import getpass
-    import pydoc
     from . import _jobs
 
     if _saved:
         return
-    _saved.update(pager=pydoc.pager, getpager=pydoc.getpager, getpass=getpass.getpass)
-    pydoc.pager = _pager
+    _saved.update(getpass=getpass.getpass)
+    if "pydoc" in sys.modules:
+        _patch_pydoc(sys.modules["pydoc"])
+    else:
+        sys.meta_path.insert(0, _PydocFinder)
     getpass.getpass = _getpass
     added = []
     for name, func in {"doc": doc, "jobs": _jobs.jobs, "bg": _jobs.bg, "fg": _jobs.fg}.items():
@@ -57,11 +96,13 @@ def install():
 
 def uninstall():
     import getpass
-    import pydoc
 
     if not _saved:
         return
-    if pydoc.pager is _pager:
+    if _PydocFinder in sys.meta_path:
+        sys.meta_path.remove(_PydocFinder)
+    pydoc = sys.modules.get("pydoc")
+    if pydoc is not None and getattr(pydoc, "pager", None) is _pager:
         pydoc.pager = _saved["pager"]
     if getpass.getpass is _getpass:
         getpass.getpass = _saved["getpass"]

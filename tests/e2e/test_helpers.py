@@ -78,3 +78,28 @@ def test_getpass_asks_without_echo(host):
         asks = [h for h, _ in frames if h["op"] == "input"]
         assert asks == [{"op": "input", "re": 7, "session": s, "prompt": "Key: ", "echo": False}]
         assert b"".join(p for h, p in frames if h["op"] == "out") == b"7\n"
+
+
+def test_pydoc_is_patched_when_imported_not_at_start(runtime_dir):
+    """start() leaves pydoc (4.6 MB) unimported; help() in a session still
+    pages to the client, the host's own pydoc keeps its pager after stop(),
+    and a pydoc imported before start() is patched at once."""
+    from conftest import run_python
+    p = run_python("""
+import sys, limpet
+from limpet.client import Client
+s = limpet.start({})
+assert "pydoc" not in sys.modules
+with Client(s.address, session=True, caps=["page"]) as c:
+    r = c.eval(c.welcome["session"], "help(len)", interactive=True)
+    assert "page" in [h["op"] for h, _ in r.frames], r.frames
+import pydoc
+assert pydoc.pager.__module__ == "limpet._helpers"
+s.stop()
+assert pydoc.pager.__module__ == "pydoc" and limpet._helpers._PydocFinder not in sys.meta_path
+s = limpet.start({})          # pydoc already there: patched at start
+assert pydoc.pager.__module__ == "limpet._helpers"
+s.stop()
+print("ok")
+""", runtime_dir)
+    assert p.stdout == "ok\n", p.stderr
