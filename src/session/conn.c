@@ -216,16 +216,9 @@ static const char *const status_names[] = {
 /* Ends an eval: its output, then done with its status, in order. */
 static int finish_eval(lp_conn_t *c, lp_session_t *s, int64_t id, int status)
 {
-    json_t *h = lp_msg_new("done");
-
     lp_session_end(s);
-    if (h == NULL || lp_msg_set_int(h, "re", id) != 0 || lp_msg_set_str(h, "session", s->id) != 0 ||
-        lp_msg_set_str(h, "status", status_names[status]) != 0) {
-        json_decref(h);
-        return LP_WIRE_ENOMEM;
-    }
     (void)c;
-    return lp_session_reply(s, h, NULL, 0);
+    return lp_session_reply_done(s, id, status_names[status]);
 }
 
 int lp_conn_run_eval(lp_conn_t *c, lp_session_t *s, const lp_eval_req_t *req)

@@ -135,6 +135,9 @@ int lp_session_begin(lp_session_t *s, int64_t re);
 /* Sends header h (consumed) and payload after the queued output, as one
  * step that no other output of s can cut into. */
 int lp_session_reply(lp_session_t *s, json_t *h, const void *payload, size_t len);
+/* The same with an eval's done, its header formatted here: no JSON tree
+ * for the reply every request gets. */
+int lp_session_reply_done(lp_session_t *s, int64_t re, const char *status);
 void lp_session_end(lp_session_t *s);
 
 /* outq.c */
@@ -142,6 +145,10 @@ int lp_outq_append(lp_outq_t *q, const char *session, int stream, int64_t re, co
                    size_t len);
 /* Appends an encoded frame (a value, an exception, a done). */
 int lp_outq_put_frame(lp_outq_t *q, const void *frame, size_t len);
+/* Appends a frame from its header text (valid JSON, within the limits)
+ * and payload. */
+int lp_outq_put_parts(lp_outq_t *q, const char *header, size_t hlen, const void *payload,
+                      size_t plen);
 /* Empties q without freeing (its bytes were taken) / freeing its bytes. */
 void lp_outq_init(lp_outq_t *q);
 void lp_outq_clear(lp_outq_t *q);

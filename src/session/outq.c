@@ -114,6 +114,23 @@ int lp_outq_put_frame(lp_outq_t *q, const void *frame, size_t len)
     return 0;
 }
 
+int lp_outq_put_parts(lp_outq_t *q, const char *header, size_t hlen, const void *payload,
+                      size_t plen)
+{
+    int r = reserve(q, LP_WIRE_PREFIX_LEN + hlen + plen);
+
+    if (r != 0)
+        return r;
+    put_u32(q->data + q->len, (uint32_t)hlen);
+    put_u32(q->data + q->len + 4, (uint32_t)plen);
+    memcpy(q->data + q->len + LP_WIRE_PREFIX_LEN, header, hlen);
+    if (plen > 0)
+        memcpy(q->data + q->len + LP_WIRE_PREFIX_LEN + hlen, payload, plen);
+    q->len += LP_WIRE_PREFIX_LEN + hlen + plen;
+    q->last_stream = -1; /* the next output starts a frame of its own */
+    return 0;
+}
+
 void lp_outq_init(lp_outq_t *q)
 {
     bool text = q->text;

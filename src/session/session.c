@@ -10,6 +10,8 @@
 #include "wire/msg.h"
 #include "wire/ops.h"
 
+#define LP_VALUE_TYPE_MAX 256 /* the value frame's type field (docs/protocol.md 6) */
+
 uint64_t lp_now_ms(void)
 {
     struct timespec ts;
@@ -229,6 +231,53 @@ static int queue_frame(lp_session_t *s, json_t *h, const void *payload, size_t l
     return r;
 }
 
+/* Queues a frame whose header text is ready (see lp_outq_put_parts). */
+static int queue_parts(lp_session_t *s, const char *h, size_t hlen, const void *payload,
+                       size_t plen)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&s->qmu);
+    if (!s->closed) {
+        r = lp_outq_put_parts(&s->outq, h, hlen, payload, plen);
+        r = r != 0 ? r : s->outq.len >= LP_WIRE_CHUNK;
+    }
+    pthread_mutex_unlock(&s->qmu);
+    return r;
+}
+
+/* True when str can go between JSON quotes as it is (no quote, backslash
+ * or control character) and within max bytes. */
+static bool plain_json_string(const char *str, size_t max)
+{
+    size_t n = 0;
+
+    for (; str[n] != 0; n++)
+        if (n >= max || str[n] == '"' || str[n] == '\\' || (unsigned char)str[n] < 0x20)
+            return false;
+    return n > 0;
+}
+
+int lp_session_reply_done(lp_session_t *s, int64_t re, const char *status)
+{
+    char h[192];
+    int n, r;
+
+    if (s->text) { /* plain text shows no done: the generic path knows */
+        json_t *d = json_pack("{s:s,s:I,s:s,s:s}", "op", "done", "re", (json_int_t)re, "session",
+                              s->id, "status", status);
+
+        return lp_session_reply(s, d, NULL, 0);
+    }
+    /* session ids are ours (printable ASCII, no quotes), statuses our names */
+    n = snprintf(h, sizeof(h), "{\"op\":\"done\",\"re\":%" PRId64 ",\"session\":\"%s\","
+                 "\"status\":\"%s\"}", re, s->id, status);
+    if (n < 0 || (size_t)n >= sizeof(h))
+        return LP_WIRE_EINTERNAL;
+    r = queue_parts(s, h, (size_t)n, NULL, 0);
+    return r < 0 ? r : lp_session_flush(s);
+}
+
 int lp_session_reply(lp_session_t *s, json_t *h, const void *payload, size_t len)
 {
     int r = queue_frame(s, h, payload, len);
@@ -272,6 +321,21 @@ int lp_session_value(lp_session_t *s, const char *type, const char *repr, size_t
             r = lp_outq_append(&s->outq, s->id, LP_STDOUT, -1, "\n", 1);
         pthread_mutex_unlock(&s->qmu);
         return r != 0 ? r : 1;
+    }
+    if (!s->text && type != NULL && plain_json_string(type, LP_VALUE_TYPE_MAX) &&
+        len <= LP_WIRE_PAYLOAD_DEFAULT) {
+        /* the reply most requests get: formatted here, not through a JSON tree */
+        char hdr[LP_VALUE_TYPE_MAX + 160];
+        int64_t re;
+        int n;
+
+        pthread_mutex_lock(&s->qmu);
+        re = s->cur_re;
+        pthread_mutex_unlock(&s->qmu);
+        n = snprintf(hdr, sizeof(hdr), "{\"op\":\"value\",\"re\":%" PRId64 ",\"session\":\"%s\","
+                     "\"type\":\"%s\"}", re, s->id, type);
+        if (n > 0 && (size_t)n < sizeof(hdr))
+            return queue_parts(s, hdr, (size_t)n, repr, len);
     }
     h = eval_reply(s, "value");
 

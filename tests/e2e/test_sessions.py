@@ -193,3 +193,17 @@ def test_interactive_lines_may_end_with_their_newline(host):
         # a pasted block in one payload, ended by its blank line
         assert c.eval(s, "def k():\n    return 5\n\n", interactive=True).status == "ok"
         assert c.eval(s, "k()", interactive=True).value == "5"
+
+
+def test_value_replies_with_odd_type_names(host):
+    """The value header is formatted by hand for plain type names; a name
+    that needs JSON escaping takes the encoder, and both decode alike."""
+    with Client(host.address, session=True) as c:
+        s = c.welcome["session"]
+        r = c.eval(s, "int('7')", interactive=True)
+        assert (r.value, r.frames[0][0]["type"], r.frames[-1][0]["status"]) == ("7", "int", "ok")
+        r = c.eval(s, "type('q\"b\\\\\\\\s\\\\n', (), {'__repr__': lambda self: 'R'})()",
+                   interactive=True)
+        assert r.value == "R" and r.frames[0][0]["type"].endswith('q"b\\\\s\\n'), r.frames[0][0]
+        r = c.eval(s, "type('é' * 10, (), {'__repr__': lambda self: 'U'})()", interactive=True)
+        assert r.value == "U" and r.frames[0][0]["type"].endswith("é" * 10)
