@@ -56,12 +56,11 @@ static bool is_live(const json_t *rec)
 
 static void remove_stale(const char *dir, long pid)
 {
-    static const char *const exts[] = {"json", "token", "sock"};
     char path[4096];
 
-    for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++)
-        if (lp_discovery_path(path, sizeof(path), dir, (pid_t)pid, exts[i]) == 0)
-            unlink(path);
+    lp_discovery_remove(dir, (pid_t)pid); /* the record and the token */
+    if (lp_discovery_path(path, sizeof(path), dir, (pid_t)pid, "sock") == 0)
+        unlink(path); /* its server is gone and will not remove it */
 }
 
 /* The live records in dir, as a JSON array sorted by start time. */

@@ -168,7 +168,7 @@ static json_t *request(lp_repl_t *r, json_t *h, int timeout_ms)
 
 static json_t *session_op(lp_repl_t *r, const char *op)
 {
-    return json_pack("{s:s,s:s}", "op", op, "session", r->session);
+    return json_pack("{s:s,s:s}", "op", op, "session", r->c.welcome.session);
 }
 
 /* Answers the eval's input() with a line from the terminal, or passes
@@ -279,7 +279,7 @@ void lp_repl_gone(lp_repl_t *r)
 static int complete(void *ctx, const char *line, size_t cursor, lp_le_matches_t *m)
 {
     lp_repl_t *r = ctx;
-    json_t *h = json_pack("{s:s,s:s,s:s,s:I}", "op", "complete", "session", r->session, "text",
+    json_t *h = json_pack("{s:s,s:s,s:s,s:I}", "op", "complete", "session", r->c.welcome.session, "text",
                           line, "cursor", (json_int_t)cursor);
     json_t *reply = request(r, h, LP_REPL_COMPLETE_TIMEOUT_MS), *matches, *item;
     size_t i;
@@ -302,8 +302,7 @@ int lp_repl_open(lp_repl_t *r, const char *address, const char *token)
     r->eval_id = r->wait_id = r->stdin_id = -1;
     if (lp_client_open(&r->c, address, token, true, LP_CAP_PAGE) != 0)
         return -1;
-    snprintf(r->session, sizeof(r->session), "%s", r->c.welcome.session);
-    if (r->session[0] == 0) {
+    if (r->c.welcome.session[0] == 0) {
         fprintf(stderr, "limpet: '%s' opened no session\n", address);
         lp_client_close(&r->c);
         return -1;

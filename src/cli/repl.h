@@ -13,7 +13,6 @@
 typedef struct lp_repl {
     lp_client_t c;
     lp_le_t *le;
-    char session[80];      /* ours, opened with the handshake */
     int64_t eval_id;       /* the running eval; -1 at the prompt */
     bool sent_early;       /* Enter sent the line before el_gets returned it */
     char status[32];       /* how the last eval ended; "" while it runs */

@@ -263,13 +263,7 @@ int lp_session_reply_done(lp_session_t *s, int64_t re, const char *status)
     char h[192];
     int n, r;
 
-    if (s->text) { /* plain text shows no done: the generic path knows */
-        json_t *d = json_pack("{s:s,s:I,s:s,s:s}", "op", "done", "re", (json_int_t)re, "session",
-                              s->id, "status", status);
-
-        return lp_session_reply(s, d, NULL, 0);
-    }
-    /* session ids are ours (printable ASCII, no quotes), statuses our names */
+    /* framed sessions only (text mode shows no done); session ids are ours (printable ASCII, no quotes), statuses our names */
     n = snprintf(h, sizeof(h), "{\"op\":\"done\",\"re\":%" PRId64 ",\"session\":\"%s\","
                  "\"status\":\"%s\"}", re, s->id, status);
     if (n < 0 || (size_t)n >= sizeof(h))
@@ -306,11 +300,13 @@ static json_t *eval_reply(lp_session_t *s, const char *op)
 int lp_session_value(lp_session_t *s, const char *type, const char *repr, size_t len)
 {
     json_t *h;
+    int64_t re;
     bool idle;
 
     pthread_mutex_lock(&s->qmu);
-    idle = s->cur_re < 0;
+    re = s->cur_re;
     pthread_mutex_unlock(&s->qmu);
+    idle = re < 0;
     if (idle) {
         /* shown by a thread while no eval runs: a value reply would answer
          * nothing, so it is plain output, as the REPL would print it */
@@ -326,14 +322,10 @@ int lp_session_value(lp_session_t *s, const char *type, const char *repr, size_t
         len <= LP_WIRE_PAYLOAD_DEFAULT) {
         /* the reply most requests get: formatted here, not through a JSON tree */
         char hdr[LP_VALUE_TYPE_MAX + 160];
-        int64_t re;
-        int n;
+        int n = snprintf(hdr, sizeof(hdr),
+                         "{\"op\":\"value\",\"re\":%" PRId64 ",\"session\":\"%s\",\"type\":\"%s\"}",
+                         re, s->id, type);
 
-        pthread_mutex_lock(&s->qmu);
-        re = s->cur_re;
-        pthread_mutex_unlock(&s->qmu);
-        n = snprintf(hdr, sizeof(hdr), "{\"op\":\"value\",\"re\":%" PRId64 ",\"session\":\"%s\","
-                     "\"type\":\"%s\"}", re, s->id, type);
         if (n > 0 && (size_t)n < sizeof(hdr))
             return queue_parts(s, hdr, (size_t)n, repr, len);
     }

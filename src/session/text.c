@@ -2,6 +2,7 @@
  * that turns each line into an interactive eval on one session, and the
  * session's output, values and tracebacks into plain text, with >>> and
  * ... prompts. The same sessions and engine as the framed protocol. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,7 +132,9 @@ static bool fill(lp_conn_t *c)
 
     if (lp_buf_reserve(c->in, 4096, &dst) != 0)
         return false;
-    n = recv(c->fd, dst, 4096, 0);
+    do
+        n = recv(c->fd, dst, 4096, 0);
+    while (n < 0 && errno == EINTR); /* a signal is not the end of the session */
     if (n <= 0)
         return false;
     lp_buf_commit(c->in, (size_t)n);
