@@ -42,6 +42,7 @@ if os.environ.get("LIMPET_TEST_TRANSFORM"):
     options["transform"] = twice_transform
 if os.environ.get("LIMPET_TEST_ALLOW_REMOTE"):
     options["allow_remote"] = True
+step()   # the loop below has run once before anyone can look: data['n'] > 0 is no race
 server = limpet.start(globals(), name="testapp", **options)
 print("ADDRESS", server.address, flush=True)
 if server.token:
