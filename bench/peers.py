@@ -81,8 +81,7 @@ class Rpyc(Peer):
         return self.conn.eval(code)
 
     def bulk(self):
-        return len(self.conn.eval("b'y' * %d" % TEN_MB))   # a netref: the bytes stay there
-        # (rpyc returns bytes by value: len() is computed here, after the transfer)
+        return len(self.conn.eval("b'y' * %d" % TEN_MB))   # bytes come back by value
 
     def close(self):
         self.conn.close()

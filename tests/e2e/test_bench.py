@@ -10,7 +10,7 @@ import pytest
                     reason="the peers' interpreters would all run under the ASan preload")
 def test_bench_quick_runs_and_prints_every_section():
     root = os.environ["LIMPET_SOURCE_ROOT"]
-    p = subprocess.run([os.path.join(root, "bench", "run"), "--quick"], cwd=root,
+    p = subprocess.run([os.path.join(root, "bench", "run"), "--quick", "--no-prepare"], cwd=root,
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     for needle in ("1. round trip", "raw C ping-pong, TCP loopback", "rpyc", "execnet", "mitogen",
