@@ -148,6 +148,13 @@ def read_all(s):
     return data
 
 
+def run_limpet(limpet_bin, runtime_dir, *args, stdin=None, timeout=30):
+    """Runs the limpet command with no terminal; its CompletedProcess (text)."""
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime_dir))
+    return subprocess.run([limpet_bin, *args], env=env, capture_output=True, text=True,
+                          input=stdin, timeout=timeout)
+
+
 def run_python(code, runtime_dir, timeout=30):
     """Runs code in a fresh /usr/bin/python3 with the build's limpet."""
     env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime_dir))

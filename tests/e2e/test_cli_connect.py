@@ -43,7 +43,8 @@ def connect(limpet_bin, runtime_dir, state):
 
 
 def run(child, line, expect):
-    """Types line and Enter; waits for expect, then the next prompt."""
+    """Types line and Enter; waits for expect, then the next prompt. The
+    terminal echoes line: expect must be something only the answer has."""
     child.sendline(line)
     child.expect_exact(expect)
     child.expect_exact(PROMPT)
@@ -147,7 +148,7 @@ def test_completion_of_a_name_and_of_an_attribute(connect, host):
     child.expect(r"version\s+version_info")
     child.expect_exact(">>> sys.version")
     child.sendcontrol("u")
-    run(child, "'done'", "'done'\r\n")
+    run(child, "'do' + 'ne'", "'done'\r\n")
 
 
 def test_pasted_def_hot_patches_the_function_the_host_calls(connect, host):
@@ -176,7 +177,7 @@ def test_ctrl_c_of_a_busy_loop(connect, host):
     child = connect("testapp")
     assert seconds_to_prompt_after_ctrl_c(child, ["while True: pass", ""],
                                           "KeyboardInterrupt") < 2
-    run(child, "'alive'", "'alive'\r\n")
+    run(child, "'ali' + 've'", "'alive'\r\n")
 
 
 def test_ctrl_c_of_a_blocking_call_comes_back_as_a_job(connect, host):
@@ -218,7 +219,7 @@ def test_ctrl_c_at_the_prompt_clears_the_line_and_pending_block(connect, host):
     child.sendcontrol("c")
     child.expect_exact("KeyboardInterrupt")
     child.expect_exact(PROMPT)
-    run(child, "'fresh'", "'fresh'\r\n")   # the open block was dropped
+    run(child, "'fr' + 'esh'", "'fresh'\r\n")   # the open block was dropped
 
 
 def test_ctrl_d_and_exit_close_the_session_politely(connect, host):
@@ -261,7 +262,7 @@ def test_ctrl_d_answers_input_with_eof_and_the_session_goes_on(connect, host):
     child.sendcontrol("d")
     child.expect_exact("EOFError")
     child.expect_exact(PROMPT)
-    run(child, "'after eof'", "'after eof'\r\n")   # one Ctrl+D is not the end of the terminal
+    run(child, "'after' + ' eof'", "'after eof'\r\n")   # one Ctrl+D is not the end of the terminal
 
 
 def test_help_prints_short_text_and_pages_long_text(connect, host, tmp_path):
@@ -321,7 +322,7 @@ def test_thread_output_at_the_prompt_shows_above_it(connect, host):
     child.expect_exact("from a thread")
     child.expect_exact(">>> partial")   # the prompt and the line drawn again
     child.sendcontrol("u")
-    run(child, "'ok'", "'ok'\r\n")
+    run(child, "'o' + 'k'", "'ok'\r\n")
 
 
 def test_tracebacks_are_coloured_unless_no_color(connect, host):
@@ -368,11 +369,11 @@ def test_server_stopping_says_why(connect, host):
     assert child.exitstatus == 1
 
 
-SILENT_SERVER = r"""
+FAKE_SERVER = r"""
 import os, socket, sys
 sys.path.insert(0, sys.argv[2])
 from limpet import wire
-path = sys.argv[1]
+path, answer = sys.argv[1], sys.argv[3] == "answer"
 s = socket.socket(socket.AF_UNIX)
 s.bind(path)
 s.listen()
@@ -382,31 +383,52 @@ buf = bytearray()
 while wire.read_hello(buf) is None:
     buf += conn.recv(4096)
 conn.sendall(wire.PREAMBLE + wire.encode({"op": "done", "re": 0, "status": "ok", "protocol": 1,
-    "server": {"name": "silent", "pid": os.getpid(), "python": "3", "limpet": "0", "argv": [],
+    "server": {"name": "fake", "pid": os.getpid(), "python": "3", "limpet": "0", "argv": [],
                "started": 0}, "caps": ["repl"], "max_payload": 1 << 20, "session": "1"}))
-while conn.recv(4096):
-    pass   # reads everything, answers nothing
+dec = wire.Decoder()
+while chunk := conn.recv(4096):
+    dec.feed(chunk)
+    while (f := dec.next()) is not None:
+        h, _ = f
+        print(h["op"], h.get("session"), flush=True)   # what the client sent
+        if answer and h["op"] == "close":
+            conn.sendall(wire.encode({"op": "done", "re": h["id"], "status": "ok"}))
 """
 
 
-def test_ctrl_d_leaves_when_the_server_does_not_answer(connect, tmp_path):
-    path = str(tmp_path / "silent.sock")
+def ctrl_d_against_a_fake_server(connect, tmp_path, answer):
+    """Ctrl+D at the prompt of a server that records what it gets and
+    answers close or not: (what it got, seconds to the client's exit, the
+    client's output after the prompt)."""
+    path = str(tmp_path / "fake.sock")
     pypath = os.path.dirname(os.path.dirname(__import__("limpet").__file__))
-    srv = subprocess.Popen([sys.executable, "-c", SILENT_SERVER, path, pypath],
-                           stdout=subprocess.PIPE, text=True)
+    srv = subprocess.Popen([sys.executable, "-c", FAKE_SERVER, path, pypath,
+                            "answer" if answer else "silent"], stdout=subprocess.PIPE, text=True)
     try:
         assert srv.stdout.readline() == "ready\n"
         child = connect(path)
         child.expect_exact(PROMPT)
         t0 = time.monotonic()
         child.sendcontrol("d")
-        child.expect_exact("limpet: the server did not answer within 1000 ms; leaving anyway")
         child.expect(pexpect.EOF)
+        took = time.monotonic() - t0
         child.close()
-        assert child.exitstatus == 0 and time.monotonic() - t0 < 3
+        assert child.exitstatus == 0
     finally:
         srv.kill()
-        srv.wait()
+        got = srv.communicate()[0]
+    return got.splitlines(), took, child.before
+
+
+def test_ctrl_d_sends_close_and_leaves_when_it_is_answered(connect, tmp_path):
+    got, took, out = ctrl_d_against_a_fake_server(connect, tmp_path, answer=True)
+    assert got == ["close 1"] and took < 1.0 and "did not answer" not in out
+
+
+def test_ctrl_d_leaves_when_the_server_does_not_answer(connect, tmp_path):
+    got, took, out = ctrl_d_against_a_fake_server(connect, tmp_path, answer=False)
+    assert got == ["close 1"] and took < 3
+    assert "limpet: the server did not answer within 1000 ms; leaving anyway" in out
 
 
 def test_a_resize_with_stdin_not_a_terminal_is_not_a_lost_server(limpet_bin, runtime_dir, host):
@@ -444,7 +466,7 @@ def test_ctrl_c_in_the_pager_is_the_pagers(connect, host, tmp_path):
     child.expect_exact(PROMPT)
     child.sendline("help(str)")
     child.expect_exact(PROMPT)
-    child.sendline("'after the pager'")
+    child.sendline("'after the' + ' pager'")
     child.expect_exact("'after the pager'\r\n>>> ")
     assert "KeyboardInterrupt" not in child.before
     assert "class str" in re.sub(".\b", "", paged.read_text())

@@ -6,11 +6,10 @@ import subprocess
 import pexpect
 import pytest
 
+from conftest import run_limpet
 
-def limpet(limpet_bin, runtime_dir, *args, stdin=None):
-    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime_dir))
-    return subprocess.run([limpet_bin, *args], env=env, capture_output=True, text=True,
-                          input=stdin, timeout=30)
+
+limpet = run_limpet   # (limpet_bin, runtime_dir, *args, stdin=None)
 
 
 def test_streams_and_success(limpet_bin, runtime_dir, host):

@@ -6,13 +6,10 @@ import subprocess
 
 import pexpect
 
-from conftest import Host
+from conftest import Host, run_limpet
 
 
-def limpet(limpet_bin, runtime_dir, *args):
-    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime_dir))
-    return subprocess.run([limpet_bin, *args], env=env, capture_output=True, text=True,
-                          timeout=20)
+limpet = run_limpet   # (limpet_bin, runtime_dir, *args, stdin=None)
 
 
 def test_no_servers(limpet_bin, runtime_dir):

@@ -35,9 +35,9 @@ def test_stuck_call_becomes_a_job(make_host):
             assert r.status == "exception" and "KeyboardInterrupt" in r.exception
 
 
-def test_stuck_job_finishes_if_not_interrupted_again(make_host):
-    """A job that was only stuck (the interrupt landed after its blocking call)
-    keeps its output going to the session, as notices."""
+def test_a_job_unblocked_later_meets_the_pending_interrupt(make_host):
+    """A job made of code stuck in a blocking call keeps the interrupt that
+    could not reach it: once unblocked it stops, and jobs() says how."""
     h = make_host(LIMPET_TEST_GRACE=0.3)
     with Client(h.address) as c:
         s = c.clone()
@@ -57,9 +57,9 @@ def test_stuck_job_finishes_if_not_interrupted_again(make_host):
 def test_bg_and_fg(host):
     with Client(host.address) as c:
         s = c.clone()
-        r = c.eval(s, "import time\nj = bg(lambda: (time.sleep(0.2), 'done')[1])\nfg(j)",
+        r = c.eval(s, "import time\nj = bg(lambda: (time.sleep(0.2), 'done')[1])\nprint(fg(j))",
                    interactive=False)
-        assert r.status == "ok"
+        assert (r.status, r.out) == ("ok", b"done\n")
         assert c.eval(s, "fg(bg(lambda: 6 * 7))", interactive=True).value == "42"
         r = c.eval(s, "fg(bg(lambda: 1 / 0))", interactive=True)
         assert r.status == "exception" and "ZeroDivisionError" in r.exception

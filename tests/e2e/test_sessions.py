@@ -62,14 +62,6 @@ def test_repl_rules_for_blocks(host):
         assert c.eval(s, "y = 1 + \\", interactive=True).status == "more"
 
 
-def test_interrupt_at_the_prompt_clears_pending_input(host):
-    with Client(host.address) as c:
-        s = c.clone()
-        assert c.eval(s, "if True:", interactive=True).status == "more"
-        assert c.request("interrupt", session=s).final["was"] == "idle"
-        assert c.eval(s, "1 + 1", interactive=True).value == "2"
-
-
 def test_values_like_the_repl(host):
     with Client(host.address) as c:
         s = c.clone()
@@ -170,7 +162,7 @@ def test_describe_and_ping(host):
         d = c.request("describe").final
         assert {"eval", "clone", "close", "interrupt", "ping"} <= {o["op"] for o in d["ops"]}
         assert d["server"]["name"] == "testapp"
-        assert d["stats"]["connections"] >= 1
+        assert d["stats"] == {"connections": 1, "sessions": 0}   # only this one, no session
         r = c.request("ping", b"\x00\xffecho")
         assert r.frames[-1][1] == b"\x00\xffecho"
 

@@ -94,7 +94,7 @@ def test_connect_over_ssh(sshd, ssh_env, limpet_bin, host, by):
     child.sendcontrol("c")               # the session's, not ssh's: the link stays
     child.expect_exact("KeyboardInterrupt")
     child.expect_exact(">>> ")
-    child.sendline("'still here'")
+    child.sendline("'still' + ' here'")
     child.expect_exact("'still here'\r\n>>> ")
     child.sendcontrol("d")
     child.expect(pexpect.EOF)
@@ -167,3 +167,16 @@ def test_bridge_usage_errors(limpet_bin, runtime_dir):
                                "not to 'ssh://elsewhere/x'\n")
     p = subprocess.run([limpet_bin, "bridge", "nosuch"], env=env, capture_output=True, text=True)
     assert (p.returncode, p.stderr) == (1, "limpet: no server named 'nosuch' (see 'limpet list')\n")
+
+
+def test_a_target_cannot_inject_a_remote_command(sshd, ssh_env, limpet_bin, tmp_path):
+    """The target travels to the far side's shell single-quoted: quotes,
+    semicolons and $(...) in it stay text."""
+    marker = tmp_path / "injected"
+    target = f"x'; touch {marker}; echo '$(touch {marker})"
+    p = subprocess.run([limpet_bin, "exec", sshd.url(target), "-c", "1"], env=ssh_env,
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1
+    # the far side took it whole, as a socket path (it has a '/')
+    assert f"limpet: cannot connect to '{target}'" in p.stderr
+    assert not marker.exists()
