@@ -123,8 +123,7 @@ bool lp_conn_token_ok(lp_conn_t *c, const char *token)
     return diff == 0;
 }
 
-/* Opens a session for this connection; its id, or an error to send. */
-static int open_session(lp_conn_t *c, lp_session_t **out)
+int lp_conn_open_session(lp_conn_t *c, lp_session_t **out)
 {
     lp_engine_t *e = &c->srv->engine;
     int r;
@@ -166,7 +165,7 @@ static int handshake(lp_conn_t *c)
                                            : "forbidden: this peer must send the server's token",
                             NULL);
         r = LP_WIRE_EFORBIDDEN;
-    } else if (r == 0 && hello.want_session && (r = open_session(c, &s)) != 0) {
+    } else if (r == 0 && hello.want_session && (r = lp_conn_open_session(c, &s)) != 0) {
         lp_hs_server_refuse(out, r, &hello,
                             r == LP_WIRE_ETOOMANY ? "too many sessions" : "cannot create the session",
                             NULL);
@@ -197,7 +196,7 @@ int lp_conn_enter(lp_conn_t *c)
 static int do_clone(lp_conn_t *c, int64_t id)
 {
     lp_session_t *s;
-    int r = open_session(c, &s);
+    int r = lp_conn_open_session(c, &s);
 
     if (r != 0)
         return lp_conn_send_error(c, r, id,

@@ -135,6 +135,9 @@ int lp_session_begin(lp_session_t *s, int64_t re);
 /* Sends header h (consumed) and payload after the queued output, as one
  * step that no other output of s can cut into. */
 int lp_session_reply(lp_session_t *s, json_t *h, const void *payload, size_t len);
+/* Opens a session on c (the engine's side too): 0, or the wire error to
+ * answer with (LP_WIRE_ETOOMANY at the session limit). */
+int lp_conn_open_session(lp_conn_t *c, lp_session_t **out);
 /* The same with an eval's done, its header formatted here: no JSON tree
  * for the reply every request gets. */
 int lp_session_reply_done(lp_session_t *s, int64_t re, const char *status);

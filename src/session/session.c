@@ -72,6 +72,7 @@ int lp_session_new(lp_conn_t *c, lp_session_t **out)
     s->srv = srv;
     s->conn = c;
     s->cur_re = -1;
+    s->text = s->outq.text = c->text; /* a plain-text connection has plain-text sessions */
     lp_outq_init(&s->outq);
     pthread_mutex_init(&s->qmu, NULL);
     pthread_mutex_init(&s->smu, NULL);
@@ -263,7 +264,8 @@ int lp_session_reply_done(lp_session_t *s, int64_t re, const char *status)
     char h[192];
     int n, r;
 
-    /* framed sessions only (text mode shows no done); session ids are ours (printable ASCII, no quotes), statuses our names */
+    /* framed sessions only (text mode shows no done); session ids are
+     * ours (printable ASCII, no quotes), statuses our names */
     n = snprintf(h, sizeof(h), "{\"op\":\"done\",\"re\":%" PRId64 ",\"session\":\"%s\","
                  "\"status\":\"%s\"}", re, s->id, status);
     if (n < 0 || (size_t)n >= sizeof(h))

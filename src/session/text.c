@@ -163,21 +163,13 @@ static bool ask_token(lp_conn_t *c)
 
 void lp_text_serve(lp_conn_t *c)
 {
-    lp_engine_t *e = &c->srv->engine;
     lp_session_t *s;
 
     lp_buf_set_max(c->in, LP_TEXT_LINE_MAX + 4096);
     if (!c->authed && !ask_token(c))
         return;
-    if (e->thread_enter(e->ctx, &c->tls) != 0 || lp_session_new(c, &s) != 0) {
+    if (lp_conn_open_session(c, &s) != 0) {
         say(c, "limpet: cannot open a session\n");
-        return;
-    }
-    s->text = true;
-    s->outq.text = true;
-    if (e->session_open(e->ctx, c->tls, s, &s->data) != 0) {
-        say(c, "limpet: cannot open a session\n");
-        lp_session_close(s);
         return;
     }
     banner(c);
