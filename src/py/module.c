@@ -3,6 +3,8 @@
  * state in the module, heap types. */
 #include "py/state.h"
 
+#include <assert.h>
+
 #include "limpet.h"
 #include "wire/wire.h"
 
@@ -15,7 +17,12 @@ static struct PyModuleDef limpet_module;
 
 lp_modstate_t *lp_py_state_of_type(PyTypeObject *t)
 {
-    return PyModule_GetState(PyType_GetModuleByDef(t, &limpet_module));
+    /* t is one of this module's heap types, which cannot be subclassed:
+     * the lookup finds the module */
+    PyObject *mod = PyType_GetModuleByDef(t, &limpet_module); /* borrowed */
+
+    assert(mod != NULL);
+    return PyModule_GetState(mod);
 }
 
 static int limpet_exec(PyObject *mod)

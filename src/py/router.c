@@ -15,11 +15,24 @@ typedef struct {
     int raw;            /* 1: the .buffer side, which takes bytes */
 } RouterObject;
 
+int lp_py_current_swap(lp_modstate_t *st, lp_session_t *s, lp_session_t **prev)
+{
+    *prev = PyThread_tss_get(&st->current);
+    if (PyThread_tss_set(&st->current, s) != 0) {
+        PyErr_NoMemory(); /* pthread_setspecific fails only for want of memory */
+        return -1;
+    }
+    return 0;
+}
+
 lp_session_t *lp_py_set_current(lp_modstate_t *st, lp_session_t *s)
 {
-    lp_session_t *prev = PyThread_tss_get(&st->current);
+    lp_session_t *prev;
 
-    PyThread_tss_set(&st->current, s);
+    /* on failure the thread keeps its session, prev: its output goes
+     * where it went before */
+    if (lp_py_current_swap(st, s, &prev) != 0)
+        PyErr_WriteUnraisable(NULL);
     return prev;
 }
 
@@ -56,7 +69,8 @@ static lp_session_t *current(PyObject *self)
 }
 
 /* Text written by a session: UTF-8, with lone surrogates (from
- * surrogateescape'd bytes) passed through as the bytes they stand for. */
+ * surrogateescape'd bytes) passed through as the bytes they stand for.
+ * Returns the number of characters written (new reference), or NULL. */
 static PyObject *session_write_text(lp_session_t *s, RouterObject *r, PyObject *text)
 {
     Py_ssize_t n;
@@ -64,13 +78,16 @@ static PyObject *session_write_text(lp_session_t *s, RouterObject *r, PyObject *
     PyObject *b = NULL;
 
     if (u == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+            return NULL;
         PyErr_Clear();
         if ((b = PyUnicode_AsEncodedString(text, "utf-8", "surrogateescape")) == NULL)
             return NULL;
         u = PyBytes_AS_STRING(b);
         n = PyBytes_GET_SIZE(b);
     }
-    lp_py_session_output(s, r->stream, u, n);
+    /* a client gone, or too slow, loses its output; the writer goes on */
+    (void)lp_py_session_output(s, r->stream, u, n);
     Py_XDECREF(b);
     return PyLong_FromSsize_t(PyUnicode_GET_LENGTH(text));
 }
@@ -79,11 +96,15 @@ static PyObject *router_write(RouterObject *self, PyObject *arg)
 {
     lp_session_t *s = current((PyObject *)self);
     Py_buffer view;
+    Py_ssize_t n;
 
     if (s == NULL) {
-        if (self->orig == Py_None)
-            return PyLong_FromSsize_t(PyObject_Length(arg));
-        return PyObject_CallMethod(self->orig, "write", "O", arg);
+        if (self->orig != Py_None)
+            return PyObject_CallMethod(self->orig, "write", "O", arg);
+        /* no stream here (a daemon's closed stdout): written to nowhere */
+        if ((n = PyObject_Length(arg)) < 0)
+            return NULL;
+        return PyLong_FromSsize_t(n);
     }
     if (self->stream == LP_STDIN) {
         PyErr_SetString(PyExc_OSError, "limpet: stdin is not writable");
@@ -97,9 +118,10 @@ static PyObject *router_write(RouterObject *self, PyObject *arg)
     }
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) != 0)
         return NULL;
-    lp_py_session_output(s, self->stream, view.buf, view.len);
+    (void)lp_py_session_output(s, self->stream, view.buf, view.len); /* as above */
+    n = view.len;
     PyBuffer_Release(&view);
-    return PyLong_FromSsize_t(view.len);
+    return PyLong_FromSsize_t(n);
 }
 
 static PyObject *router_flush(RouterObject *self, PyObject *unused)
@@ -108,7 +130,7 @@ static PyObject *router_flush(RouterObject *self, PyObject *unused)
 
     if (s != NULL) {
         Py_BEGIN_ALLOW_THREADS
-        lp_session_flush(s);
+        (void)lp_session_flush(s); /* a client gone loses its output */
         Py_END_ALLOW_THREADS
         Py_RETURN_NONE;
     }
@@ -153,15 +175,16 @@ static PyObject *delegate(RouterObject *self, const char *method, PyObject *args
  * take the host's terminal, nor os.write() its fd. */
 static PyObject *router_fileno(RouterObject *self, PyObject *args)
 {
-    if (current((PyObject *)self) != NULL) {
-        PyObject *io = PyImport_ImportModule("io");
-        PyObject *unsupported = io != NULL ? PyObject_GetAttrString(io, "UnsupportedOperation") : NULL;
+    PyObject *io = NULL, *unsupported = NULL;
 
-        Py_XDECREF(io);
-        if (unsupported != NULL) {
+    if (current((PyObject *)self) != NULL) {
+        /* io.UnsupportedOperation, as a stream with no descriptor raises;
+         * else whatever stopped us from raising it */
+        if ((io = PyImport_ImportModule("io")) != NULL &&
+            (unsupported = PyObject_GetAttrString(io, "UnsupportedOperation")) != NULL)
             PyErr_SetString(unsupported, "limpet: a session's streams have no file descriptor");
-            Py_DECREF(unsupported);
-        }
+        Py_XDECREF(unsupported);
+        Py_XDECREF(io);
         return NULL;
     }
     return delegate(self, "fileno", args);
@@ -242,15 +265,19 @@ static PyObject *router_buffer(RouterObject *self, void *closure)
 
     if (self->raw)
         return Py_NewRef(self);
-    if (self->orig != Py_None && (orig_buf = PyObject_GetAttrString(self->orig, "buffer")) == NULL)
-        PyErr_Clear();
+    if (self->orig != Py_None &&
+        (orig_buf = PyObject_GetAttrString(self->orig, "buffer")) == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            return NULL;
+        PyErr_Clear(); /* a text stream with no binary side (io.StringIO) */
+    }
     if (orig_buf == NULL)
         orig_buf = Py_NewRef(Py_None);
     if ((b = PyObject_GC_New(RouterObject, t)) == NULL) {
         Py_DECREF(orig_buf);
         return NULL;
     }
-    b->orig = orig_buf;
+    b->orig = orig_buf; /* the new router's reference */
     b->stream = self->stream;
     b->raw = 1;
     PyObject_GC_Track(b);
@@ -333,17 +360,23 @@ typedef struct {
 static PyObject *call_call(CallObject *self, PyObject *args, PyObject *kw)
 {
     lp_modstate_t *st = lp_py_state_of_type(Py_TYPE(self));
-    lp_session_t *s = self->s, *prev;
-    PyObject *r;
+    lp_session_t *s = self->s, *prev = NULL, *mine;
+    PyObject *r = NULL;
 
-    self->s = NULL; /* a thread target runs once */
-    prev = lp_py_set_current(st, s);
-    r = PyObject_Call(self->func, args, kw);
-    lp_py_set_current(st, prev);
+    self->s = NULL; /* a thread target runs once; its reference to s is ours now */
+    if (lp_py_current_swap(st, s, &prev) == 0) {
+        r = PyObject_Call(self->func, args, kw);
+        if (lp_py_current_swap(st, prev, &mine) != 0) {
+            /* not after the key was set once on this thread; if it were,
+             * the thread would still point at s: s must then outlive it */
+            Py_CLEAR(r);
+            s = NULL;
+        }
+    }
     if (s != NULL) {
         /* what the thread printed last must not wait for the flusher */
         Py_BEGIN_ALLOW_THREADS
-        lp_session_flush(s);
+        (void)lp_session_flush(s);
         lp_session_unref(s);
         Py_END_ALLOW_THREADS
     }
@@ -411,7 +444,7 @@ static PyObject *session_input(PyObject *module, PyObject *args)
         return NULL;
     if (s == NULL)
         return PyErr_Format(PyExc_RuntimeError, "limpet: not in a session");
-    lp_py_flush_if(s, 1); /* what was printed before the question, first */
+    (void)lp_py_flush_if(s, 1); /* what was printed before the question, first */
     Py_BEGIN_ALLOW_THREADS
     r = lp_session_input(s, prompt, echo != 0, &data, &len);
     Py_END_ALLOW_THREADS
@@ -439,13 +472,18 @@ static PyObject *session_page(PyObject *module, PyObject *arg)
     const char *text;
     int r;
 
+    if (!PyUnicode_Check(arg))
+        return PyErr_Format(PyExc_TypeError, "session_page() argument must be str, not %.100s",
+                            Py_TYPE(arg)->tp_name);
     if (s == NULL)
         Py_RETURN_FALSE;
     if ((text = PyUnicode_AsUTF8AndSize(arg, &len)) == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+            return NULL;
         PyErr_Clear(); /* lone surrogates: print it, bytes and all */
         Py_RETURN_FALSE;
     }
-    lp_py_flush_if(s, 1); /* what was printed before it, first */
+    (void)lp_py_flush_if(s, 1); /* what was printed before it, first */
     Py_BEGIN_ALLOW_THREADS
     r = lp_session_page(s, text, (size_t)len);
     Py_END_ALLOW_THREADS
@@ -464,24 +502,77 @@ PyMethodDef lp_py_session_methods[] = {
 
 int lp_py_router_types(PyObject *module, lp_modstate_t *st)
 {
+    /* the module state owns both; limpet_clear drops them */
     st->router_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &router_spec, NULL);
+    if (st->router_type == NULL)
+        return -1;
     st->call_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &call_spec, NULL);
-    return st->router_type != NULL && st->call_type != NULL ? 0 : -1;
+    return st->call_type != NULL ? 0 : -1;
 }
 
 /* --- the replacements and their installation ----------------------------- */
 
-static RouterObject *new_router(lp_modstate_t *st, PyObject *orig, lp_stream_t stream)
+/* What install replaces: module.attr, with saved[key] the original and
+ * saved[ours] the replacement. The streams come first, in lp_stream_t
+ * order; a missing one counts as None (a daemon with no stdin). */
+static const struct replaced {
+    const char *module; /* imported by install */
+    const char *attr;   /* replaced there */
+    const char *key;    /* saved[key]: the original */
+    const char *ours;   /* saved[ours]: what install put there */
+} replaced[] = {
+    {"sys", "stdout", "stdout", "stdout_router"},
+    {"sys", "stderr", "stderr", "stderr_router"},
+    {"sys", "stdin", "stdin", "stdin_router"},
+    {"sys", "displayhook", "displayhook", "hook"},
+    {"_thread", "start_new_thread", "start_new_thread", "starter"},
+    {"threading", "_start_new_thread", "threading_start", "starter"},
+};
+#define NREPLACED (sizeof(replaced) / sizeof(replaced[0]))
+#define NSTREAMS 3 /* replaced[0..2]: stdout, stderr, stdin */
+
+/* A Router over orig (a new reference), or NULL. */
+static PyObject *new_router(lp_modstate_t *st, PyObject *orig, lp_stream_t stream)
 {
     RouterObject *r = PyObject_GC_New(RouterObject, st->router_type);
 
     if (r == NULL)
         return NULL;
-    r->orig = Py_NewRef(orig != NULL ? orig : Py_None);
+    r->orig = Py_NewRef(orig); /* the router's reference */
     r->stream = stream;
     r->raw = 0;
     PyObject_GC_Track(r);
-    return r;
+    return (PyObject *)r;
+}
+
+/* dict[key] as a new reference in *out, NULL when it is absent (or dict
+ * is NULL). Returns 0, or -1 with an exception set. */
+static int dict_get(PyObject *dict, const char *key, PyObject **out)
+{
+    PyObject *k;
+
+    *out = NULL;
+    if (dict == NULL)
+        return 0;
+    if ((k = PyUnicode_FromString(key)) == NULL)
+        return -1;
+    *out = Py_XNewRef(PyDict_GetItemWithError(dict, k));
+    Py_DECREF(k);
+    return *out == NULL && PyErr_Occurred() ? -1 : 0;
+}
+
+/* saved[key], the original that the hook or thread starter stands in
+ * for, as a new reference: a reinstall may replace saved while it runs.
+ * NULL with an exception set when it is not there. */
+static PyObject *saved_original(lp_modstate_t *st, const char *key)
+{
+    PyObject *orig;
+
+    if (dict_get(st->saved, key, &orig) != 0)
+        return NULL;
+    if (orig == NULL)
+        PyErr_Format(PyExc_RuntimeError, "limpet: the original %s is gone", key);
+    return orig;
 }
 
 /* sys.displayhook: a session's values go to its client. */
@@ -489,13 +580,15 @@ static PyObject *displayhook(PyObject *module, PyObject *value)
 {
     lp_modstate_t *st = lp_py_state(module);
     lp_session_t *s = PyThread_tss_get(&st->current);
-    PyObject *orig;
+    PyObject *orig, *r;
 
     if (s != NULL)
         return lp_py_display(st, s, value);
-    if ((orig = PyDict_GetItemString(st->saved, "displayhook")) == NULL)
-        Py_RETURN_NONE;
-    return PyObject_CallOneArg(orig, value);
+    if ((orig = saved_original(st, "displayhook")) == NULL)
+        return NULL;
+    r = PyObject_CallOneArg(orig, value);
+    Py_DECREF(orig);
+    return r;
 }
 
 /* _thread.start_new_thread: a thread started by session code writes to
@@ -504,31 +597,31 @@ static PyObject *start_new_thread(PyObject *module, PyObject *args)
 {
     lp_modstate_t *st = lp_py_state(module);
     lp_session_t *s = PyThread_tss_get(&st->current);
-    PyObject *orig = PyDict_GetItemString(st->saved, "start_new_thread");
-    PyObject *func, *head, *rest, *call_args, *r;
-    CallObject *call;
+    PyObject *orig, *head = NULL, *rest = NULL, *call_args = NULL, *r = NULL;
+    CallObject *call = NULL;
 
-    if (orig == NULL)
-        return PyErr_Format(PyExc_RuntimeError, "limpet: the thread starter is gone");
-    if (s == NULL || PyTuple_GET_SIZE(args) < 1)
-        return PyObject_Call(orig, args, NULL);
-    func = PyTuple_GET_ITEM(args, 0);
-    if ((call = PyObject_GC_New(CallObject, st->call_type)) == NULL)
+    if ((orig = saved_original(st, "start_new_thread")) == NULL)
         return NULL;
-    call->func = Py_NewRef(func);
-    call->s = s;
-    lp_session_ref(s);
-    PyObject_GC_Track(call);
-    head = PyTuple_Pack(1, call);
-    rest = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args));
-    call_args = head != NULL && rest != NULL ? PySequence_Concat(head, rest) : NULL;
-    Py_XDECREF(head);
+    if (s != NULL && PyTuple_GET_SIZE(args) >= 1) {
+        /* the same arguments, the target wrapped in a SessionCall */
+        if ((call = PyObject_GC_New(CallObject, st->call_type)) == NULL)
+            goto error;
+        call->func = Py_NewRef(PyTuple_GET_ITEM(args, 0));
+        call->s = s;
+        lp_session_ref(s); /* the call's, dropped when it has run */
+        PyObject_GC_Track(call);
+        if ((head = PyTuple_Pack(1, call)) == NULL ||
+            (rest = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args))) == NULL ||
+            (call_args = PySequence_Concat(head, rest)) == NULL)
+            goto error;
+    }
+    r = PyObject_Call(orig, call_args != NULL ? call_args : args, NULL);
+error:
+    Py_XDECREF(call_args);
     Py_XDECREF(rest);
-    Py_DECREF(call);
-    if (call_args == NULL)
-        return NULL;
-    r = PyObject_Call(orig, call_args, NULL);
-    Py_DECREF(call_args);
+    Py_XDECREF(head);
+    Py_XDECREF(call);
+    Py_DECREF(orig);
     return r;
 }
 
@@ -540,98 +633,156 @@ static PyMethodDef start_thread_def = {
     "start_new_thread(function, args, kwargs={}, /)\n--\n\n"
     "Start a thread; one started by session code writes to that session."};
 
-/* Replaces module.attr with value, remembering the old one under key. */
-static int replace_attr(PyObject *saved, const char *modname, const char *attr, PyObject *value,
-                        const char *key)
+/* Records replaced[i]'s original in saved and, for a stream, the Router
+ * that replaces it. Returns 0, or -1 with an exception set. */
+static int save_original(lp_modstate_t *st, PyObject *saved, size_t i)
 {
-    PyObject *mod = PyImport_ImportModule(modname);
-    PyObject *old = mod != NULL ? PyObject_GetAttrString(mod, attr) : NULL;
+    const struct replaced *e = &replaced[i];
+    PyObject *mod, *old = NULL, *router = NULL;
     int r = -1;
 
-    if (old != NULL && PyDict_SetItemString(saved, key, old) == 0)
-        r = PyObject_SetAttrString(mod, attr, value);
+    if ((mod = PyImport_ImportModule(e->module)) == NULL)
+        goto error;
+    if ((old = PyObject_GetAttrString(mod, e->attr)) == NULL) {
+        if (i >= NSTREAMS || !PyErr_ExceptionMatches(PyExc_AttributeError))
+            goto error;
+        PyErr_Clear();
+        old = Py_NewRef(Py_None);
+    }
+    if (PyDict_SetItemString(saved, e->key, old) != 0)
+        goto error;
+    if (i < NSTREAMS && ((router = new_router(st, old, (lp_stream_t)i)) == NULL ||
+                         PyDict_SetItemString(saved, e->ours, router) != 0))
+        goto error;
+    r = 0;
+error:
+    Py_XDECREF(router);
     Py_XDECREF(old);
     Py_XDECREF(mod);
     return r;
 }
 
-/* Puts back module.attr from saved[key] if it is still value. */
-static void restore_attr(PyObject *saved, const char *modname, const char *attr, const char *key,
-                         PyObject *value)
+/* Sets replaced[i] to its replacement, saved[ours]. Returns 0, or -1 with
+ * an exception set. */
+static int replace_one(PyObject *saved, size_t i)
 {
-    PyObject *mod = PyImport_ImportModule(modname);
-    PyObject *old = PyDict_GetItemString(saved, key);
-    PyObject *now = mod != NULL ? PyObject_GetAttrString(mod, attr) : NULL;
+    const struct replaced *e = &replaced[i];
+    PyObject *mod, *ours = NULL;
+    int r = -1;
 
-    if (now != NULL && old != NULL && (value == NULL || now == value))
-        PyObject_SetAttrString(mod, attr, old);
-    PyErr_Clear();
-    Py_XDECREF(now);
+    if ((mod = PyImport_ImportModule(e->module)) == NULL || dict_get(saved, e->ours, &ours) != 0)
+        goto error;
+    if (ours == NULL) {
+        PyErr_Format(PyExc_SystemError, "limpet: nothing to put in %s.%s", e->module, e->attr);
+        goto error;
+    }
+    r = PyObject_SetAttrString(mod, e->attr, ours);
+error:
+    Py_XDECREF(ours);
     Py_XDECREF(mod);
+    return r;
+}
+
+/* Puts replaced[i] back to its original if it still holds our replacement:
+ * whoever replaced it since keeps theirs, and a module no longer in
+ * sys.modules has nothing to put back. Returns 0, or -1 with an exception
+ * set. */
+static int restore_one(PyObject *saved, size_t i)
+{
+    const struct replaced *e = &replaced[i];
+    PyObject *name, *mod = NULL, *old = NULL, *ours = NULL, *now = NULL;
+    int r = -1;
+
+    if ((name = PyUnicode_FromString(e->module)) == NULL || dict_get(saved, e->key, &old) != 0 ||
+        dict_get(saved, e->ours, &ours) != 0)
+        goto error;
+    if ((mod = PyImport_GetModule(name)) == NULL && PyErr_Occurred())
+        goto error;
+    if (mod != NULL && old != NULL && ours != NULL &&
+        (now = PyObject_GetAttrString(mod, e->attr)) == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            goto error;
+        PyErr_Clear(); /* deleted since: not ours to put back */
+    }
+    if (now != NULL && now == ours && PyObject_SetAttrString(mod, e->attr, old) != 0)
+        goto error;
+    r = 0;
+error:
+    Py_XDECREF(now);
+    Py_XDECREF(ours);
+    Py_XDECREF(old);
+    Py_XDECREF(mod);
+    Py_XDECREF(name);
+    return r;
+}
+
+/* Puts back everything install replaced, as far as it can: a failure goes
+ * to sys.unraisablehook and the rest is still put back. An exception the
+ * caller had set is kept (this runs in error paths and deallocators). */
+static void restore_all(PyObject *saved)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *pending = PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+
+    PyErr_Fetch(&type, &value, &tb);
+#endif
+    for (size_t i = 0; i < NREPLACED; i++)
+        if (restore_one(saved, i) != 0)
+            PyErr_WriteUnraisable(NULL);
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(pending);
+#else
+    PyErr_Restore(type, value, tb);
+#endif
 }
 
 int lp_py_routers_install(PyObject *module)
 {
     lp_modstate_t *st = lp_py_state(module);
-    static const char *const names[] = {"stdout", "stderr", "stdin"};
-    PyObject *hook = NULL, *starter = NULL;
+    PyObject *saved = NULL, *hook = NULL, *starter = NULL;
     int r = -1;
 
-    if (st->installed++ > 0)
+    if (st->installed > 0) {
+        st->installed++;
         return 0;
-    if ((st->saved = PyDict_New()) == NULL)
-        goto out;
-    for (int i = 0; i < 3; i++) {
-        PyObject *orig = PySys_GetObject(names[i]); /* borrowed, may be NULL */
-        RouterObject *router = new_router(st, orig, (lp_stream_t)i);
-        char key[32];
-
-        snprintf(key, sizeof(key), "%s_router", names[i]);
-        if (router == NULL || PyDict_SetItemString(st->saved, names[i], router->orig) != 0 ||
-            PyDict_SetItemString(st->saved, key, (PyObject *)router) != 0 ||
-            PySys_SetObject(names[i], (PyObject *)router) != 0) {
-            Py_XDECREF(router);
-            goto out;
-        }
-        Py_DECREF(router);
     }
-    if ((hook = PyCFunction_NewEx(&displayhook_def, module, NULL)) == NULL ||
+    if ((saved = PyDict_New()) == NULL ||
+        (hook = PyCFunction_NewEx(&displayhook_def, module, NULL)) == NULL ||
         (starter = PyCFunction_NewEx(&start_thread_def, module, NULL)) == NULL ||
-        replace_attr(st->saved, "sys", "displayhook", hook, "displayhook") != 0 ||
-        replace_attr(st->saved, "_thread", "start_new_thread", starter, "start_new_thread") != 0 ||
-        replace_attr(st->saved, "threading", "_start_new_thread", starter, "threading_start") != 0 ||
-        PyDict_SetItemString(st->saved, "hook", hook) != 0 ||
-        PyDict_SetItemString(st->saved, "starter", starter) != 0)
-        goto out;
+        PyDict_SetItemString(saved, "hook", hook) != 0 ||
+        PyDict_SetItemString(saved, "starter", starter) != 0)
+        goto error;
+    for (size_t i = 0; i < NREPLACED; i++)
+        if (save_original(st, saved, i) != 0)
+            goto error;
+    /* The last install's originals, kept after its uninstall for the
+     * hooks and starters still in use, give way to these: the hooks look
+     * them up at each call. */
+    Py_XSETREF(st->saved, Py_NewRef(saved));
+    for (size_t i = 0; i < NREPLACED; i++) {
+        if (replace_one(saved, i) != 0) {
+            restore_all(saved);
+            goto error;
+        }
+    }
+    st->installed = 1;
     r = 0;
-out:
-    Py_XDECREF(hook);
+error:
     Py_XDECREF(starter);
-    if (r != 0)
-        st->installed--;
+    Py_XDECREF(hook);
+    Py_XDECREF(saved);
     return r;
 }
 
-int lp_py_routers_uninstall(PyObject *module)
+void lp_py_routers_uninstall(PyObject *module)
 {
     lp_modstate_t *st = lp_py_state(module);
-    static const char *const names[] = {"stdout", "stderr", "stdin"};
 
     if (st->installed == 0 || --st->installed > 0)
-        return 0;
-    for (int i = 0; i < 3; i++) {
-        char key[32];
-
-        snprintf(key, sizeof(key), "%s_router", names[i]);
-        restore_attr(st->saved, "sys", names[i], names[i], PyDict_GetItemString(st->saved, key));
-    }
-    restore_attr(st->saved, "sys", "displayhook", "displayhook",
-                 PyDict_GetItemString(st->saved, "hook"));
-    restore_attr(st->saved, "_thread", "start_new_thread", "start_new_thread",
-                 PyDict_GetItemString(st->saved, "starter"));
-    restore_attr(st->saved, "threading", "_start_new_thread", "threading_start",
-                 PyDict_GetItemString(st->saved, "starter"));
-    /* saved stays: threads started under the routers still look up their
-     * originals through it */
-    return 0;
+        return;
+    /* saved stays: hooks and thread starters that code still holds look up
+     * their originals in it (the next install replaces it) */
+    restore_all(st->saved);
 }

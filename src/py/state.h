@@ -14,7 +14,8 @@ typedef struct lp_modstate {
     PyTypeObject *router_type; /* Router: sys.stdout / sys.stderr */
     PyTypeObject *server_type; /* Server */
     PyTypeObject *call_type;   /* SessionCall: a thread target carrying its session */
-    PyObject *saved;           /* dict: what install replaced (stdout, stderr, ...) */
+    PyObject *saved;           /* dict: what install replaced (stdout, stderr, ...) and
+                                  the replacements; the last install's, kept after it */
     int installed;             /* servers that need the routers installed */
 } lp_modstate_t;
 
@@ -25,11 +26,20 @@ lp_modstate_t *lp_py_state(PyObject *module);
 
 /* router.c */
 int lp_py_router_types(PyObject *module, lp_modstate_t *st);
-/* Installs (first server) or uninstalls (last server) the routers:
- * sys.stdout, sys.stderr, sys.displayhook, the thread starters. */
+/* Installs the routers for the first server: sys.stdout, sys.stderr,
+ * sys.stdin, sys.displayhook, the thread starters. Returns 0, or -1 with
+ * an exception set and nothing replaced. */
 int lp_py_routers_install(PyObject *module);
-int lp_py_routers_uninstall(PyObject *module);
-/* Sets this thread's current session (may be NULL); returns the previous. */
+/* The last server gone: puts back what install replaced, where nobody
+ * replaced it since. Never raises (a failure goes to sys.unraisablehook);
+ * keeps an exception the caller had set. */
+void lp_py_routers_uninstall(PyObject *module);
+/* Makes s (may be NULL) this thread's current session, the previous one in
+ * *prev. Returns 0, or -1 with MemoryError set and the session unchanged;
+ * once it worked on a thread, it cannot fail there again. */
+int lp_py_current_swap(lp_modstate_t *st, lp_session_t *s, lp_session_t **prev);
+/* lp_py_current_swap for callers that cannot fail (engine.c, until it
+ * checks): a failure goes to sys.unraisablehook. Returns the previous. */
 lp_session_t *lp_py_set_current(lp_modstate_t *st, lp_session_t *s);
 /* Flushes s (GIL released meanwhile) when r, a queueing call's result,
  * says so; returns the final result. */

@@ -86,6 +86,69 @@ def test_second_start_is_a_clear_error(runtime_dir):
     assert "a server is already running in this process" in p.stdout
 
 
+def test_restarts_leak_nothing(runtime_dir):
+    """start/stop/start: each install of the routers over sys.stdout, sys.stderr
+    and sys.stdin replaces the last one's; nothing of it is kept, and the
+    host's own streams are back in place after every stop."""
+    code = textwrap.dedent("""
+        import gc, sys, limpet
+        from limpet.client import Client
+        streams = (sys.stdout, sys.stderr, sys.stdin, sys.displayhook)
+        def routers():
+            gc.collect()
+            return sum(type(o).__name__ == "Router" for o in gc.get_objects())
+        def refs():
+            return [sys.getrefcount(o) for o in streams]
+        limpet.start({}).stop()   # the first start imports what it needs
+        before, before_refs = routers(), refs()
+        for i in range(20):
+            srv = limpet.start({"i": i})
+            assert type(sys.stdout).__name__ == "Router"
+            with Client(srv.address) as c:   # each new install routes a session's output
+                assert c.eval(c.clone(), "print(i)").out == b"%d\\n" % i
+            srv.stop()
+            assert (sys.stdout, sys.stderr, sys.stdin, sys.displayhook) == streams
+        print(routers() - before, [a - b for a, b in zip(refs(), before_refs)])
+    """)
+    p = run_python(code, runtime_dir)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "0 [0, 0, 0, 0]", p.stdout
+
+
+def test_failed_start_replaces_nothing(runtime_dir):
+    """A start() that cannot replace everything puts back what it replaced:
+    here threading._start_new_thread is missing, then cannot be set (the
+    last thing replaced)."""
+    code = textwrap.dedent("""
+        import sys, types, threading, _thread, limpet
+        before = (sys.stdout, sys.stderr, sys.stdin, sys.displayhook, _thread.start_new_thread)
+        def now():
+            return (sys.stdout, sys.stderr, sys.stdin, sys.displayhook, _thread.start_new_thread)
+        real = sys.modules["threading"]
+        class Stubborn(types.ModuleType):
+            def __setattr__(self, name, value):
+                raise PermissionError(f"cannot set {name}")
+        missing, stubborn = types.ModuleType("threading"), Stubborn("threading")
+        types.ModuleType.__setattr__(stubborn, "_start_new_thread", threading._start_new_thread)
+        for fake in (missing, stubborn):
+            sys.modules["threading"] = fake
+            try:
+                limpet.start({})
+            except Exception as e:
+                print(type(e).__name__, e)
+            sys.modules["threading"] = real
+            print(now() == before, limpet._running)
+        limpet.start({}).stop()   # and then it starts
+        print(now() == before)
+    """)
+    p = run_python(code, runtime_dir)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == [
+        "AttributeError module 'threading' has no attribute '_start_new_thread'", "True None",
+        "PermissionError cannot set _start_new_thread", "True None",
+        "True"], p.stdout + p.stderr
+
+
 def test_context_manager(runtime_dir):
     p = run_python("import limpet, os\nwith limpet.start({}) as s:\n    a = s.address\n"
                    "print(os.path.exists(a), s.running)", runtime_dir)
