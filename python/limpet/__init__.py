@@ -57,13 +57,14 @@ class Server:
         server started; removes the socket and the discovery record.
         """
         global _running
-        with _lock:
-            if _running is self:
-                _running = None
         try:
             self._core.stop(timeout=timeout)
         finally:
-            _helpers.uninstall()
+            if not self._core.running:   # a bad timeout leaves it running
+                with _lock:
+                    if _running is self:
+                        _running = None
+                _helpers.uninstall()
 
     def __enter__(self):
         return self
@@ -134,9 +135,10 @@ def _tcp_address(address, allow_remote):
     return f"[{host}]:{m.group(3)}" if ":" in host else f"{host}:{m.group(3)}"
 
 
-def start(namespace=None, address=None, *, name=None, transform=None, max_connections=0,
-          max_sessions=0, grace=1.0, allow_remote=False):
-    """start(namespace=None, address=None, *, name=None, transform=None, grace=1.0) -> Server
+def start(namespace=None, address=None, *, name=None, transform=None, max_connections=None,
+          max_sessions=None, grace=1.0, allow_remote=False):
+    """start(namespace=None, address=None, *, name=None, transform=None,
+             max_connections=None, max_sessions=None, grace=1.0, allow_remote=False) -> Server
 
     Starts the embedded server and returns at once. Sessions run code in
     namespace (a dict; the caller's globals() when None). address is the Unix
@@ -152,6 +154,11 @@ def start(namespace=None, address=None, *, name=None, transform=None, max_connec
     grace: seconds that interrupted code stuck in a blocking call (where no
     interrupt reaches it) may take to stop; then the session gets its prompt
     back and the code goes on as a background job (jobs(), fg()).
+    max_connections: clients connected at once (default 256); one more is
+    refused with "too many connections". Peers that must still send the
+    token are held apart, in a small pool of their own, and take none of
+    these places. max_sessions: sessions open at once, over all clients
+    (default 4096). Each is a positive int, or None for the default.
 
     One server per process: a second start() while one runs raises
     RuntimeError. The server stops by itself at interpreter exit, and a

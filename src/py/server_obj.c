@@ -3,7 +3,11 @@
 #include "py/state.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
+
+#define GRACE_MAX_S 3600          /* grace=: seconds, at most */
+#define STOP_TIMEOUT_MAX_S 86400  /* stop(timeout=): seconds, at most */
 
 typedef struct {
     PyObject_HEAD
@@ -20,30 +24,62 @@ static void raise_errno(int r, const char *what, const char *path)
                  strerror(r < 0 ? -r : r));
 }
 
+/* A limit argument, name=v, in *out: None is 0 (the server's default),
+ * else an integer from 1 to UINT_MAX. Returns 0, or -1 with TypeError or
+ * ValueError set. */
+static int limit_arg(PyObject *v, const char *name, unsigned *out)
+{
+    unsigned long long n;
+
+    *out = 0;
+    if (v == Py_None)
+        return 0;
+    if (PyBool_Check(v) || !PyLong_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "limpet: %s must be an int or None, not %.100s", name,
+                     Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    n = PyLong_AsUnsignedLongLong(v);
+    if (n == (unsigned long long)-1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return -1;
+        PyErr_Clear(); /* negative, or too big: said below */
+    } else if (n >= 1 && n <= UINT_MAX) {
+        *out = (unsigned)n;
+        return 0;
+    }
+    PyErr_Format(PyExc_ValueError, "limpet: %s must be between 1 and %u, not %R", name,
+                 UINT_MAX, v);
+    return -1;
+}
+
 static PyObject *server_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
     static const char *const kwlist[] = {"namespace",    "path",  "identity", "transform",
                                          "max_connections", "max_sessions", "grace",
                                          "tcp",          "token", "allow_remote", NULL};
-    PyObject *env, *transform = Py_None, *module;
+    PyObject *env, *transform = Py_None, *module, *max_conn = Py_None, *max_sess = Py_None;
     const char *path = NULL, *identity, *tcp = NULL, *token = NULL;
     int allow_remote = 0;
-    unsigned max_conn = 0, max_sess = 0;
     double grace = 0;
     json_error_t jerr;
     lp_server_config_t cfg = {0};
     ServerObject *self;
     int r;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!zs|$OIIdzzp", (char **)kwlist, &PyDict_Type,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!zs|$OOOdzzp", (char **)kwlist, &PyDict_Type,
                                      &env, &path, &identity, &transform, &max_conn, &max_sess,
                                      &grace, &tcp, &token, &allow_remote))
         return NULL;
-    if (grace < 0 || grace > 3600)
-        return PyErr_Format(PyExc_ValueError, "grace must be between 0 and 3600 seconds");
+    if (!(grace >= 0 && grace <= GRACE_MAX_S)) /* NaN too */
+        return PyErr_Format(PyExc_ValueError, "grace must be between 0 and %d seconds",
+                            GRACE_MAX_S);
     if (transform != Py_None && !PyCallable_Check(transform))
         return PyErr_Format(PyExc_TypeError, "transform must be callable or None");
-    if ((module = PyType_GetModule(type)) == NULL)
+    if (limit_arg(max_conn, "max_connections", &cfg.max_connections) != 0 ||
+        limit_arg(max_sess, "max_sessions", &cfg.max_sessions) != 0)
+        return NULL;
+    if ((module = PyType_GetModule(type)) == NULL) /* borrowed */
         return NULL;
     if ((self = (ServerObject *)type->tp_alloc(type, 0)) == NULL)
         return NULL;
@@ -53,8 +89,6 @@ static PyObject *server_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         goto error;
     }
     cfg.path = path;
-    cfg.max_connections = max_conn;
-    cfg.max_sessions = max_sess;
     cfg.grace_ms = (int)(grace * 1000);
     cfg.tcp = tcp;
     cfg.token = token;
@@ -67,6 +101,7 @@ static PyObject *server_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         raise_errno(r, "listen on", tcp != NULL ? tcp : path);
         goto error;
     }
+    /* from here self->srv owns the routers' install: dealloc stops it */
     if ((self->address = PyUnicode_FromString(lp_server_address(self->srv))) == NULL)
         goto error;
     json_decref(cfg.identity);
@@ -75,7 +110,7 @@ error:
     json_decref(cfg.identity);
     if (self->srv == NULL)
         lp_py_engine_free(&self->engine);
-    Py_DECREF(self);
+    Py_DECREF(self); /* keeps the exception set: see lp_py_routers_uninstall */
     return NULL;
 }
 
@@ -104,6 +139,9 @@ static PyObject *server_stop(ServerObject *self, PyObject *args, PyObject *kw)
 
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|d", (char **)kwlist, &timeout))
         return NULL;
+    if (!(timeout >= 0 && timeout <= STOP_TIMEOUT_MAX_S)) /* NaN too */
+        return PyErr_Format(PyExc_ValueError, "limpet: timeout must be between 0 and %d seconds",
+                            STOP_TIMEOUT_MAX_S);
     if (stop(self, (int)(timeout * 1000)) == -ETIMEDOUT)
         return PyErr_Format(PyExc_TimeoutError,
                             "limpet: evaluations still running after %d ms were left behind",
@@ -166,8 +204,10 @@ static PyGetSetDef server_getset[] = {
 };
 
 static PyType_Slot server_slots[] = {
-    {Py_tp_doc, (void *)"Server(namespace, path, identity, *, transform=None, max_connections=0, "
-                "max_sessions=0)\n--\n\nThe embedded server; use limpet.start()."},
+    {Py_tp_doc, (void *)"Server(namespace, path, identity, *, transform=None, "
+                "max_connections=None, max_sessions=None, grace=0.0, tcp=None, token=None, "
+                "allow_remote=False)\n--\n\n"
+                "The embedded server; use limpet.start()."},
     {Py_tp_new, server_new},
     {Py_tp_methods, server_methods},
     {Py_tp_getset, server_getset},
