@@ -8,6 +8,8 @@ typedef struct engine {
     PyObject *module;           /* limpet._limpet (for its state) */
     PyObject *env;              /* the namespace given to start() */
     PyObject *transform;        /* source transform, or None */
+    PyObject *underscore;       /* "_", the name the display hook binds */
+    PyObject *compile_name;     /* "compile", looked up in builtins */
 } engine_t;
 
 /* One running eval, on its thread's C stack; the session points at it
@@ -58,13 +60,15 @@ static int session_open(void *ctx, void *tls, lp_session_t *s, void **data)
         return -1;
     ps->engine = ctx;
     PyEval_RestoreThread(tls);
-    if ((codeop = PyImport_ImportModule("codeop")) != NULL &&
-        (ps->compiler = PyObject_CallMethod(codeop, "CommandCompiler", NULL)) != NULL &&
-        (ps->pending = PyList_New(0)) != NULL)
-        r = 0;
+    if ((codeop = PyImport_ImportModule("codeop")) == NULL ||
+        (ps->compiler = PyObject_CallMethod(codeop, "CommandCompiler", NULL)) == NULL ||
+        (ps->pending = PyList_New(0)) == NULL)
+        goto out;
+    r = 0;
+out:
     Py_XDECREF(codeop);
     if (r != 0) {
-        PyErr_Print();
+        PyErr_Print(); /* a bug in limpet, or no memory: say so on the host's stderr */
         Py_XDECREF(ps->compiler);
         PyMem_RawFree(ps);
         ps = NULL;
@@ -86,74 +90,142 @@ static void session_close(void *ctx, void *tls, void *data)
     PyMem_RawFree(ps);
 }
 
+/* Forgets the interactive lines not yet complete: 0, or -1 with an
+ * exception set. */
+static int drop_pending(pysession_t *ps)
+{
+    return PyList_SetSlice(ps->pending, 0, PyList_GET_SIZE(ps->pending), NULL);
+}
+
 static void reset(void *ctx, void *tls, void *data)
 {
     pysession_t *ps = data;
 
     PyEval_RestoreThread(tls);
-    PyList_SetSlice(ps->pending, 0, PyList_GET_SIZE(ps->pending), NULL);
+    if (drop_pending(ps) != 0)
+        PyErr_WriteUnraisable(ps->pending);
     PyEval_SaveThread();
+    (void)ctx;
 }
 
 /* "module.Qualname" of an exception or value type ("ValueError" for
- * builtins); new reference. */
+ * builtins); new reference. A type whose names cannot be read is named by
+ * its tp_name; NULL (exception set) only when memory runs out. */
 static PyObject *type_name(PyTypeObject *t)
 {
-    PyObject *mod = PyObject_GetAttrString((PyObject *)t, "__module__");
-    PyObject *qual = PyObject_GetAttrString((PyObject *)t, "__qualname__");
-    PyObject *name = NULL;
+    PyObject *mod = NULL, *qual = NULL, *name = NULL;
 
-    if (mod != NULL && qual != NULL) {
-        if (PyUnicode_Check(mod) && PyUnicode_CompareWithASCIIString(mod, "builtins") != 0)
-            name = PyUnicode_FromFormat("%U.%U", mod, qual);
-        else
-            name = Py_NewRef(qual);
-    }
-    PyErr_Clear();
+    if ((mod = PyObject_GetAttrString((PyObject *)t, "__module__")) == NULL ||
+        (qual = PyObject_GetAttrString((PyObject *)t, "__qualname__")) == NULL ||
+        !PyUnicode_Check(mod) || !PyUnicode_Check(qual))
+        goto out;
+    if (PyUnicode_CompareWithASCIIString(mod, "builtins") != 0)
+        name = PyUnicode_FromFormat("%U.%U", mod, qual);
+    else
+        name = Py_NewRef(qual);
+out:
     Py_XDECREF(mod);
     Py_XDECREF(qual);
-    return name != NULL ? name : PyUnicode_FromString(t->tp_name);
+    if (name == NULL) {
+        PyErr_Clear(); /* a metaclass whose __module__ raises, say */
+        name = PyUnicode_FromString(t->tp_name);
+    }
+    return name;
 }
 
-/* Sends the exception exc as the standard REPL prints it. */
-static void report(lp_session_t *s, PyObject *exc)
+/* Sends the exception exc (or NULL: none could be had) to s as python3's
+ * REPL prints it: with its traceback and chain or, when only is set (an
+ * error in compiling), the error alone. Text that is not UTF-8 (lone
+ * surrogates) is escaped, as sys.stderr does. */
+static void report(lp_session_t *s, PyObject *exc, int only)
 {
-    PyObject *tbmod = exc != NULL ? PyImport_ImportModule("traceback") : NULL;
-    PyObject *lines = tbmod != NULL ? PyObject_CallMethod(tbmod, "format_exception", "O", exc) : NULL;
-    PyObject *empty = PyUnicode_FromString("");
-    PyObject *text = lines != NULL && empty != NULL ? PyUnicode_Join(empty, lines) : NULL;
-    PyObject *name = exc != NULL ? type_name(Py_TYPE(exc)) : NULL;
+    PyObject *tbmod = NULL, *lines = NULL, *empty = NULL, *text = NULL, *utf8 = NULL;
+    PyObject *name = NULL;
+    const char *u = NULL, *tn = NULL;
     Py_ssize_t n = 0;
-    const char *u = text != NULL ? PyUnicode_AsUTF8AndSize(text, &n) : NULL;
-    const char *tn = name != NULL ? PyUnicode_AsUTF8(name) : NULL;
 
+    if (exc == NULL)
+        goto out;
+    if ((tbmod = PyImport_ImportModule("traceback")) == NULL ||
+        (lines = PyObject_CallMethod(tbmod, only ? "format_exception_only" : "format_exception",
+                                     "O", exc)) == NULL ||
+        (empty = PyUnicode_FromString("")) == NULL ||
+        (text = PyUnicode_Join(empty, lines)) == NULL ||
+        (utf8 = PyUnicode_AsEncodedString(text, "utf-8", "backslashreplace")) == NULL)
+        goto out;
+    u = PyBytes_AS_STRING(utf8);
+    n = PyBytes_GET_SIZE(utf8);
+    if ((name = type_name(Py_TYPE(exc))) == NULL || (tn = PyUnicode_AsUTF8(name)) == NULL)
+        PyErr_Clear(); /* the client does without the type's name */
+out:
     if (u == NULL) {
         PyErr_Clear();
         u = "limpet: the traceback could not be formatted\n";
         n = (Py_ssize_t)strlen(u);
     }
     lp_py_flush_if(s, lp_session_exception(s, tn, u, (size_t)n));
-    PyErr_Clear();
     Py_XDECREF(tbmod);
     Py_XDECREF(lines);
     Py_XDECREF(empty);
     Py_XDECREF(text);
+    Py_XDECREF(utf8);
     Py_XDECREF(name);
 }
 
 /* The raised exception, normalized, with its traceback attached; new
- * reference (3.12 has PyErr_GetRaisedException for this). */
+ * reference, or NULL when none was set (3.12 has PyErr_GetRaisedException
+ * for this). */
 static PyObject *take_exception(void)
 {
     PyObject *type, *value, *tb;
 
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
-    if (value != NULL && tb != NULL)
-        PyException_SetTraceback(value, tb);
+    if (value != NULL && tb != NULL && PyException_SetTraceback(value, tb) != 0)
+        PyErr_Clear(); /* not a traceback: the exception is shown without one */
     Py_XDECREF(type);
     Py_XDECREF(tb);
     return value;
+}
+
+/* What python3 prints when the SystemExit exc ends it: its code and a
+ * newline, unless the code is None or a number. */
+static void say_exit(lp_session_t *s, PyObject *exc)
+{
+    PyObject *code = NULL, *text = NULL;
+    const char *u;
+    Py_ssize_t n;
+
+    if (exc == NULL || (code = PyObject_GetAttrString(exc, "code")) == NULL ||
+        code == Py_None || PyLong_Check(code))
+        goto out;
+    if ((text = PyUnicode_FromFormat("%S\n", code)) == NULL ||
+        (u = PyUnicode_AsUTF8AndSize(text, &n)) == NULL)
+        goto out;
+    (void)lp_py_session_output(s, LP_STDERR, u, n); /* a client that is gone hears nothing */
+out:
+    PyErr_Clear(); /* a code whose str() fails: python3 says nothing either */
+    Py_XDECREF(code);
+    Py_XDECREF(text);
+}
+
+/* builtins.compile(src, filename, mode, flags, dont_inherit=True): a code
+ * object, or NULL with an exception set. */
+static PyObject *builtin_compile(engine_t *e, PyObject *src, const char *filename,
+                                 const char *mode, int flags)
+{
+    PyObject *compile = PyDict_GetItemWithError(PyEval_GetBuiltins(), e->compile_name);
+    PyObject *code;
+
+    if (compile == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_NameError, "name 'compile' is not defined");
+        return NULL;
+    }
+    Py_INCREF(compile); /* borrowed from a dict that the call may change */
+    code = PyObject_CallFunction(compile, "Ossii", src, filename, mode, flags, 1);
+    Py_DECREF(compile);
+    return code;
 }
 
 /* Applies the user's source transform to source: a code object, or NULL
@@ -162,62 +234,147 @@ static PyObject *take_exception(void)
 static PyObject *compile_source(engine_t *e, PyObject *source, const char *filename,
                                 const char *mode, int flags)
 {
-    PyObject *builtins = PyEval_GetBuiltins(); /* borrowed */
-    PyObject *compile = PyDict_GetItemString(builtins, "compile");
     PyObject *src = Py_NewRef(source), *code;
 
     if (e->transform != Py_None) {
         Py_SETREF(src, PyObject_CallFunction(e->transform, "Oss", source, filename, mode));
-        if (src == NULL)
-            return NULL;
-        if (PyCode_Check(src))
+        if (src == NULL || PyCode_Check(src))
             return src;
     }
-    code = compile != NULL ? PyObject_CallFunction(compile, "Ossii", src, filename, mode, flags, 1)
-                           : NULL;
+    code = builtin_compile(e, src, filename, mode, flags);
     Py_DECREF(src);
     return code;
 }
 
-/* The __future__ flags the REPL compiler of ps has collected so far. */
-static int future_flags(pysession_t *ps)
+/* The flags of the REPL compiler of ps (codeop's own, and the __future__
+ * features it has seen) in *flags: 0, or -1 with an exception set. */
+static int compiler_flags(pysession_t *ps, int *flags)
 {
-    PyObject *inner = PyObject_GetAttrString(ps->compiler, "compiler");
-    PyObject *flags = inner != NULL ? PyObject_GetAttrString(inner, "flags") : NULL;
-    int f = flags != NULL ? (int)PyLong_AsLong(flags) : 0;
+    PyObject *inner = NULL, *f = NULL;
+    long v;
+    int r = -1;
 
-    PyErr_Clear();
+    if ((inner = PyObject_GetAttrString(ps->compiler, "compiler")) == NULL ||
+        (f = PyObject_GetAttrString(inner, "flags")) == NULL)
+        goto out;
+    if ((v = PyLong_AsLong(f)) == -1 && PyErr_Occurred())
+        goto out;
+    if (v < 0 || v > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "limpet: codeop's compiler flags are out of range");
+        goto out;
+    }
+    *flags = (int)v;
+    r = 0;
+out:
     Py_XDECREF(inner);
-    Py_XDECREF(flags);
-    return f;
+    Py_XDECREF(f);
+    return r;
+}
+
+/* Records in the REPL compiler of ps, whose flags were old, the __future__
+ * features a compile found (in found), as codeop does after its own
+ * compiles: 0, or -1 with an exception set. */
+static int compiler_add_flags(pysession_t *ps, int old, int found)
+{
+    PyObject *inner = NULL, *f = NULL;
+    int flags = old | (found & PyCF_MASK), r = -1;
+
+    if (flags == old)
+        return 0;
+    if ((inner = PyObject_GetAttrString(ps->compiler, "compiler")) == NULL ||
+        (f = PyLong_FromLong(flags)) == NULL || PyObject_SetAttrString(inner, "flags", f) != 0)
+        goto out;
+    r = 0;
+out:
+    Py_XDECREF(inner);
+    Py_XDECREF(f);
+    return r;
+}
+
+/* A warnings filter that makes an error of every warning the compiler
+ * gives about filename; new reference, or NULL with an exception set. The
+ * compiler's warnings name as their module the filename without ".py"
+ * (_warnings' normalize_module), and a str module matches exactly: the
+ * filter cannot touch any other code's warnings. */
+static PyObject *error_filter(const char *filename)
+{
+    size_t n = strlen(filename);
+    PyObject *module, *filter;
+
+    if (n >= 3 && strcmp(filename + n - 3, ".py") == 0)
+        n -= 3;
+    module = n > 0 ? PyUnicode_DecodeFSDefaultAndSize(filename, (Py_ssize_t)n)
+                   : PyUnicode_FromString("<unknown>");
+    if (module == NULL)
+        return NULL;
+    filter = Py_BuildValue("(sOOOi)", "error", Py_None, PyExc_Warning, module, 0);
+    Py_DECREF(module);
+    return filter;
+}
+
+/* Compiles src as one interactive statement with cf, but fails, printing
+ * nothing, where the compiler would print a warning: a code object, or
+ * NULL with an exception set. Nothing else can run meanwhile (the GIL is
+ * held and no Python code runs) but the filter is looked for by identity
+ * all the same before it goes. */
+static PyObject *compile_silently(const char *src, const char *filename, PyCompilerFlags *cf)
+{
+    PyObject *warnings = NULL, *filters = NULL, *filter = NULL, *code = NULL;
+    PyObject *type, *value, *tb;
+
+    if ((warnings = PyImport_ImportModule("warnings")) == NULL ||
+        (filters = PyObject_GetAttrString(warnings, "filters")) == NULL ||
+        (filter = error_filter(filename)) == NULL)
+        goto out;
+    if (!PyList_Check(filters)) {
+        PyErr_SetString(PyExc_TypeError, "warnings.filters is not a list");
+        goto out;
+    }
+    if (PyList_Insert(filters, 0, filter) != 0)
+        goto out;
+    code = Py_CompileStringExFlags(src, filename, Py_single_input, cf, -1);
+    PyErr_Fetch(&type, &value, &tb);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(filters); i++) {
+        if (PyList_GET_ITEM(filters, i) == filter) {
+            if (PyList_SetSlice(filters, i, i + 1, NULL) != 0)
+                PyErr_WriteUnraisable(filters);
+            break;
+        }
+    }
+    PyErr_Restore(type, value, tb);
+out:
+    Py_XDECREF(warnings);
+    Py_XDECREF(filters);
+    Py_XDECREF(filter);
+    return code;
 }
 
 /* The common case, without codeop's Python-level work (two compiles and a
  * warnings context, about 15 us): complete, valid input compiles at once
  * with the flags codeop itself uses, and any __future__ import it makes is
  * recorded where codeop keeps them. NULL, with no exception set, when the
- * input needs codeop's judgement (incomplete, invalid, blank). */
+ * input needs codeop's judgement: incomplete, invalid, blank, or with a
+ * warning to print (codeop prints it once, when the input is complete). */
 static PyObject *compile_fast(pysession_t *ps, PyObject *source, const char *filename)
 {
-    PyObject *inner = PyObject_GetAttrString(ps->compiler, "compiler");
-    PyObject *flags = inner != NULL ? PyObject_GetAttrString(inner, "flags") : NULL;
     PyCompilerFlags cf = {0, PY_MINOR_VERSION};
-    const char *src = PyUnicode_AsUTF8(source);
-    PyObject *code = NULL, *newflags = NULL;
+    PyObject *code = NULL;
+    const char *src;
+    Py_ssize_t n;
+    int flags;
 
-    if (flags != NULL && src != NULL) {
-        cf.cf_flags = (int)PyLong_AsLong(flags) | PyCF_DONT_IMPLY_DEDENT |
-                      PyCF_ALLOW_INCOMPLETE_INPUT;
-        code = Py_CompileStringExFlags(src, filename, Py_single_input, &cf, -1);
-    }
-    if (code != NULL && PyLong_AsLong(flags) != cf.cf_flags &&
-        ((newflags = PyLong_FromLong(cf.cf_flags)) == NULL ||
-         PyObject_SetAttrString(inner, "flags", newflags) != 0))
+    if (compiler_flags(ps, &flags) != 0 || (src = PyUnicode_AsUTF8AndSize(source, &n)) == NULL)
+        goto out;
+    if (strlen(src) != (size_t)n)
+        goto out; /* a NUL, which compile() refuses and C would stop at */
+    /* the text is UTF-8 whatever coding cookie it carries, as for compile() */
+    cf.cf_flags =
+        flags | PyCF_DONT_IMPLY_DEDENT | PyCF_ALLOW_INCOMPLETE_INPUT | PyCF_IGNORE_COOKIE;
+    if ((code = compile_silently(src, filename, &cf)) != NULL &&
+        compiler_add_flags(ps, flags, cf.cf_flags) != 0)
         Py_CLEAR(code);
-    Py_XDECREF(newflags);
-    PyErr_Clear();
-    Py_XDECREF(inner);
-    Py_XDECREF(flags);
+out:
+    PyErr_Clear(); /* codeop decides, and says why */
     return code;
 }
 
@@ -228,21 +385,35 @@ static PyObject *compile_transformed(engine_t *e, pysession_t *ps, PyObject *sou
                                      const char *filename)
 {
     PyObject *t = PyObject_CallFunction(e->transform, "Oss", source, filename, "single");
-    PyObject *builtins, *compile, *code;
+    PyObject *code = NULL;
+    int flags;
 
     if (t == NULL || PyCode_Check(t))
         return t;
-    if (PyUnicode_Check(t)) {
+    if (PyUnicode_Check(t))
         code = PyObject_CallFunction(ps->compiler, "Oss", t, filename, "single");
-        Py_DECREF(t);
-        return code;
-    }
-    builtins = PyEval_GetBuiltins();
-    compile = PyDict_GetItemString(builtins, "compile");
-    code = compile != NULL ? PyObject_CallFunction(compile, "Ossii", t, filename, "single",
-                                                   future_flags(ps), 1)
-                           : NULL;
+    else if (compiler_flags(ps, &flags) == 0)
+        code = builtin_compile(e, t, filename, "single", flags);
     Py_DECREF(t);
+    return code;
+}
+
+/* The pending lines are done with (the input was complete or invalid):
+ * forgets them, keeping the exception set, if any. Returns code, or NULL
+ * with an exception set. */
+static PyObject *end_input(pysession_t *ps, PyObject *code)
+{
+    PyObject *type, *value, *tb;
+
+    PyErr_Fetch(&type, &value, &tb);
+    if (drop_pending(ps) != 0) {
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        Py_XDECREF(code);
+        return NULL;
+    }
+    PyErr_Restore(type, value, tb);
     return code;
 }
 
@@ -254,9 +425,10 @@ static PyObject *compile_transformed(engine_t *e, pysession_t *ps, PyObject *sou
 static PyObject *compile_interactive(engine_t *e, pysession_t *ps, PyObject *text,
                                      const char *filename)
 {
-    PyObject *nl = PyUnicode_FromString("\n"), *source = NULL, *code = NULL;
+    PyObject *nl = NULL, *source = NULL, *code = NULL;
+    int flags;
 
-    if (nl == NULL || PyList_Append(ps->pending, text) != 0 ||
+    if ((nl = PyUnicode_FromString("\n")) == NULL || PyList_Append(ps->pending, text) != 0 ||
         (source = PyUnicode_Join(nl, ps->pending)) == NULL)
         goto out;
     if (e->transform != Py_None || (code = compile_fast(ps, source, filename)) == NULL)
@@ -266,12 +438,14 @@ static PyObject *compile_interactive(engine_t *e, pysession_t *ps, PyObject *tex
             PyErr_Clear();
             code = compile_transformed(e, ps, source, filename);
         } else if (code != NULL && code != Py_None) {
-            Py_SETREF(code, compile_source(e, source, filename, "single", future_flags(ps)));
+            Py_SETREF(code, compiler_flags(ps, &flags) == 0
+                                ? compile_source(e, source, filename, "single", flags)
+                                : NULL);
         }
     }
-    if (code != Py_None)
-        PyList_SetSlice(ps->pending, 0, PyList_GET_SIZE(ps->pending), NULL);
 out:
+    if (code != Py_None)
+        code = end_input(ps, code);
     Py_XDECREF(nl);
     Py_XDECREF(source);
     return code;
@@ -307,16 +481,17 @@ static int run(engine_t *e, lp_session_t *s, PyObject *code, evalctx_t *ec)
         Py_DECREF(r);
         return LP_EVAL_OK;
     }
-    if (PyErr_ExceptionMatches(PyExc_SystemExit)) {
-        /* exit(), quit(), sys.exit(): the session ends, never the host */
-        PyErr_Clear();
-        return LP_EVAL_CLOSED;
-    }
-    status = PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) && lp_session_was_interrupted(s)
-                 ? LP_EVAL_INTERRUPTED
-                 : LP_EVAL_EXCEPTION;
+    if (PyErr_ExceptionMatches(PyExc_SystemExit))
+        status = LP_EVAL_CLOSED; /* exit(), quit(), sys.exit(): the session ends, never the host */
+    else if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) && lp_session_was_interrupted(s))
+        status = LP_EVAL_INTERRUPTED;
+    else
+        status = LP_EVAL_EXCEPTION;
     exc = take_exception();
-    report(s, exc);
+    if (status == LP_EVAL_CLOSED)
+        say_exit(s, exc);
+    else
+        report(s, exc, 0);
     Py_XDECREF(exc);
     return status;
 }
@@ -330,7 +505,7 @@ static int eval_locked(engine_t *e, lp_session_t *s, pysession_t *ps, const lp_e
                                                                                     : req->len;
     PyObject *text = PyUnicode_DecodeUTF8(req->code, (Py_ssize_t)len, "strict");
     PyObject *code = NULL, *exc;
-    int status;
+    int status, only;
 
     if (text != NULL)
         code = req->interactive ? compile_interactive(e, ps, text, req->filename)
@@ -341,8 +516,13 @@ static int eval_locked(engine_t *e, lp_session_t *s, pysession_t *ps, const lp_e
         return LP_EVAL_MORE;
     }
     if (code == NULL) {
+        /* as python3 and code.InteractiveConsole: an error in compiling is
+         * shown alone, without the frames (codeop's) that compiled it */
+        only = PyErr_ExceptionMatches(PyExc_SyntaxError) ||
+               PyErr_ExceptionMatches(PyExc_OverflowError) ||
+               PyErr_ExceptionMatches(PyExc_ValueError);
         exc = take_exception();
-        report(s, exc);
+        report(s, exc, only);
         Py_XDECREF(exc);
         return LP_EVAL_EXCEPTION;
     }
@@ -359,18 +539,26 @@ static int eval(void *ctx, void *tls, lp_session_t *s, void *data, const lp_eval
     evalctx_t ec = {0, NULL, req->code};
     lp_modstate_t *st;
     lp_session_t *prev;
+    PyObject *exc;
     int status;
 
     PyEval_RestoreThread(ts);
     st = lp_py_state(e->module);
-    prev = lp_py_set_current(st, s);
+    if (lp_py_current_swap(st, s, &prev) != 0) {
+        /* the thread cannot say whose output it writes: nothing runs */
+        exc = take_exception();
+        report(s, exc, 0);
+        Py_XDECREF(exc);
+        PyEval_SaveThread();
+        return LP_EVAL_EXCEPTION;
+    }
     ps->running = 1;
     ps->cur = &ec;
     if (lp_session_take_interrupt(s)) {
         /* interrupted before it could start */
         PyErr_SetNone(PyExc_KeyboardInterrupt);
-        PyObject *exc = take_exception();
-        report(s, exc);
+        exc = take_exception();
+        report(s, exc, 0);
         Py_XDECREF(exc);
         status = LP_EVAL_INTERRUPTED;
     } else {
@@ -386,8 +574,8 @@ static int eval(void *ctx, void *tls, lp_session_t *s, void *data, const lp_eval
     ps->cur = NULL;
     ps->running = 0;
     /* an interrupt that came as the code ended must not hit the next one */
-    PyThreadState_SetAsyncExc((unsigned long)ts->thread_id, NULL);
-    lp_py_set_current(st, prev);
+    (void)PyThreadState_SetAsyncExc((unsigned long)ts->thread_id, NULL);
+    lp_py_set_current(st, prev); /* cannot fail: it worked on this thread */
     PyEval_SaveThread();
     return status;
 }
@@ -397,26 +585,35 @@ static int64_t detach(void *ctx, void *tls, void *target_tls, void *data)
     pysession_t *ps = data;
     PyThreadState *target = target_tls;
     PyObject *mod = NULL, *job = NULL, *id = NULL;
+    long long n;
     int64_t r = -1;
 
     PyEval_RestoreThread(tls);
-    if (ps != NULL && ps->cur != NULL &&
-        (mod = PyImport_ImportModule("limpet._jobs")) != NULL &&
+    if (ps == NULL || ps->cur == NULL)
+        goto out;
+    if ((mod = PyImport_ImportModule("limpet._jobs")) == NULL ||
         (job = PyObject_CallMethod(mod, "detached", "ks", (unsigned long)target->thread_id,
-                                   ps->cur->code)) != NULL &&
-        (id = PyObject_GetAttrString(job, "id")) != NULL) {
-        r = PyLong_AsLongLong(id);
-        ps->cur->job = Py_NewRef(job);
-        ps->cur->detached = 1;
-        ps->cur = NULL;
-        ps->running = 0;
+                                   ps->cur->code)) == NULL ||
+        (id = PyObject_GetAttrString(job, "id")) == NULL)
+        goto out;
+    if ((n = PyLong_AsLongLong(id)) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "limpet: a job id is a number from 0");
+        goto out;
     }
+    ps->cur->job = Py_NewRef(job);
+    ps->cur->detached = 1;
+    ps->cur = NULL;
+    ps->running = 0;
+    r = n;
+out:
     if (PyErr_Occurred())
         PyErr_WriteUnraisable(NULL);
     Py_XDECREF(mod);
     Py_XDECREF(job);
     Py_XDECREF(id);
     PyEval_SaveThread();
+    (void)ctx;
     return r;
 }
 
@@ -427,66 +624,100 @@ static void interrupt(void *ctx, void *tls, void *target_tls, void *data)
 
     PyEval_RestoreThread(tls);
     if (ps != NULL && ps->running)
-        PyThreadState_SetAsyncExc((unsigned long)target->thread_id, PyExc_KeyboardInterrupt);
+        (void)PyThreadState_SetAsyncExc((unsigned long)target->thread_id, PyExc_KeyboardInterrupt);
     PyEval_SaveThread();
+    (void)ctx;
+}
+
+/* Binds `_` to v in the environment, as IPython does, unless the user has
+ * a `_` of their own there (gettext's, say): 0, or -1 with an exception
+ * set. */
+static int bind_underscore(pysession_t *ps, PyObject *v)
+{
+    engine_t *e = ps->engine;
+    PyObject *old = PyDict_GetItemWithError(e->env, e->underscore); /* borrowed */
+
+    if (old == NULL && PyErr_Occurred())
+        return -1;
+    if (old != NULL && old != ps->last)
+        return 0;
+    if (PyDict_SetItem(e->env, e->underscore, v) != 0)
+        return -1;
+    Py_XSETREF(ps->last, Py_NewRef(v));
+    return 0;
 }
 
 PyObject *lp_py_display(lp_modstate_t *st, lp_session_t *s, PyObject *value)
 {
     pysession_t *ps = lp_session_data(s);
-    PyObject *repr, *name, *old;
-    const char *u, *tn;
+    PyObject *repr = NULL, *name = NULL, *r = NULL;
+    const char *u, *tn = NULL;
     Py_ssize_t n;
 
     if (value == Py_None)
         Py_RETURN_NONE;
-    if ((repr = PyObject_Repr(value)) == NULL)
-        return NULL;
-    if ((u = PyUnicode_AsUTF8AndSize(repr, &n)) == NULL) {
-        Py_DECREF(repr);
-        return NULL;
-    }
-    if (ps != NULL) {
-        /* `_` as in IPython: bound in the environment, unless the user has
-         * a `_` of their own there (gettext's, say) */
-        old = PyDict_GetItemString(ps->engine->env, "_");
-        if (old == NULL || old == ps->last) {
-            PyDict_SetItemString(ps->engine->env, "_", value);
-            Py_XSETREF(ps->last, Py_NewRef(value));
-        }
-    }
-    name = type_name(Py_TYPE(value));
-    tn = name != NULL ? PyUnicode_AsUTF8(name) : NULL;
-    PyErr_Clear();
+    /* as sys.displayhook: `_` is None while repr() runs, and stays so if
+     * it fails */
+    if (ps != NULL && bind_underscore(ps, Py_None) != 0)
+        goto out;
+    if ((repr = PyObject_Repr(value)) == NULL || (u = PyUnicode_AsUTF8AndSize(repr, &n)) == NULL)
+        goto out;
+    if (ps != NULL && bind_underscore(ps, value) != 0)
+        goto out;
+    if ((name = type_name(Py_TYPE(value))) == NULL || (tn = PyUnicode_AsUTF8(name)) == NULL)
+        PyErr_Clear(); /* the client does without the type's name */
     lp_py_flush_if(s, lp_session_value(s, tn, u, (size_t)n));
+    r = Py_NewRef(Py_None);
+out:
+    Py_XDECREF(repr);
     Py_XDECREF(name);
-    Py_DECREF(repr);
-    Py_RETURN_NONE;
+    (void)st;
+    return r;
 }
 
 /* The completion engine: limpet._completion.complete, in Python because it
- * is introspection through and through. */
+ * is introspection through and through. A bug there is printed on the
+ * host's stderr, and the client gets no matches. */
 static json_t *complete(void *ctx, void *tls, void *data, const char *text, size_t len,
                         size_t cursor, size_t *start)
 {
     engine_t *e = ctx;
-    PyObject *mod, *r = NULL, *matches;
+    PyObject *mod = NULL, *r = NULL, *matches;
     json_t *out = NULL;
+    Py_ssize_t at;
 
     PyEval_RestoreThread(tls);
-    if ((mod = PyImport_ImportModule("limpet._completion")) != NULL)
-        r = PyObject_CallMethod(mod, "complete", "Oy#n", e->env, text, (Py_ssize_t)len,
-                                (Py_ssize_t)cursor);
-    if (r != NULL && PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 2 &&
-        PyList_Check(matches = PyTuple_GET_ITEM(r, 1)) && (out = json_array()) != NULL) {
-        *start = (size_t)PyLong_AsSsize_t(PyTuple_GET_ITEM(r, 0));
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(matches); i++) {
-            const char *m = PyUnicode_AsUTF8(PyList_GET_ITEM(matches, i));
+    if ((mod = PyImport_ImportModule("limpet._completion")) == NULL ||
+        (r = PyObject_CallMethod(mod, "complete", "Oy#n", e->env, text, (Py_ssize_t)len,
+                                 (Py_ssize_t)cursor)) == NULL)
+        goto out;
+    if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 2 ||
+        !PyList_Check(matches = PyTuple_GET_ITEM(r, 1))) {
+        PyErr_SetString(PyExc_TypeError, "limpet: complete() must return (start, [str, ...])");
+        goto out;
+    }
+    if ((at = PyLong_AsSsize_t(PyTuple_GET_ITEM(r, 0))) < 0 || (size_t)at > cursor) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "limpet: complete() gave a start after the cursor");
+        goto out;
+    }
+    if ((out = json_array()) == NULL) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(matches); i++) {
+        const char *m = PyUnicode_AsUTF8(PyList_GET_ITEM(matches, i));
 
-            if (m != NULL)
-                json_array_append_new(out, json_string(m));
+        if (m == NULL || json_array_append_new(out, json_string(m)) != 0) {
+            if (!PyErr_Occurred())
+                PyErr_NoMemory();
+            json_decref(out);
+            out = NULL;
+            goto out;
         }
     }
+    *start = (size_t)at;
+out:
     if (PyErr_Occurred())
         PyErr_Print(); /* a bug in limpet: say so on the host's stderr */
     Py_XDECREF(mod);
@@ -502,6 +733,12 @@ int lp_py_engine_init(lp_engine_t *eng, PyObject *module, PyObject *env, PyObjec
 
     if (e == NULL) {
         PyErr_NoMemory();
+        return -1;
+    }
+    if ((e->underscore = PyUnicode_InternFromString("_")) == NULL ||
+        (e->compile_name = PyUnicode_InternFromString("compile")) == NULL) {
+        Py_XDECREF(e->underscore);
+        PyMem_RawFree(e);
         return -1;
     }
     e->interp = PyThreadState_GetInterpreter(PyThreadState_Get());
@@ -523,6 +760,8 @@ void lp_py_engine_free(lp_engine_t *eng)
     Py_DECREF(e->module);
     Py_DECREF(e->env);
     Py_DECREF(e->transform);
+    Py_DECREF(e->underscore);
+    Py_DECREF(e->compile_name);
     PyMem_RawFree(e);
     eng->ctx = NULL;
 }
