@@ -10,6 +10,7 @@ typedef struct engine {
     PyObject *transform;        /* source transform, or None */
     PyObject *underscore;       /* "_", the name the display hook binds */
     PyObject *compile_name;     /* "compile", looked up in builtins */
+    PyObject *warnings_name;    /* "warnings", looked up in sys.modules */
 } engine_t;
 
 /* One running eval, on its thread's C stack; the session points at it
@@ -314,16 +315,22 @@ static PyObject *error_filter(const char *filename)
 
 /* Compiles src as one interactive statement with cf, but fails, printing
  * nothing, where the compiler would print a warning: a code object, or
- * NULL with an exception set. Nothing else can run meanwhile (the GIL is
- * held and no Python code runs) but the filter is looked for by identity
- * all the same before it goes. */
-static PyObject *compile_silently(const char *src, const char *filename, PyCompilerFlags *cf)
+ * NULL with an exception set. The GIL is held throughout and Python code
+ * seldom runs meanwhile (a first non-ASCII name imports unicodedata), so
+ * the filter is looked for by identity, not assumed first, as it goes. */
+static PyObject *compile_silently(engine_t *e, const char *src, const char *filename,
+                                  PyCompilerFlags *cf)
 {
     PyObject *warnings = NULL, *filters = NULL, *filter = NULL, *code = NULL;
     PyObject *type, *value, *tb;
 
-    if ((warnings = PyImport_ImportModule("warnings")) == NULL ||
-        (filters = PyObject_GetAttrString(warnings, "filters")) == NULL ||
+    /* where _warnings looks for its filters (a dict lookup: an import
+     * would cost more than the compile) */
+    if ((warnings = PyImport_GetModule(e->warnings_name)) == NULL) {
+        if (PyErr_Occurred() || (warnings = PyImport_ImportModule("warnings")) == NULL)
+            goto out;
+    }
+    if ((filters = PyObject_GetAttrString(warnings, "filters")) == NULL ||
         (filter = error_filter(filename)) == NULL)
         goto out;
     if (!PyList_Check(filters)) {
@@ -370,7 +377,7 @@ static PyObject *compile_fast(pysession_t *ps, PyObject *source, const char *fil
     /* the text is UTF-8 whatever coding cookie it carries, as for compile() */
     cf.cf_flags =
         flags | PyCF_DONT_IMPLY_DEDENT | PyCF_ALLOW_INCOMPLETE_INPUT | PyCF_IGNORE_COOKIE;
-    if ((code = compile_silently(src, filename, &cf)) != NULL &&
+    if ((code = compile_silently(ps->engine, src, filename, &cf)) != NULL &&
         compiler_add_flags(ps, flags, cf.cf_flags) != 0)
         Py_CLEAR(code);
 out:
@@ -736,8 +743,10 @@ int lp_py_engine_init(lp_engine_t *eng, PyObject *module, PyObject *env, PyObjec
         return -1;
     }
     if ((e->underscore = PyUnicode_InternFromString("_")) == NULL ||
-        (e->compile_name = PyUnicode_InternFromString("compile")) == NULL) {
+        (e->compile_name = PyUnicode_InternFromString("compile")) == NULL ||
+        (e->warnings_name = PyUnicode_InternFromString("warnings")) == NULL) {
         Py_XDECREF(e->underscore);
+        Py_XDECREF(e->compile_name);
         PyMem_RawFree(e);
         return -1;
     }
@@ -762,6 +771,7 @@ void lp_py_engine_free(lp_engine_t *eng)
     Py_DECREF(e->transform);
     Py_DECREF(e->underscore);
     Py_DECREF(e->compile_name);
+    Py_DECREF(e->warnings_name);
     PyMem_RawFree(e);
     eng->ctx = NULL;
 }
