@@ -4,11 +4,19 @@ stopped, even when the run is interrupted.
 
 Every peer is a context manager yielding an object with:
     call(code)        run a trivial expression, return when its result is back
-    bulk()            bring 10 MB back (printed output, or a bytes result)
+    setup_bulk()      make BLOB, a 10 MB str, in the session (untimed, once)
+    bulk()            bring BLOB back whole (printed, or as the value) and
+                      return its length: the caller holds all 10 MB as one
+                      object, then lets it go
     pid               the serving process (for RSS), or None
+Peers that throughput() drives many of from one loop also have
+    fileno(), begin(code) (send a call, do not wait), ready() (read what
+    arrived: True once the call's reply is complete).
 """
 import http.client
 import os
+import resource
+import selectors
 import socket
 import subprocess
 import sys
@@ -16,6 +24,8 @@ import time
 
 PY = "/usr/bin/python3"
 TEN_MB = 10_000_000
+BLOB = "blob = 'y' * %d" % TEN_MB   # the same 10 MB str in every peer's session
+BLOB_EVAL = "globals().__setitem__('blob', 'y' * %d)" % TEN_MB   # for peers that only eval
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")   # ipykernel's debugger chatter
 QUIET = dict(os.environ)
 
@@ -80,8 +90,22 @@ class Rpyc(Peer):
     def call(self, code):
         return self.conn.eval(code)
 
+    def setup_bulk(self):
+        self.conn.execute(BLOB)
+
     def bulk(self):
-        return len(self.conn.eval("b'y' * %d" % TEN_MB))   # bytes come back by value
+        return len(self.conn.eval("blob"))   # a str comes back by value
+
+    def fileno(self):
+        return self.conn.fileno()
+
+    def begin(self, code):
+        import rpyc
+        self.res = rpyc.async_(self.conn.eval)(code)
+
+    def ready(self):
+        self.conn.poll_all(0)   # every message that has arrived, the reply among them
+        return self.res.ready
 
     def close(self):
         self.conn.close()
@@ -106,8 +130,11 @@ class Execnet(Peer):
         self.ch.send(code)
         return self.ch.receive(timeout=60)
 
+    def setup_bulk(self):
+        self.call(BLOB_EVAL)
+
     def bulk(self):
-        return len(self.call("b'y' * %d" % TEN_MB))
+        return len(self.call("blob"))
 
     def close(self):
         self.gw.exit()
@@ -128,8 +155,11 @@ class Mitogen(Peer):
     def call(self, code):
         return self.ctx.call(eval, code)
 
+    def setup_bulk(self):
+        self.ctx.call(eval, BLOB_EVAL)   # into the globals eval runs with there
+
     def bulk(self):
-        return len(self.ctx.call(eval, "b'y' * %d" % TEN_MB))
+        return len(self.ctx.call(eval, "blob"))
 
     def close(self):
         self.ctx.shutdown(wait=True)
@@ -162,8 +192,11 @@ class Jupyter(Peer):
         self.kc.get_shell_msg(timeout=30)
         return "".join(out)
 
+    def setup_bulk(self):
+        self.call(BLOB)
+
     def bulk(self):
-        return len(self.call("print('y' * %d)" % TEN_MB))
+        return len(self.call("print(blob, end='')"))
 
     def close(self):
         self.kc.stop_channels()
@@ -174,7 +207,8 @@ FLASK_SERVER = """
 import contextlib, io, logging
 from flask import Flask, request
 from werkzeug.serving import WSGIRequestHandler, make_server
-WSGIRequestHandler.protocol_version = "HTTP/1.1"   # keep-alive: the baseline at its best
+WSGIRequestHandler.protocol_version = "HTTP/1.1"   # asked for; but Werkzeug 2.2 still answers
+                                                   # every request with Connection: close
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 app = Flask(__name__)
 namespace = {}
@@ -194,7 +228,8 @@ s.serve_forever()
 
 class FlaskBaseline(Peer):
     """The blog post's "IPython over HTTP": Flask, POST code, exec it, return
-    stdout; a keep-alive HTTP/1.1 client."""
+    stdout. Werkzeug closes the connection after every reply, so each call
+    opens a new one (http.client does it by itself)."""
     name = "Flask exec-over-HTTP baseline (TCP)"
     transport = "tcp"
     slow_us = 2000
@@ -213,8 +248,12 @@ class FlaskBaseline(Peer):
         r = self.http.getresponse()
         return r.read()
 
+    def setup_bulk(self):
+        self.http.request("POST", "/exec", body=BLOB)
+        self.http.getresponse().read()
+
     def bulk(self):
-        self.http.request("POST", "/exec", body="print('y' * %d)" % TEN_MB)
+        self.http.request("POST", "/exec", body="print(blob, end='')")
         return len(self.http.getresponse().read())
 
     def close(self):
@@ -223,21 +262,50 @@ class FlaskBaseline(Peer):
             stop(self.proc)
 
 
+def _is_tcp(address):
+    return address.startswith("[") or (":" in address and not address.startswith(("/", ".")))
+
+
 class LimpetPython(Peer):
-    """limpet through its Python client (limpet.client), Unix socket."""
+    """limpet through its Python client (limpet.client), Unix socket or TCP.
+    keep=True: bulk() keeps each result until the next call has come back,
+    as a loop of `r = c.eval(...)` does (see bulk_mbs)."""
     name = "limpet, Python client (limpet.client), Unix socket"
 
-    def __init__(self, address, pid):
+    def __init__(self, address, pid, keep=False):
         from limpet.client import Client
         self.c = Client(address, session=True)
         self.s = self.c.welcome["session"]
         self.pid = pid
+        self.keep, self.kept = keep, None
+        self.transport = "tcp" if _is_tcp(address) else "unix"
 
     def call(self, code):
         return self.c.eval(self.s, code, interactive=True).value
 
+    def setup_bulk(self):
+        self.c.eval(self.s, BLOB)
+
     def bulk(self):
-        return len(self.c.eval(self.s, "print('y' * %d)" % TEN_MB).out)
+        r = self.c.eval(self.s, "print(blob, end='')")
+        if self.keep:
+            self.kept = r
+        return len(r.out)
+
+    def fileno(self):
+        return self.c.sock.fileno()
+
+    def begin(self, code):
+        self.id = self.c.next_id
+        self.c.next_id += 1
+        self.c.send({"op": "eval", "id": self.id, "session": self.s, "interactive": True},
+                    code.encode())
+
+    def ready(self):
+        while True:   # the reply comes in one write: its frames are all there
+            h, _ = self.c.read_frame()
+            if h.get("re") == self.id and h["op"] in ("done", "error"):
+                return True
 
     def close(self):
         self.c.close()
@@ -249,8 +317,13 @@ class LimpetText(Peer):
     name = "limpet, plain-text mode (what nc sees), Unix socket"
 
     def __init__(self, address, pid):
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(address)
+        if _is_tcp(address):   # as nc does: no socket options
+            host, port = address.rsplit(":", 1)
+            self.sock = socket.create_connection((host.strip("[]"), int(port)))
+            self.transport = "tcp"
+        else:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.connect(address)
         self.sock.settimeout(60)          # every wait bounded
         self.rview = memoryview(bytearray(1 << 20))
         self.pid = pid
@@ -269,8 +342,11 @@ class LimpetText(Peer):
         self.sock.sendall(code.encode() + b"\n")
         return self._until(b">>> ")
 
+    def setup_bulk(self):
+        self.call(BLOB)
+
     def bulk(self):
-        self.sock.sendall(b"print('y' * %d)\n" % TEN_MB)
+        self.sock.sendall(b"print(blob, end='')\n")
         return len(self._until(b">>> "))
 
     def close(self):
@@ -318,64 +394,125 @@ def cold_start_ms(cls, rounds):
     return times[len(times) // 2]
 
 
-def _worker(cls, args, n, start, out):
-    """One client of a throughput run: waits for start, then n calls."""
-    with cls(*args) as peer:
-        for _ in range(max(5, n // 10)):
-            peer.call("1+1")
-        start.wait()
-        lat = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            peer.call("1+1")
-            lat.append((time.perf_counter() - t0) * 1e6)
-    out.put(lat)
+def _cpu_s():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
-def throughput(cls, args, clients, n):
-    """Calls per second with `clients` processes, each its own client of
-    one server, doing n calls each; and the p99 latency over all of them."""
+def _proc_cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _worker(cls, args, conns, window, ready, out):
+    """One load process of a throughput run: conns clients of one server,
+    driven from one select loop, each with one call in flight; counts the
+    calls completed inside window (t0, t1), their latencies, and its CPU."""
+    peers = [cls(*args) for _ in range(conns)]
+    sel = selectors.DefaultSelector()
+    for p in peers:
+        p.call("1+1")
+        sel.register(p.fileno(), selectors.EVENT_READ, p)
+    ready.put(True)
+    t0, t1 = window.get()
+    lat, cpu0, in_window = [], None, False
+    for p in peers:
+        p.sent = time.perf_counter()
+        p.begin("1+1")
+    while (now := time.perf_counter()) < t1:
+        if not in_window and now >= t0:
+            in_window, cpu0 = True, _cpu_s()
+        for key, _ in sel.select(t1 - now):
+            p = key.data
+            if p.ready():
+                done = time.perf_counter()
+                if t0 <= done < t1:
+                    lat.append((done - p.sent) * 1e6)
+                p.sent = done
+                p.begin("1+1")
+    out.put((lat, _cpu_s() - (cpu0 if cpu0 is not None else _cpu_s())))
+    for p in peers:
+        try:
+            p.close()
+        except Exception:   # a call still in flight: the server may complain
+            pass
+
+
+def throughput(cls, args, clients, seconds, warm=0.5, pid=None):
+    """Calls per second with `clients` clients of one server, driven by at
+    most one process per CPU (each multiplexes its clients), over a window
+    of `seconds` after `warm`: (calls/s, p99 us, CPUs used by the load
+    processes, CPUs used by the server pid)."""
     import multiprocessing as mp
     ctx = mp.get_context("fork")
-    start, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(cls, args, n, start, out)) for _ in range(clients)]
+    nproc = min(clients, os.cpu_count() or 1)
+    ready, window, out = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(cls, args, clients // nproc + (i < clients % nproc),
+                                               (window), ready, out))
+             for i in range(nproc)]
     for p in procs:
         p.start()
-    time.sleep(0.5 + clients * 0.02)   # every client connected and warm
-    t0 = time.perf_counter()
-    start.set()
-    lat = [x for _ in procs for x in out.get(timeout=300)]
-    elapsed = time.perf_counter() - t0
-    for p in procs:
-        p.join(10)
-        if p.is_alive():
-            p.kill()
-    lat.sort()
-    return len(lat) / elapsed, lat[int(len(lat) * 0.99)]
+    try:
+        for _ in procs:
+            ready.get(timeout=120)   # every client connected
+        t0 = time.perf_counter() + warm   # perf_counter is CLOCK_MONOTONIC: one clock for all
+        for _ in procs:
+            window.put((t0, t0 + seconds))
+        time.sleep(max(0.0, t0 - time.perf_counter()))
+        s0 = _proc_cpu_s(pid) if pid else 0
+        time.sleep(max(0.0, t0 + seconds - time.perf_counter()))
+        s1 = _proc_cpu_s(pid) if pid else 0
+        results = [out.get(timeout=120) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+    lat = sorted(x for r in results for x in r[0])
+    return (len(lat) / seconds, lat[int(len(lat) * 0.99)], sum(r[1] for r in results) / seconds,
+            (s1 - s0) / seconds)
 
 
-def timed(peer, n, code="1+1"):
-    """n round trips after a warm-up of n/10; the latencies in us."""
+def timed(peer, n, code="1+1", max_s=None):
+    """n round trips after a warm-up of n/10; the latencies in us. With
+    max_s, the warm-up and the timed calls each stop after max_s seconds."""
+    end = time.perf_counter() + (max_s or 1e9)
     for _ in range(max(10, n // 10)):
         peer.call(code)
+        if time.perf_counter() > end:
+            break
     out = []
+    end = time.perf_counter() + (max_s or 1e9)
     for _ in range(n):
         t0 = time.perf_counter()
         peer.call(code)
         out.append((time.perf_counter() - t0) * 1e6)
+        if t0 > end:
+            break
     return out
 
 
 def bulk_mbs(peer, rounds):
-    """MB/s bringing 10 MB back, the median of rounds (after one warm-up)."""
-    peer.bulk()
-    rates = []
+    """Bringing BLOB (10 MB, made once beforehand) back, after one warm-up:
+    the median MB/s and ms of rounds, and the page faults the caller took
+    per call. The caller lets each result go, as a program that uses it and
+    moves on does; glibc then gives the freed heap back to the kernel, and
+    the next call's 10 MB are fresh pages again (about 2,400 faults per
+    copy). Keeping the previous result alive (LimpetPython(keep=True))
+    stops glibc from giving that memory back, and the faults disappear."""
+    peer.setup_bulk()
+    if peer.bulk() < TEN_MB:
+        raise RuntimeError(f"{peer.name}: bulk did not bring back {TEN_MB} bytes")
+    times, faults = [], resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(rounds):
         t0 = time.perf_counter()
         peer.bulk()
-        rates.append(TEN_MB / (time.perf_counter() - t0) / 1e6)
-    rates.sort()
-    return rates[len(rates) // 2]
+        times.append(time.perf_counter() - t0)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    times.sort()
+    med = times[len(times) // 2]
+    return TEN_MB / med / 1e6, med * 1000, faults / rounds
 
 
 if __name__ == "__main__":   # a smoke run of every peer

@@ -10,10 +10,17 @@ import pytest
                     reason="the peers' interpreters would all run under the ASan preload")
 def test_bench_quick_runs_and_prints_every_section():
     root = os.environ["LIMPET_SOURCE_ROOT"]
+    env = dict(os.environ)
+    if os.environ.get("LIMPET_BIN"):   # the build under test: BUILD/src/cli/limpet
+        env["LIMPET_BUILD"] = os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(os.environ["LIMPET_BIN"]))))
     p = subprocess.run([os.path.join(root, "bench", "run"), "--quick", "--no-prepare"], cwd=root,
-                       capture_output=True, text=True, timeout=300)
+                       env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     for needle in ("1. round trip", "raw C ping-pong, TCP loopback", "rpyc", "execnet", "mitogen",
-                   "Jupyter", "Flask", "terminal:", "2. throughput", "3. bulk", "5. memory",
+                   "Jupyter", "Flask", "1b. TCP loopback against the Unix socket",
+                   "1+1, plain text, TCP loopback", "two flushes, C client, TCP loopback",
+                   "two flushes, Python client, TCP loopback", "terminal:", "2. throughput",
+                   "limpet, framed (bench/load, C), k=64", "3. bulk", "5. memory",
                    "6. host impact"):
         assert needle in p.stdout, needle
