@@ -67,6 +67,7 @@ RPYC_SERVER = """
 from rpyc.utils.server import ThreadedServer
 from rpyc.core.service import ClassicService
 s = ThreadedServer(ClassicService, hostname="127.0.0.1", port=0)
+s._listen()   # start() would listen only after we print the port: a client could be refused
 print(s.port, flush=True)
 s.start()
 """
