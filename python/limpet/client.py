@@ -66,7 +66,11 @@ def _connect(address, timeout):
         sock.settimeout(timeout)
         sock.connect(address)
         return sock
-    return socket.create_connection((host, int(port)), timeout=timeout)
+    sock = socket.create_connection((host, int(port)), timeout=timeout)
+    # output, then done: without this each reply written in two parts waits
+    # ~40 ms for the server's delayed ACK (Nagle's algorithm)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 class Client:

@@ -102,41 +102,14 @@ int lp_client_resolve(const char *target, char *address, size_t size, char *toke
     return r;
 }
 
-/* A connected socket to a Unix path or HOST:PORT / [V6]:PORT, or -1. */
-static int dial_socket(const char *address)
-{
-    struct sockaddr_storage ss;
-    struct sockaddr_un un = {.sun_family = AF_UNIX};
-    socklen_t len;
-    int fd;
-
-    if (lp_net_parse_tcp(address, &ss, &len) != 0) {
-        if (strlen(address) >= sizeof(un.sun_path)) {
-            errno = ENAMETOOLONG;
-            return -1;
-        }
-        memcpy(un.sun_path, address, strlen(address) + 1);
-        memcpy(&ss, &un, sizeof(un));
-        len = sizeof(un);
-    }
-    if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
-        int e = errno;
-
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
-}
-
 int lp_client_dial(const char *address)
 {
-    int fd = dial_socket(address);
+    int fd, r = lp_net_dial(address, &fd);
 
-    if (fd < 0)
-        fprintf(stderr, "limpet: cannot connect to '%s': %s\n", address, strerror(errno));
+    if (r != 0) {
+        fprintf(stderr, "limpet: cannot connect to '%s': %s\n", address, strerror(-r));
+        return -1;
+    }
     return fd;
 }
 

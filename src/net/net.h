@@ -33,6 +33,14 @@ bool lp_net_is_loopback(const struct sockaddr_storage *ss);
 /* A listening TCP socket for address; bound gets the actual "host:port"
  * (port 0 picks one). */
 int lp_net_listen_tcp(const char *address, int *fd, char *bound, size_t size);
+/* Turns Nagle's algorithm off on TCP socket fd: a reply written in two
+ * parts (output, then done) must not wait for the peer's delayed ACK
+ * (about 40 ms on Linux). 0 or a negative errno value. */
+int lp_net_tcp_nodelay(int fd);
+/* A connected, close-on-exec stream socket in *fd, to a Unix socket path or
+ * to "HOST:PORT" / "[V6]:PORT" (numeric; TCP gets TCP_NODELAY). 0 or a
+ * negative errno value (-ENAMETOOLONG for a path too long). */
+int lp_net_dial(const char *address, int *fd);
 /* The uid owning the loopback peer socket of TCP connection fd, from one
  * exact NETLINK_SOCK_DIAG lookup; -ENOENT when the kernel does not know it
  * (not local, or already closed). It is the uid of whoever created the

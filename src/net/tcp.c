@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 int lp_net_parse_tcp(const char *address, struct sockaddr_storage *ss, socklen_t *len)
@@ -95,6 +96,39 @@ int lp_net_listen_tcp(const char *address, int *fd, char *bound, size_t size)
     } else {
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
         snprintf(bound, size, "[%s]:%u", host, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+    }
+    *fd = s;
+    return 0;
+}
+
+int lp_net_tcp_nodelay(int fd)
+{
+    int one = 1;
+
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0 ? 0 : -errno;
+}
+
+int lp_net_dial(const char *address, int *fd)
+{
+    struct sockaddr_storage ss;
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    socklen_t len;
+    bool tcp = lp_net_parse_tcp(address, &ss, &len) == 0;
+    int s, r;
+
+    if (!tcp) {
+        if (strlen(address) >= sizeof(un.sun_path))
+            return -ENAMETOOLONG;
+        memcpy(un.sun_path, address, strlen(address) + 1);
+        memcpy(&ss, &un, sizeof(un));
+        len = sizeof(un);
+    }
+    if ((s = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+        return -errno;
+    if (connect(s, (struct sockaddr *)&ss, len) != 0 || (tcp && lp_net_tcp_nodelay(s) != 0)) {
+        r = -errno;
+        close(s);
+        return r;
     }
     *fd = s;
     return 0;

@@ -123,6 +123,35 @@ bool lp_conn_token_ok(lp_conn_t *c, const char *token)
     return diff == 0;
 }
 
+int lp_conn_admit(lp_conn_t *c, const char *token)
+{
+    lp_server_t *srv = c->srv;
+    int r = 0;
+
+    if (!lp_conn_token_ok(c, token))
+        return LP_WIRE_EFORBIDDEN;
+    pthread_mutex_lock(&srv->mu);
+    if (srv->nconns >= srv->max_connections) {
+        r = LP_WIRE_ETOOMANY;
+    } else {
+        srv->npreauth--;
+        srv->nconns++;
+        c->preauth = false;
+        c->authed = true;
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return r;
+}
+
+int lp_conn_wait_budget(const lp_conn_t *c, int timeout_ms)
+{
+    if (!c->preauth)
+        return timeout_ms;
+    int left = left_ms(c->preauth_deadline);
+
+    return timeout_ms < 0 || left < timeout_ms ? left : timeout_ms;
+}
+
 int lp_conn_open_session(lp_conn_t *c, lp_session_t **out)
 {
     lp_engine_t *e = &c->srv->engine;
@@ -145,7 +174,7 @@ static int handshake(lp_conn_t *c)
     lp_server_t *srv = c->srv;
     static const char *const caps[] = {"repl", "input", "complete", "interrupt", "jobs", "page",
                                        NULL};
-    uint64_t deadline = lp_now_ms() + LP_HELLO_TIMEOUT_MS;
+    uint64_t deadline = lp_now_ms() + (uint64_t)lp_conn_wait_budget(c, LP_HELLO_TIMEOUT_MS);
     lp_buf_t *out = lp_buf_new(SIZE_MAX);
     lp_hs_t hs = {0};
     lp_hello_t hello = {.id = -1};
@@ -159,12 +188,12 @@ static int handshake(lp_conn_t *c)
             break;
         }
     }
-    if (r == 0 && !c->authed && !lp_conn_token_ok(c, hello.token)) {
-        lp_hs_server_refuse(out, LP_WIRE_EFORBIDDEN, &hello,
-                            hello.token[0] ? "forbidden: wrong token"
-                                           : "forbidden: this peer must send the server's token",
+    if (r == 0 && !c->authed && (r = lp_conn_admit(c, hello.token)) != 0) {
+        lp_hs_server_refuse(out, r, &hello,
+                            r == LP_WIRE_ETOOMANY ? "too many connections"
+                            : hello.token[0]      ? "forbidden: wrong token"
+                                                  : "forbidden: this peer must send the server's token",
                             NULL);
-        r = LP_WIRE_EFORBIDDEN;
     } else if (r == 0 && hello.want_session && (r = lp_conn_open_session(c, &s)) != 0) {
         lp_hs_server_refuse(out, r, &hello,
                             r == LP_WIRE_ETOOMANY ? "too many sessions" : "cannot create the session",
@@ -489,7 +518,7 @@ static int run(lp_conn_t *c)
     uint8_t first;
     ssize_t n;
 
-    if (lp_net_wait_readable(c->fd, LP_TEXT_DETECT_MS) <= 0 ||
+    if (lp_net_wait_readable(c->fd, lp_conn_wait_budget(c, LP_TEXT_DETECT_MS)) <= 0 ||
         (n = recv(c->fd, &first, 1, MSG_PEEK)) != 1 || first != 0) {
         c->text = true;
         lp_text_serve(c);
@@ -572,7 +601,10 @@ void lp_conn_finish(lp_conn_t *c)
             break;
         }
     }
-    srv->nconns--;
+    if (c->preauth)
+        srv->npreauth--;
+    else
+        srv->nconns--;
     pthread_mutex_unlock(&srv->mu);
     lp_net_linger_close(c->fd, LP_LINGER_MS);
     pthread_mutex_destroy(&c->wmu);

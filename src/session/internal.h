@@ -68,7 +68,9 @@ struct lp_conn {
     pthread_mutex_t wmu;          /* serialises writes to fd */
     bool dead;                    /* a write failed: stop writing (under wmu) */
     bool handshaken;              /* the hello was accepted (under wmu) */
-    bool authed;                  /* the peer is known to be us (or root): no token needed */
+    bool authed;                  /* the peer is known to be us (or root), or showed the token */
+    bool preauth;                 /* counted in srv->npreauth, not srv->nconns (under srv->mu) */
+    uint64_t preauth_deadline;    /* when a peer still to show the token is dropped (ms) */
     lp_buf_t *in;                 /* bytes read, not yet decoded */
     lp_limits_t peer_limits;      /* what the client accepts */
     unsigned peer_caps;           /* LP_CAP_* bits the client asked for in its hello */
@@ -115,7 +117,8 @@ struct lp_server {
     pthread_mutex_t mu;           /* guards what follows */
     pthread_cond_t cv;            /* threads == 0, flush list, stopping */
     lp_conn_t *conns;             /* live connections */
-    unsigned nconns;              /* their number */
+    unsigned nconns;              /* their number, less those still to show the token */
+    unsigned npreauth;            /* connections still to show the token */
     unsigned nsessions;           /* open sessions, server-wide */
     uint64_t next_session;        /* for session ids */
     unsigned threads;             /* live connection and refusal threads */
@@ -192,6 +195,14 @@ void *lp_conn_main(void *arg);
 /* True when token is the server's (compared in constant time); a refusal
  * is logged on stderr. */
 bool lp_conn_token_ok(lp_conn_t *c, const char *token);
+/* A peer that was not known to be us showed token: 0 when it is right and
+ * the connection moved from the pre-authentication pool to the server's
+ * connections; LP_WIRE_EFORBIDDEN (wrong token) or LP_WIRE_ETOOMANY (no
+ * room left among the connections). */
+int lp_conn_admit(lp_conn_t *c, const char *token);
+/* Milliseconds this connection may still wait for its peer's first words:
+ * timeout_ms, or less for a peer still to show the token. */
+int lp_conn_wait_budget(const lp_conn_t *c, int timeout_ms);
 /* Makes sure this thread may call the engine (c->tls): 0 or an error. */
 int lp_conn_enter(lp_conn_t *c);
 /* Runs an eval of s on c's thread, with the watcher hearing c meanwhile;

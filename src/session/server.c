@@ -96,7 +96,8 @@ static void set_send_timeout(int fd)
 }
 
 /* Starts the thread of an accepted connection; authed: its peer is known to
- * be us or root (else it must show the token). */
+ * be us or root (else it must show the token, and it counts against the
+ * pre-authentication pool, already reserved by the caller). */
 static void start_conn(lp_server_t *srv, int fd, uid_t uid, bool authed)
 {
     lp_conn_t *c = calloc(1, sizeof(*c));
@@ -106,21 +107,30 @@ static void start_conn(lp_server_t *srv, int fd, uid_t uid, bool authed)
     if (c == NULL || (c->in = lp_buf_new(LP_WIRE_PREAMBLE_LEN + LP_WIRE_PREFIX_LEN +
                                          LP_WIRE_HELLO_HEADER_MAX)) == NULL) {
         free(c);
+        pthread_mutex_lock(&srv->mu);
+        if (authed)
+            srv->nconns--;
+        else
+            srv->npreauth--;
+        pthread_mutex_unlock(&srv->mu);
         refuse(srv, fd, LP_WIRE_EINTERNAL, "out of memory");
         return;
     }
     c->fd = fd;
     c->peer_uid = uid;
     c->authed = authed;
+    c->preauth = !authed;
+    c->preauth_deadline = authed ? 0 : lp_now_ms() + LP_PREAUTH_TIMEOUT_MS;
     c->srv = srv;
     c->peer_limits = (lp_limits_t)LP_LIMITS_DEFAULT;
     c->deferred_tail = &c->deferred;
     pthread_mutex_init(&c->wmu, NULL);
     set_send_timeout(fd);
+    if (srv->tcp)
+        lp_net_tcp_nodelay(fd); /* output then done: no 40 ms wait for a delayed ACK */
     pthread_mutex_lock(&srv->mu);
     c->next = srv->conns;
     srv->conns = c;
-    srv->nconns++;
     srv->threads++;
     pthread_mutex_unlock(&srv->mu);
     pthread_attr_init(&attr);
@@ -132,14 +142,38 @@ static void start_conn(lp_server_t *srv, int fd, uid_t uid, bool authed)
     pthread_attr_destroy(&attr);
 }
 
+/* Takes a place for a new connection: among the server's connections when
+ * its peer is known to be us, else in the small pre-authentication pool,
+ * so that strangers (who must show the token) can fill only their own
+ * queue and never lock the owner out. 0, or the refusal's message. */
+static int reserve(lp_server_t *srv, bool authed, char *msg, size_t size)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&srv->mu);
+    if (authed && srv->nconns >= srv->max_connections) {
+        snprintf(msg, size, "too many connections (%u)", srv->max_connections);
+        r = LP_WIRE_ETOOMANY;
+    } else if (!authed && srv->npreauth >= LP_MAX_PREAUTH) {
+        snprintf(msg, size, "too many connections waiting to show the token (%u)",
+                 (unsigned)LP_MAX_PREAUTH);
+        r = LP_WIRE_ETOOMANY;
+    } else if (authed) {
+        srv->nconns++;
+    } else {
+        srv->npreauth++;
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return r;
+}
+
 /* Accepts one connection and decides whether it may stay. */
 static void accept_one(lp_server_t *srv)
 {
     char msg[128];
     uid_t uid = (uid_t)-1;
-    unsigned n;
     bool authed;
-    int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    int r, fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
     if (fd < 0)
         return;
@@ -155,12 +189,8 @@ static void accept_one(lp_server_t *srv)
     } else {
         authed = true;
     }
-    pthread_mutex_lock(&srv->mu);
-    n = srv->nconns;
-    pthread_mutex_unlock(&srv->mu);
-    if (n >= srv->max_connections) {
-        snprintf(msg, sizeof(msg), "too many connections (%u)", srv->max_connections);
-        refuse(srv, fd, LP_WIRE_ETOOMANY, msg);
+    if ((r = reserve(srv, authed, msg, sizeof(msg))) != 0) {
+        refuse(srv, fd, r, msg);
         return;
     }
     start_conn(srv, fd, uid, authed);

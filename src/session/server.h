@@ -17,7 +17,9 @@ typedef struct lp_session lp_session_t;
 /* Server-side defaults of docs/protocol.md section 4. */
 #define LP_HELLO_TIMEOUT_MS 5000
 #define LP_TEXT_DETECT_MS 250
-#define LP_MAX_CONNECTIONS 256
+#define LP_MAX_CONNECTIONS 256         /* peers known to be us (kernel-checked or token shown) */
+#define LP_MAX_PREAUTH 16               /* peers still to show the token, at once (sshd: MaxStartups) */
+#define LP_PREAUTH_TIMEOUT_MS 3000      /* ...and how long each has to show it */
 #define LP_MAX_SESSIONS 4096
 #define LP_OUTPUT_QUEUE_MAX (4u << 20)  /* per session: buffered, unsent output */
 #define LP_FLUSH_MS 5                   /* output waits at most this long to be sent */
@@ -86,7 +88,8 @@ typedef struct lp_server_config {
     const char *token;         /* TCP: the secret a peer not known as us must send */
     bool allow_remote;         /* TCP: a non-loopback address is allowed (token required) */
     json_t *identity;          /* borrowed: "server" object of the hello reply */
-    unsigned max_connections;  /* 0: LP_MAX_CONNECTIONS */
+    unsigned max_connections;  /* 0: LP_MAX_CONNECTIONS; peers still to show the token have
+                                  their own limit, LP_MAX_PREAUTH, and cannot take these */
     unsigned max_sessions;     /* 0: LP_MAX_SESSIONS */
     int grace_ms;              /* interrupted code stuck this long becomes a job; 0: default */
 } lp_server_config_t;

@@ -124,13 +124,16 @@ static int run_line(lp_conn_t *c, lp_session_t *s, const char *line, size_t len)
     return 1;
 }
 
-/* Reads more bytes; false at end of input. */
+/* Reads more bytes; false at end of input, or when a peer still to show
+ * the token runs out of time. */
 static bool fill(lp_conn_t *c)
 {
     uint8_t *dst;
     ssize_t n;
 
     if (lp_buf_reserve(c->in, 4096, &dst) != 0)
+        return false;
+    if (c->preauth && lp_net_wait_readable(c->fd, lp_conn_wait_budget(c, -1)) <= 0)
         return false;
     do
         n = recv(c->fd, dst, 4096, 0);
@@ -146,7 +149,7 @@ static bool ask_token(lp_conn_t *c)
 {
     size_t n, len;
     char *line;
-    bool ok;
+    int r;
 
     say(c, "token: ");
     while ((n = line_len(c)) == 0)
@@ -154,11 +157,12 @@ static bool ask_token(lp_conn_t *c)
             return false;
     if ((line = take_line(c, n, &len)) == NULL)
         return false;
-    ok = lp_conn_token_ok(c, line);
+    r = lp_conn_admit(c, line);
     free(line);
-    if (!ok)
-        say(c, "limpet: forbidden: wrong token\n");
-    return ok;
+    if (r != 0)
+        say(c, r == LP_WIRE_ETOOMANY ? "limpet: too many connections\n"
+                                     : "limpet: forbidden: wrong token\n");
+    return r == 0;
 }
 
 void lp_text_serve(lp_conn_t *c)
