@@ -202,7 +202,7 @@ static PyObject *session_readline(lp_session_t *s)
     Py_BEGIN_ALLOW_THREADS
     r = lp_session_input(s, "", true, &data, &len);
     Py_END_ALLOW_THREADS
-    if (r == LP_INPUT_INTERRUPTED) {
+    if (r == LP_EINTERRUPTED) {
         PyErr_SetNone(PyExc_KeyboardInterrupt);
         return NULL;
     }
@@ -448,7 +448,7 @@ static PyObject *session_input(PyObject *module, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     r = lp_session_input(s, prompt, echo != 0, &data, &len);
     Py_END_ALLOW_THREADS
-    if (r == LP_INPUT_INTERRUPTED) {
+    if (r == LP_EINTERRUPTED) {
         PyErr_SetNone(PyExc_KeyboardInterrupt);
         return NULL;
     }

@@ -266,7 +266,7 @@ int lp_conn_run_eval(lp_conn_t *c, lp_session_t *s, const lp_eval_req_t *req)
          * not ours to touch any more. This thread ends here. */
         e->thread_exit(e->ctx, tls);
         lp_session_unref(s); /* the reference the detach took for us */
-        return LP_CONN_DETACHED;
+        return LP_EDETACHED;
     }
     lp_unwatch(c);
     c->running = NULL;
@@ -295,7 +295,7 @@ static int do_eval(lp_conn_t *c, int64_t id, const json_t *h, const lp_frame_t *
     req.code = code;
     status = lp_conn_run_eval(c, s, &req);
     free(code);
-    if (status == LP_CONN_DETACHED)
+    if (status == LP_EDETACHED)
         return status;
     r = finish_eval(c, s, id, status);
     lp_session_answer_interrupts(s, c);
@@ -503,14 +503,14 @@ void lp_watch_serve(lp_conn_t *c, lp_frame_t *f, void *tls)
     lp_frame_clear(f);
 }
 
-/* Serves requests until the connection ends: 0, or LP_CONN_DETACHED. */
+/* Serves requests until the connection ends: 0, or LP_EDETACHED. */
 static int frame_loop(lp_conn_t *c)
 {
     int r;
 
     while ((r = serve_frames(c)) == 0 && read_more(c, -1) == 0)
         ;
-    return r == LP_CONN_DETACHED ? r : 0;
+    return r == LP_EDETACHED ? r : 0;
 }
 
 static int run(lp_conn_t *c)
@@ -536,7 +536,7 @@ static int run(lp_conn_t *c)
 /* This thread's end: c is freed, unless it went to another thread. */
 static void *end_thread(lp_conn_t *c, lp_server_t *srv, int r)
 {
-    if (r != LP_CONN_DETACHED) {
+    if (r != LP_EDETACHED) {
         lp_conn_finish(c);
         return NULL;
     }

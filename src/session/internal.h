@@ -185,7 +185,7 @@ void lp_session_answer_interrupts(lp_session_t *s, lp_conn_t *c);
 
 /* text.c */
 void lp_text_serve(lp_conn_t *c);
-/* The line loop of an open text session; LP_CONN_DETACHED as above. */
+/* The line loop of an open text session; LP_EDETACHED as above. */
 int lp_text_loop(lp_conn_t *c);
 /* The watcher's side: input() answers and Ctrl+C while code runs. */
 int lp_text_watch_serve(lp_conn_t *c, void *tls);
@@ -206,10 +206,9 @@ int lp_conn_wait_budget(const lp_conn_t *c, int timeout_ms);
 /* Makes sure this thread may call the engine (c->tls): 0 or an error. */
 int lp_conn_enter(lp_conn_t *c);
 /* Runs an eval of s on c's thread, with the watcher hearing c meanwhile;
- * the engine's status, or LP_CONN_DETACHED when the eval became a job:
+ * the engine's status, or LP_EDETACHED when the eval became a job:
  * another thread serves c now, and the caller must unwind and end its
  * thread without touching c. */
-#define LP_CONN_DETACHED 100
 int lp_conn_run_eval(lp_conn_t *c, lp_session_t *s, const lp_eval_req_t *req);
 /* A new thread that goes on serving c after a detach. */
 int lp_conn_resume(lp_conn_t *c);

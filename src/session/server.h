@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "wire/wire.h" /* the one error space */
+
 typedef struct lp_server lp_server_t;
 typedef struct lp_session lp_session_t;
 
@@ -131,14 +133,12 @@ int lp_session_write(lp_session_t *s, lp_stream_t stream, const void *data, size
 int lp_session_flush(lp_session_t *s);
 /* Sends what is queued, then data, in chunks, without copying it. */
 int lp_session_send(lp_session_t *s, lp_stream_t stream, const void *data, size_t len);
-/* What lp_session_input returns besides 0 (an answer) and errors. */
-#define LP_INPUT_EOF 1         /* no more input: input() raises EOFError */
-#define LP_INPUT_INTERRUPTED 2 /* interrupted: raise KeyboardInterrupt */
 
 /* input() in the running eval of s: asks the client (an input frame after
  * the output queued so far) and waits for its stdin answer. Blocks: call
  * it without the GIL. On 0, *data (malloc'd, caller frees) holds *len
- * bytes of UTF-8. prompt: shown by the client when it has not been
+ * bytes of UTF-8; LP_EEOF: no more input (input() raises EOFError);
+ * LP_EINTERRUPTED: raise KeyboardInterrupt. prompt: shown by the client when it has not been
  * printed already; echo: false for passwords. */
 int lp_session_input(lp_session_t *s, const char *prompt, bool echo, uint8_t **data,
                      size_t *len);

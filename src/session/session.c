@@ -493,12 +493,12 @@ int lp_session_input(lp_session_t *s, const char *prompt, bool echo, uint8_t **d
     pthread_mutex_lock(&s->qmu);
     if (s->closed || s->cur_re < 0) {
         pthread_mutex_unlock(&s->qmu);
-        return LP_INPUT_EOF; /* no eval to ask on behalf of: a thread's input() */
+        return LP_EEOF; /* no eval to ask on behalf of: a thread's input() */
     }
     if (s->interrupted) {
         s->interrupted = false;
         pthread_mutex_unlock(&s->qmu);
-        return LP_INPUT_INTERRUPTED;
+        return LP_EINTERRUPTED;
     }
     s->in_waiting = true;
     s->in_ready = false;
@@ -513,9 +513,9 @@ int lp_session_input(lp_session_t *s, const char *prompt, bool echo, uint8_t **d
     while (r == 0 && !s->in_ready && !s->interrupted && !s->closed)
         pthread_cond_wait(&s->incv, &s->qmu);
     if (r != 0 || s->closed) {
-        r = LP_INPUT_EOF;
+        r = LP_EEOF;
     } else if (s->in_ready) {
-        r = s->in_eof ? LP_INPUT_EOF : 0;
+        r = s->in_eof ? LP_EEOF : 0;
         *data = s->in_data;
         *len = s->in_len;
         s->in_data = NULL;
@@ -525,7 +525,7 @@ int lp_session_input(lp_session_t *s, const char *prompt, bool echo, uint8_t **d
         }
     } else {
         s->interrupted = false;
-        r = LP_INPUT_INTERRUPTED;
+        r = LP_EINTERRUPTED;
     }
     s->in_waiting = false;
     s->in_ready = false;

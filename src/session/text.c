@@ -96,7 +96,7 @@ static void banner(lp_conn_t *c)
     say(c, line);
 }
 
-/* Runs one line: 1 to go on, 0 when the session ended, LP_CONN_DETACHED
+/* Runs one line: 1 to go on, 0 when the session ended, LP_EDETACHED
  * when its eval became a job (this thread must leave c alone). */
 static int run_line(lp_conn_t *c, lp_session_t *s, const char *line, size_t len)
 {
@@ -113,7 +113,7 @@ static int run_line(lp_conn_t *c, lp_session_t *s, const char *line, size_t len)
     if (lp_session_begin(s, 0) != 0)
         return 1;
     status = lp_conn_run_eval(c, s, &req);
-    if (status == LP_CONN_DETACHED)
+    if (status == LP_EDETACHED)
         return status;
     lp_session_end(s);
     lp_session_flush(s);
@@ -212,5 +212,5 @@ int lp_text_loop(lp_conn_t *c)
         }
         free(line);
     }
-    return go == LP_CONN_DETACHED ? go : 0;
+    return go == LP_EDETACHED ? go : 0;
 }

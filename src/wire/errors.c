@@ -32,6 +32,9 @@ static const struct err_name err_names[] = {
     {LP_WIRE_ENOSESSION, "no-session", "no such session", false},
     {LP_WIRE_EBUSY, "busy", "session is busy evaluating", false},
     {LP_WIRE_EINTERNAL, "internal", "internal error", false},
+    {LP_EDETACHED, NULL, "the evaluation went on as a job", false},
+    {LP_EEOF, NULL, "end of input", false},
+    {LP_EINTERRUPTED, NULL, "interrupted", false},
 };
 
 #define N_ERR_NAMES (sizeof(err_names) / sizeof(err_names[0]))
@@ -63,6 +66,11 @@ const char *lp_wire_strerror(int err)
 {
     const struct err_name *e = find(err);
 
+    if (e == NULL && err < 0 && err > -4096) {
+        const char *d = strerrordesc_np(-err); /* static, unlike strerror's buffer */
+
+        return d != NULL ? d : "unknown error";
+    }
     return e != NULL ? e->text : "unknown error";
 }
 

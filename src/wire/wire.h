@@ -33,30 +33,38 @@
 #define LP_WIRE_TEXT_SKIP_MAX 4096u             /* text a client skips before a late preamble */
 #define LP_WIRE_HEADER_DEPTH_MAX 32             /* containers nested inside the header object */
 
-/* Return codes. LP_WIRE_EAGAIN means "incomplete, wait for more bytes";
- * the codes from LP_WIRE_EPREAMBLE on are protocol errors with a code
- * string on the wire (lp_wire_err_code). */
+/* Return codes: one error space for every layer (docs/architecture.md).
+ * 0 is success; -1 .. -4095 are -errno values (Linux's MAX_ERRNO is 4095);
+ * limpet's own codes are below LP_ERR_BASE, so the two never collide (once
+ * LP_WIRE_ELIMIT was -4, which is also -EINTR). LP_WIRE_EAGAIN means
+ * "incomplete, wait for more bytes"; the codes from LP_WIRE_EPREAMBLE on
+ * are protocol errors with a code string on the wire (lp_wire_err_code);
+ * the LP_E* codes after them are local outcomes that never go on the wire. */
+#define LP_ERR_BASE (-10000)
 enum {
     LP_WIRE_OK = 0,
-    LP_WIRE_EAGAIN = -1,      /* need more bytes; nothing consumed */
-    LP_WIRE_ENOMEM = -2,      /* allocation failed */
-    LP_WIRE_EINVAL = -3,      /* the caller passed a bad argument */
-    LP_WIRE_ELIMIT = -4,      /* a buffer would grow past its maximum */
-    LP_WIRE_EPREAMBLE = -10,  /* "bad-preamble" */
-    LP_WIRE_ETOOLARGE = -11,  /* "frame-too-large" */
-    LP_WIRE_EHEADER = -12,    /* "bad-header" */
-    LP_WIRE_EHANDSHAKE = -13, /* "handshake-required" */
-    LP_WIRE_EVERSION = -14,   /* "bad-version" */
-    LP_WIRE_EFORBIDDEN = -15, /* "forbidden" */
-    LP_WIRE_ETIMEOUT = -16,   /* "timeout" */
-    LP_WIRE_ETOOMANY = -17,   /* "too-many" */
-    LP_WIRE_EOP = -18,        /* "unknown-op" */
-    LP_WIRE_ENOTSUP = -19,    /* "not-supported" */
-    LP_WIRE_EFIELD = -20,     /* "bad-field" */
-    LP_WIRE_ETEXT = -21,      /* "bad-text" */
-    LP_WIRE_ENOSESSION = -22, /* "no-session" */
-    LP_WIRE_EBUSY = -23,      /* "busy" */
-    LP_WIRE_EINTERNAL = -24,  /* "internal" */
+    LP_WIRE_EAGAIN = LP_ERR_BASE - 1,      /* need more bytes; nothing consumed */
+    LP_WIRE_ENOMEM = LP_ERR_BASE - 2,      /* allocation failed */
+    LP_WIRE_EINVAL = LP_ERR_BASE - 3,      /* the caller passed a bad argument */
+    LP_WIRE_ELIMIT = LP_ERR_BASE - 4,      /* a buffer would grow past its maximum */
+    LP_WIRE_EPREAMBLE = LP_ERR_BASE - 10,  /* "bad-preamble" */
+    LP_WIRE_ETOOLARGE = LP_ERR_BASE - 11,  /* "frame-too-large" */
+    LP_WIRE_EHEADER = LP_ERR_BASE - 12,    /* "bad-header" */
+    LP_WIRE_EHANDSHAKE = LP_ERR_BASE - 13, /* "handshake-required" */
+    LP_WIRE_EVERSION = LP_ERR_BASE - 14,   /* "bad-version" */
+    LP_WIRE_EFORBIDDEN = LP_ERR_BASE - 15, /* "forbidden" */
+    LP_WIRE_ETIMEOUT = LP_ERR_BASE - 16,   /* "timeout" */
+    LP_WIRE_ETOOMANY = LP_ERR_BASE - 17,   /* "too-many" */
+    LP_WIRE_EOP = LP_ERR_BASE - 18,        /* "unknown-op" */
+    LP_WIRE_ENOTSUP = LP_ERR_BASE - 19,    /* "not-supported" */
+    LP_WIRE_EFIELD = LP_ERR_BASE - 20,     /* "bad-field" */
+    LP_WIRE_ETEXT = LP_ERR_BASE - 21,      /* "bad-text" */
+    LP_WIRE_ENOSESSION = LP_ERR_BASE - 22, /* "no-session" */
+    LP_WIRE_EBUSY = LP_ERR_BASE - 23,      /* "busy" */
+    LP_WIRE_EINTERNAL = LP_ERR_BASE - 24,  /* "internal" */
+    LP_EDETACHED = LP_ERR_BASE - 100,      /* an eval became a job; its thread must let go */
+    LP_EEOF = LP_ERR_BASE - 101,           /* input() got end of input */
+    LP_EINTERRUPTED = LP_ERR_BASE - 102,   /* a wait was interrupted (Ctrl+C) */
 };
 
 /* errors.c */
@@ -66,7 +74,8 @@ enum {
 const char *lp_wire_err_code(int err);
 /* The protocol error for a wire code string, or 0 when unknown. */
 int lp_wire_err_from_code(const char *code);
-/* A short lowercase description of any return code; static string. */
+/* A short lowercase description of any return code, limpet's or -errno;
+ * static string. */
 const char *lp_wire_strerror(int err);
 /* True when a protocol error closes the connection even after the handshake. */
 bool lp_wire_err_is_fatal(int err);
