@@ -15,20 +15,38 @@
 
 #define READ_CHUNK 4096 /* bytes asked of recv when no frame says more */
 
+static _Thread_local bool never_blocks; /* see lp_conn_thread_never_blocks */
+
+void lp_conn_thread_never_blocks(void) { never_blocks = true; }
+
+bool lp_conn_thread_may_block(void) { return !never_blocks; }
+
 int lp_conn_send_raw(lp_conn_t *c, const void *data, size_t len)
 {
-    int r = 0;
+    int r = lp_writer_write(&c->out, data, len, !never_blocks);
 
-    pthread_mutex_lock(&c->wmu);
-    if (c->dead)
-        r = -EPIPE;
-    else if ((r = lp_net_write_all(c->fd, data, len)) != 0) {
-        /* a failed or timed-out write: the client is gone or stuck */
-        c->dead = true;
-        shutdown(c->fd, SHUT_RDWR);
+    if (r == 0 && never_blocks && lp_writer_congested(&c->out)) {
+        /* the rest waits in c->out: the flusher sends it on */
+        lp_server_t *srv = c->srv;
+
+        pthread_mutex_lock(&srv->mu);
+        srv->kick = true;
+        pthread_cond_broadcast(&srv->cv);
+        pthread_mutex_unlock(&srv->mu);
     }
-    pthread_mutex_unlock(&c->wmu);
     return r;
+}
+
+bool lp_conn_kick_all(lp_server_t *srv)
+{
+    bool more = false;
+
+    pthread_mutex_lock(&srv->mu);
+    for (lp_conn_t *c = srv->conns; c != NULL; c = c->next)
+        if (lp_writer_kick(&c->out) == 0 && lp_writer_congested(&c->out))
+            more = true;
+    pthread_mutex_unlock(&srv->mu);
+    return more;
 }
 
 int lp_conn_send(lp_conn_t *c, const json_t *h, const void *payload, size_t len)
@@ -526,9 +544,9 @@ static int run(lp_conn_t *c)
     }
     if (handshake(c) != 0)
         return 0;
-    pthread_mutex_lock(&c->wmu);
+    pthread_mutex_lock(&c->srv->mu);
     c->handshaken = true;
-    pthread_mutex_unlock(&c->wmu);
+    pthread_mutex_unlock(&c->srv->mu);
     lp_buf_set_max(c->in, LP_WIRE_PREFIX_LEN + LP_WIRE_HEADER_MAX + LP_WIRE_PAYLOAD_DEFAULT);
     return frame_loop(c);
 }
@@ -607,7 +625,7 @@ void lp_conn_finish(lp_conn_t *c)
         srv->nconns--;
     pthread_mutex_unlock(&srv->mu);
     lp_net_linger_close(c->fd, LP_LINGER_MS);
-    pthread_mutex_destroy(&c->wmu);
+    lp_writer_destroy(&c->out);
     lp_buf_free(c->in);
     free(c);
     pthread_mutex_lock(&srv->mu);

@@ -6,12 +6,14 @@
 #include <stdatomic.h>
 #include <sys/types.h>
 
+#include "io/writer.h"
 #include "net/net.h"
 #include "session/server.h"
 #include "wire/frame.h"
 
 typedef struct lp_conn lp_conn_t;
 
+#define LP_CONN_PENDING_MAX (LP_OUTPUT_QUEUE_MAX + (1u << 20)) /* bytes queued without blocking */
 #define LP_INTR_MAX 8 /* interrupt requests answered per eval; more are answered at once */
 
 /* Output not yet sent: ready-to-send out frames. Consecutive writes to the
@@ -65,9 +67,8 @@ struct lp_conn {
     int fd;                       /* the socket */
     uid_t peer_uid;               /* from SO_PEERCRED */
     lp_server_t *srv;             /* owner */
-    pthread_mutex_t wmu;          /* serialises writes to fd */
-    bool dead;                    /* a write failed: stop writing (under wmu) */
-    bool handshaken;              /* the hello was accepted (under wmu) */
+    lp_writer_t out;              /* the one way bytes leave for this client */
+    bool handshaken;              /* the hello was accepted (under srv->mu) */
     bool authed;                  /* the peer is known to be us (or root), or showed the token */
     bool preauth;                 /* counted in srv->npreauth, not srv->nconns (under srv->mu) */
     uint64_t preauth_deadline;    /* when a peer still to show the token is dropped (ms) */
@@ -78,6 +79,8 @@ struct lp_conn {
     void *tls;                    /* engine thread data, NULL until first needed */
     lp_conn_t *next;              /* in srv->conns */
     /* While an eval runs, the watcher reads fd; under srv->wmu: */
+    int wpins;                    /* a thread uses c->in without srv->wmu (the watcher, a poke) */
+    uint64_t detach_tick;         /* the watcher's tick that last tried to detach its eval */
     bool watched;                 /* registered with the watcher */
     bool peer_gone;               /* the watcher saw the client leave */
     bool polled;                  /* fd is in the watcher's epoll set */
@@ -87,8 +90,6 @@ struct lp_conn {
     lp_deferred_t *deferred;      /* requests to serve after the eval, in order */
     lp_deferred_t **deferred_tail; /* where the next one goes */
     lp_conn_t *wnext;             /* in srv->watched */
-    uint64_t eval_token;          /* counts evals (under wmu) */
-    uint64_t detached_token;      /* the eval that became a job (under wmu) */
     bool text;                    /* plain-text mode (text.c) */
 };
 
@@ -109,10 +110,12 @@ struct lp_server {
     int epfd;                     /* the watcher's epoll set */
     int wwake_fd;                 /* eventfd: wakes the watcher to stop */
     void *wtls;                   /* the watcher's engine thread data */
-    pthread_mutex_t wmu;          /* guards watched lists: held while the watcher serves */
+    pthread_mutex_t wmu;          /* guards the watched list; never held across I/O or the GIL */
+    pthread_cond_t wcv;           /* a connection was unpinned */
     lp_conn_t *watched;           /* connections whose eval runs */
     int grace_ms;                 /* from the config */
     bool watcher_asleep;          /* in epoll_wait with no timeout (under wmu) */
+    uint64_t ticks;               /* the watcher's ticks (under wmu) */
     uint64_t watch_busy_until;    /* the watcher ticks until then (ms, under wmu) */
     pthread_mutex_t mu;           /* guards what follows */
     pthread_cond_t cv;            /* threads == 0, flush list, stopping */
@@ -124,6 +127,7 @@ struct lp_server {
     unsigned threads;             /* live connection and refusal threads */
     unsigned refusing;            /* refusal threads among them */
     lp_session_t *flush_list;     /* sessions with output waiting */
+    bool kick;                    /* some connection's writer has bytes queued */
     bool stopping;                /* stop has begun */
 };
 
@@ -145,6 +149,10 @@ int lp_conn_open_session(lp_conn_t *c, lp_session_t **out);
  * for the reply every request gets. */
 int lp_session_reply_done(lp_session_t *s, int64_t re, const char *status);
 void lp_session_end(lp_session_t *s);
+
+/* The flusher's flush: LP_WIRE_EBUSY, without waiting, when another
+ * thread is sending for s or its connection's writer is congested. */
+int lp_session_try_flush(lp_session_t *s);
 
 /* outq.c */
 int lp_outq_append(lp_outq_t *q, const char *session, int stream, int64_t re, const void *data,
@@ -217,6 +225,19 @@ int lp_conn_send_error(lp_conn_t *c, int err, int64_t re, const char *message, c
 /* Closes the connection's sessions and frees it; its thread ends after. */
 void lp_conn_finish(lp_conn_t *c);
 int lp_conn_send(lp_conn_t *c, const json_t *h, const void *payload, size_t len);
+/* Sends bytes (whole frames, or text) after everything sent before them.
+ * On a thread marked by lp_conn_thread_never_blocks, what the socket does
+ * not take at once waits in c->out (the flusher sends it on); on any other
+ * thread the call returns once all is written. */
 int lp_conn_send_raw(lp_conn_t *c, const void *data, size_t len);
+/* Marks the calling thread as one that serves every client (the watcher,
+ * the flusher): its sends never block, so a client that reads nothing
+ * costs only itself. */
+void lp_conn_thread_never_blocks(void);
+/* False on such a thread. */
+bool lp_conn_thread_may_block(void);
+/* The flusher's side: sends what waits in the queues of the connections'
+ * writers, without blocking: true when some still wait. */
+bool lp_conn_kick_all(lp_server_t *srv);
 
 #endif

@@ -86,15 +86,6 @@ fail:
     }
 }
 
-/* Applies the per-connection socket options: a send that cannot progress
- * for LP_SEND_TIMEOUT_MS fails instead of blocking forever. */
-static void set_send_timeout(int fd)
-{
-    struct timeval tv = {LP_SEND_TIMEOUT_MS / 1000, (LP_SEND_TIMEOUT_MS % 1000) * 1000};
-
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
 /* Starts the thread of an accepted connection; authed: its peer is known to
  * be us or root (else it must show the token, and it counts against the
  * pre-authentication pool, already reserved by the caller). */
@@ -105,7 +96,10 @@ static void start_conn(lp_server_t *srv, int fd, uid_t uid, bool authed)
     pthread_t t;
 
     if (c == NULL || (c->in = lp_buf_new(LP_WIRE_PREAMBLE_LEN + LP_WIRE_PREFIX_LEN +
-                                         LP_WIRE_HELLO_HEADER_MAX)) == NULL) {
+                                         LP_WIRE_HELLO_HEADER_MAX)) == NULL ||
+        lp_writer_init(&c->out, fd, LP_CONN_PENDING_MAX, LP_SEND_TIMEOUT_MS) != 0) {
+        if (c != NULL)
+            lp_buf_free(c->in);
         free(c);
         pthread_mutex_lock(&srv->mu);
         if (authed)
@@ -124,8 +118,6 @@ static void start_conn(lp_server_t *srv, int fd, uid_t uid, bool authed)
     c->srv = srv;
     c->peer_limits = (lp_limits_t)LP_LIMITS_DEFAULT;
     c->deferred_tail = &c->deferred;
-    pthread_mutex_init(&c->wmu, NULL);
-    set_send_timeout(fd);
     if (srv->tcp)
         lp_net_tcp_nodelay(fd); /* output then done: no 40 ms wait for a delayed ACK */
     pthread_mutex_lock(&srv->mu);
@@ -307,6 +299,7 @@ static void destroy(lp_server_t *srv)
     if (srv->wwake_fd >= 0)
         close(srv->wwake_fd);
     pthread_mutex_destroy(&srv->wmu);
+    pthread_cond_destroy(&srv->wcv);
     json_decref(srv->identity);
     pthread_mutex_destroy(&srv->mu);
     pthread_cond_destroy(&srv->cv);
@@ -324,6 +317,7 @@ int lp_server_start(const lp_server_config_t *cfg, const lp_engine_t *engine, lp
     srv->identity = json_incref(cfg->identity);
     srv->listen_fd = srv->wake_fd = srv->epfd = srv->wwake_fd = -1;
     pthread_mutex_init(&srv->wmu, NULL);
+    pthread_cond_init(&srv->wcv, NULL);
     srv->max_connections = cfg->max_connections ? cfg->max_connections : LP_MAX_CONNECTIONS;
     srv->max_sessions = cfg->max_sessions ? cfg->max_sessions : LP_MAX_SESSIONS;
     srv->grace_ms = cfg->grace_ms > 0 ? cfg->grace_ms : LP_GRACE_MS;
@@ -368,17 +362,16 @@ static void disconnect_all(lp_server_t *srv)
     static const char bye[] = "{\"op\":\"bye\",\"code\":\"shutdown\",\"message\":\"the server is stopping\"}";
     uint8_t prefix[8] = {0, 0, 0, (uint8_t)(sizeof(bye) - 1), 0, 0, 0, 0};
 
+    uint8_t frame[sizeof(prefix) + sizeof(bye) - 1];
+
+    memcpy(frame, prefix, sizeof(prefix));
+    memcpy(frame + sizeof(prefix), bye, sizeof(bye) - 1);
     pthread_mutex_lock(&srv->mu);
     for (lp_conn_t *c = srv->conns; c != NULL; c = c->next) {
-        pthread_mutex_lock(&c->wmu);
-        if (!c->dead && c->handshaken) {
-            /* best effort, never blocking: a client that does not read misses it */
-            send(c->fd, prefix, sizeof(prefix), MSG_NOSIGNAL | MSG_DONTWAIT);
-            send(c->fd, bye, sizeof(bye) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        }
-        c->dead = true;
-        shutdown(c->fd, SHUT_RDWR);
-        pthread_mutex_unlock(&c->wmu);
+        /* best effort, never blocking: a client that does not read misses it */
+        if (c->handshaken)
+            lp_writer_write(&c->out, frame, sizeof(frame), false);
+        lp_writer_kill(&c->out);
     }
     pthread_mutex_unlock(&srv->mu);
 }

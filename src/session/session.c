@@ -115,13 +115,51 @@ static int flush_locked(lp_session_t *s, lp_conn_t **conn)
     return r;
 }
 
+/* Has the flusher send s's queue soon. */
+static void schedule_flush(lp_session_t *s)
+{
+    bool wake;
+
+    pthread_mutex_lock(&s->qmu);
+    wake = !s->flush_pending && !s->closed;
+    s->flush_pending = true;
+    pthread_mutex_unlock(&s->qmu);
+    if (wake)
+        lp_flusher_request(s);
+}
+
 int lp_session_flush(lp_session_t *s)
 {
     lp_conn_t *conn;
     int r;
 
+    if (!lp_conn_thread_may_block()) {
+        /* the watcher: smu may be held by a writer stuck on a client that
+         * reads nothing; the flusher tries again until it goes */
+        if ((r = lp_session_try_flush(s)) == LP_WIRE_EBUSY)
+            schedule_flush(s);
+        return r == LP_WIRE_EBUSY ? 0 : r;
+    }
     pthread_mutex_lock(&s->smu);
     r = flush_locked(s, &conn);
+    pthread_mutex_unlock(&s->smu);
+    return r;
+}
+
+int lp_session_try_flush(lp_session_t *s)
+{
+    lp_conn_t *conn;
+    int r = LP_WIRE_EBUSY;
+
+    if (pthread_mutex_trylock(&s->smu) != 0)
+        return r;
+    pthread_mutex_lock(&s->qmu);
+    conn = s->conn;
+    pthread_mutex_unlock(&s->qmu);
+    /* a congested client: the output stays queued, and its writer blocks
+     * when the queue is full, as backpressure on that session only */
+    if (conn == NULL || !lp_writer_congested(&conn->out))
+        r = flush_locked(s, &conn);
     pthread_mutex_unlock(&s->smu);
     return r;
 }

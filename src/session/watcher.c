@@ -5,7 +5,13 @@
  * request path: a starting eval is only put on a list (a mutex, no system
  * call); the watcher, ticking every LP_WATCH_LAZY_MS while evals come,
  * adds the socket to its epoll set once the eval has run that long. Short
- * evals never touch epoll (docs/architecture.md, docs/performance.md). */
+ * evals never touch epoll (docs/architecture.md, docs/performance.md).
+ *
+ * srv->wmu guards the list only. The watcher serves a connection with the
+ * lock released, the connection pinned (c->wpins), so that taking the GIL
+ * for an interrupt never holds up another connection's eval; its sends
+ * never block (lp_conn_thread_never_blocks), so a client that reads
+ * nothing costs only itself. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -30,7 +36,24 @@ static bool is_watched(lp_server_t *srv, lp_conn_t *c)
     return false;
 }
 
-/* Serves every complete frame in c->in. The caller holds srv->wmu. */
+/* Takes c for the calling thread: waits until no other thread serves it.
+ * The caller holds srv->wmu. */
+static void pin(lp_server_t *srv, lp_conn_t *c)
+{
+    while (c->wpins > 0)
+        pthread_cond_wait(&srv->wcv, &srv->wmu);
+    c->wpins++;
+}
+
+/* Gives c back. The caller holds srv->wmu. */
+static void unpin(lp_server_t *srv, lp_conn_t *c)
+{
+    c->wpins--;
+    pthread_cond_broadcast(&srv->wcv);
+}
+
+/* Serves every complete frame in c->in. The caller has c to itself: c is
+ * pinned, or not on the watched list yet. */
 static int serve_buffered(lp_conn_t *c, void *tls)
 {
     const lp_limits_t lim = LP_LIMITS_DEFAULT;
@@ -62,10 +85,7 @@ static void drop_peer(lp_conn_t *c, void *tls)
     c->polled = false;
     c->no_poll = true;
     c->peer_gone = true;
-    pthread_mutex_lock(&c->wmu);
-    c->dead = true;
-    shutdown(c->fd, SHUT_RDWR);
-    pthread_mutex_unlock(&c->wmu);
+    lp_writer_kill(&c->out);
     if (c->running != NULL)
         lp_session_interrupt(c->running, -1, c, tls);
 }
@@ -128,7 +148,7 @@ static void poll_conn(lp_conn_t *c)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
 
-    if (c->polled || c->no_poll)
+    if (c->polled || c->no_poll || c->wpins > 0)
         return;
     if (epoll_ctl(c->srv->epfd, EPOLL_CTL_ADD, c->fd, &ev) == 0)
         c->polled = true;
@@ -153,28 +173,36 @@ void lp_watch(lp_conn_t *c)
 {
     lp_server_t *srv = c->srv;
 
+    /* requests that came in with the eval (an interrupt sent right after
+     * it) are served now, by this thread, before the watcher can see c */
+    if (lp_buf_len(c->in) > 0 && serve_buffered(c, c->tls) != 0)
+        drop_peer(c, c->tls);
     pthread_mutex_lock(&srv->wmu);
     c->watched = true;
     c->wnext = srv->watched;
     srv->watched = c;
-    c->polled = false;
     c->watch_since = lp_now_ms();
     srv->watch_busy_until = c->watch_since + LP_WATCH_IDLE_MS;
     wake_watcher(srv);
-    /* requests that came in with the eval (an interrupt sent right after
-     * it) are served now, by this thread */
-    if (lp_buf_len(c->in) > 0 && serve_buffered(c, c->tls) != 0)
-        drop_peer(c, c->tls);
     pthread_mutex_unlock(&srv->wmu);
 }
 
 void lp_watch_poke(lp_conn_t *c)
 {
     lp_server_t *srv = c->srv;
+    bool go;
 
     pthread_mutex_lock(&srv->wmu);
-    if (c->watched && !c->peer_gone && lp_buf_len(c->in) > 0 && serve_buffered(c, NULL) != 0)
+    go = c->watched && !c->peer_gone;
+    if (go)
+        pin(srv, c);
+    pthread_mutex_unlock(&srv->wmu);
+    if (!go)
+        return;
+    if (lp_buf_len(c->in) > 0 && serve_buffered(c, NULL) != 0)
         drop_peer(c, NULL);
+    pthread_mutex_lock(&srv->wmu);
+    unpin(srv, c);
     pthread_mutex_unlock(&srv->wmu);
 }
 
@@ -183,9 +211,6 @@ void lp_unwatch(lp_conn_t *c)
     lp_server_t *srv = c->srv;
 
     pthread_mutex_lock(&srv->wmu);
-    if (c->polled)
-        epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    c->polled = false;
     for (lp_conn_t **p = &srv->watched; *p != NULL; p = &(*p)->wnext) {
         if (*p == c) {
             *p = c->wnext;
@@ -193,6 +218,11 @@ void lp_unwatch(lp_conn_t *c)
         }
     }
     c->watched = false;
+    while (c->wpins > 0) /* the watcher is serving c: it soon lets go */
+        pthread_cond_wait(&srv->wcv, &srv->wmu);
+    if (c->polled)
+        epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->polled = false;
     pthread_mutex_unlock(&srv->wmu);
 }
 
@@ -234,8 +264,10 @@ static int next_deadline(lp_server_t *srv)
 /* The eval on c was interrupted and is still stuck past its grace period
  * (a blocking call no interrupt reaches): the session gets its reply and
  * is free again, the eval goes on as a job, and a new thread takes over
- * the connection. The caller holds srv->wmu. */
-static void detach(lp_conn_t *c)
+ * the connection. c is pinned, srv->wmu not held. 0 when c went to that
+ * new thread (the caller must not touch it again), or -1 when the eval
+ * ended meanwhile (c stays pinned). */
+static int detach(lp_conn_t *c)
 {
     lp_server_t *srv = c->srv;
     lp_engine_t *e = &srv->engine;
@@ -244,18 +276,21 @@ static void detach(lp_conn_t *c)
     json_t *h;
 
     if (srv->wtls == NULL || (job = e->detach(e->ctx, srv->wtls, c->tls, s->data)) < 0)
-        return; /* it ended meanwhile: nothing to do */
+        return -1; /* it ended meanwhile: nothing to do */
     lp_session_ref(s); /* for the job's thread, which still writes to s */
-    if (c->polled)
-        epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    pthread_mutex_lock(&srv->wmu);
     for (lp_conn_t **p = &srv->watched; *p != NULL; p = &(*p)->wnext) {
         if (*p == c) {
             *p = c->wnext;
             break;
         }
     }
+    if (c->polled)
+        epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     c->watched = false;
     c->polled = false;
+    unpin(srv, c); /* nobody else waits for c: its old thread never comes back to it */
+    pthread_mutex_unlock(&srv->wmu);
     c->running = NULL;
     c->tls = NULL; /* the job's thread keeps its own; the next one makes one */
     pthread_mutex_lock(&s->qmu);
@@ -277,25 +312,41 @@ static void detach(lp_conn_t *c)
     lp_session_answer_interrupts(s, c);
     if (lp_conn_resume(c) != 0)
         drop_peer(c, NULL);
+    return 0;
 }
 
 /* Polls the sockets of evals that ran LP_WATCH_LAZY_MS; detaches every
- * eval whose grace has run out. */
+ * eval whose grace has run out, with srv->wmu released meanwhile. The
+ * caller holds srv->wmu. */
 static void tick(lp_server_t *srv)
 {
     uint64_t now = lp_now_ms();
-    lp_conn_t *c = srv->watched;
 
     for (lp_conn_t *w = srv->watched; w != NULL; w = w->wnext)
         if (now - w->watch_since >= LP_WATCH_LAZY_MS)
             poll_conn(w);
-    while (c != NULL) {
-        lp_conn_t *next = c->wnext;
-        uint64_t at = interrupted_at(c);
+    srv->ticks++;
+    for (;;) {
+        lp_conn_t *due = NULL;
 
-        if (at != 0 && at + (uint64_t)srv->grace_ms <= now)
-            detach(c);
-        c = next;
+        for (lp_conn_t *c = srv->watched; c != NULL && due == NULL; c = c->wnext) {
+            uint64_t at = interrupted_at(c);
+
+            if (at != 0 && at + (uint64_t)srv->grace_ms <= now && c->wpins == 0 &&
+                c->detach_tick != srv->ticks)
+                due = c;
+        }
+        if (due == NULL)
+            return;
+        due->detach_tick = srv->ticks; /* once a tick: its eval may be ending */
+        pin(srv, due);
+        pthread_mutex_unlock(&srv->wmu);
+        if (detach(due) == 0) { /* due is no longer ours */
+            pthread_mutex_lock(&srv->wmu);
+            continue;
+        }
+        pthread_mutex_lock(&srv->wmu);
+        unpin(srv, due);
     }
 }
 
@@ -315,6 +366,7 @@ void *lp_watcher_main(void *arg)
     lp_engine_t *e = &srv->engine;
     struct epoll_event ev[WATCH_EVENTS];
 
+    lp_conn_thread_never_blocks(); /* it serves every client */
     if (e->thread_enter(e->ctx, &srv->wtls) != 0)
         srv->wtls = NULL; /* interrupts then only reach input() waits */
     for (;;) {
@@ -335,6 +387,7 @@ void *lp_watcher_main(void *arg)
             break;
         for (int i = 0; i < n; i++) {
             lp_conn_t *c = ev[i].data.ptr;
+            bool mine;
 
             if (c == NULL) { /* the eventfd: evals began after a quiet spell, or stop */
                 uint64_t count;
@@ -346,8 +399,15 @@ void *lp_watcher_main(void *arg)
                 continue;
             }
             pthread_mutex_lock(&srv->wmu);
-            if (is_watched(srv, c)) /* else its eval ended meanwhile: not ours */
-                on_readable(c, ev[i].events, srv->wtls);
+            mine = is_watched(srv, c); /* else its eval ended meanwhile: not ours */
+            if (mine)
+                pin(srv, c);
+            pthread_mutex_unlock(&srv->wmu);
+            if (!mine)
+                continue;
+            on_readable(c, ev[i].events, srv->wtls);
+            pthread_mutex_lock(&srv->wmu);
+            unpin(srv, c);
             pthread_mutex_unlock(&srv->wmu);
         }
     }
