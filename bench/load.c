@@ -37,7 +37,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cli/client.h"
+#include "client/client.h"
+#include "client/target.h"
 #include "timing.h"
 
 enum mode { FRAMED, TEXT, HTTP };
@@ -134,21 +135,34 @@ static void read_prompt(conn_t *c)
     c->len = 0;
 }
 
+/* c->fd connected to address, with no handshake; exits on failure. */
+static void dial(conn_t *c)
+{
+    char message[LP_CLIENT_MESSAGE_MAX];
+
+    if (lp_client_dial(address, &c->fd, message, sizeof(message)) != 0) {
+        fprintf(stderr, "load: %s\n", message);
+        exit(1);
+    }
+}
+
 static void open_conn(conn_t *c)
 {
     memset(c, 0, sizeof(*c));
     if (mode == FRAMED) {
         lp_client_t lc;
 
-        if (lp_client_open(&lc, address, token, true, 0) != 0)
+        if (lp_client_open(&lc, address, token, true, 0) != 0) {
+            fprintf(stderr, "load: %s\n", lc.message);
             exit(1);
+        }
         snprintf(c->session, sizeof(c->session), "%s", lc.welcome.session);
         if (lp_buf_len(lc.in) != 0)
             append(c, lp_buf_data(lc.in), lp_buf_len(lc.in));
         c->fd = dup(lc.fd);
         lp_client_close(&lc);
-    } else if ((c->fd = lp_client_dial(address)) < 0) {
-        exit(1);
+    } else {
+        dial(c);
     }
     if (mode == TEXT)
         read_prompt(c);
@@ -166,8 +180,7 @@ static void send_request(conn_t *c)
     c->sent = now_ns();
     if (c->closing) {
         close(c->fd); /* also leaves the epoll set */
-        if ((c->fd = lp_client_dial(address)) < 0)
-            exit(1);
+        dial(c);
         arm(c->fd, c);
         c->closing = false;
     }
@@ -342,6 +355,21 @@ static void sleep_until(uint64_t t)
         usleep((useconds_t)((t - n) / 1000));
 }
 
+/* address and token for target; says why not and returns -1. */
+static int resolve(const char *target)
+{
+    lp_target_t t;
+
+    if (lp_target_resolve(&t, target, NULL) != 0) {
+        fprintf(stderr, "load: %s\n", t.message);
+        lp_target_clear(&t);
+        return -1;
+    }
+    snprintf(address, sizeof(address), "%s", t.address);
+    snprintf(token, sizeof(token), "%s", t.token);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     long procs = sysconf(_SC_NPROCESSORS_ONLN), pid = 0;
@@ -377,7 +405,7 @@ int main(int argc, char **argv)
     }
     if (mode == HTTP)
         snprintf(address, sizeof(address), "%s", argv[i]);
-    else if (lp_client_resolve(argv[i], address, sizeof(address), token, sizeof(token)) != 0)
+    else if (resolve(argv[i]) != 0)
         return 1;
     if (procs > nconns)
         procs = nconns;

@@ -21,7 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/client.h"
+#include "client/client.h"
+#include "client/target.h"
 #include "timing.h"
 
 /* Sends h and waits for its final reply; exits on any failure. */
@@ -52,17 +53,23 @@ static json_t *request(lp_client_t *c, json_t *h, const char *payload)
 /* N connections with a session each, timed; prints median and p99. */
 static int hellos(const char *target, int n)
 {
-    char address[4096], token[512];
     uint64_t *ns = calloc((size_t)n, sizeof(*ns));
+    lp_target_t t;
 
-    if (ns == NULL || lp_client_resolve(target, address, sizeof(address), token, sizeof(token)) != 0)
+    if (ns == NULL)
         return 1;
+    if (lp_target_resolve(&t, target, NULL) != 0) {
+        fprintf(stderr, "rtt: %s\n", t.message);
+        return 1;
+    }
     for (int i = -n / 10 - 5; i < n; i++) {
         uint64_t t0 = now_ns();
         lp_client_t c;
 
-        if (lp_client_open(&c, address, token, true, 0) != 0)
+        if (lp_client_open(&c, t.address, t.token, true, 0) != 0) {
+            fprintf(stderr, "rtt: %s\n", c.message);
             return 1;
+        }
         if (i >= 0)
             ns[i] = now_ns() - t0;
         lp_client_close(&c);
@@ -102,7 +109,8 @@ int main(int argc, char **argv)
     int n = argc > 2 ? atoi(argv[2]) : 20000, warm = n / 10 + 100;
     const char *code = argc > 3 ? argv[3] : "1+1";
     uint64_t *rtt = calloc((size_t)n, sizeof(*rtt)), start, budget = (uint64_t)(max_s * 1e9);
-    char address[4096], token[512], session[80];
+    char session[80];
+    lp_target_t t;
     lp_client_t c;
     json_t *r;
 
@@ -110,9 +118,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: rtt [--setup CODE0] [--max-s S] TARGET [N] [CODE]\n");
         return 2;
     }
-    if (lp_client_resolve(argv[1], address, sizeof(address), token, sizeof(token)) != 0 ||
-        lp_client_open(&c, address, token, false, 0) != 0)
+    if (lp_target_resolve(&t, argv[1], NULL) != 0) {
+        fprintf(stderr, "rtt: %s\n", t.message);
         return 1;
+    }
+    if (lp_client_open(&c, t.address, t.token, false, 0) != 0) {
+        fprintf(stderr, "rtt: %s\n", c.message);
+        return 1;
+    }
     r = request(&c, json_pack("{s:s}", "op", "clone"), NULL);
     snprintf(session, sizeof(session), "%s", json_string_value(json_object_get(r, "session")));
     json_decref(r);

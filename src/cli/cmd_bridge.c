@@ -10,9 +10,8 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "cli/client.h"
-#include "cli/ssh.h"
 #include "cli/term.h"
+#include "client/ssh.h"
 #include "net/net.h"
 
 #define RELAY_CHUNK 65536
@@ -76,17 +75,19 @@ static int relay(int sock)
 int cmd_bridge(int argc, char **argv)
 {
     const char *target = NULL;
-    char address[4096], token[512];
-    int sock, status;
+    lp_target_t t;
+    int sock = -1, status;
 
     if ((status = lp_cli_target_arg(argc, argv, bridge_usage, &target)) >= 0)
         return status;
     if (lp_ssh_is_url(target))
         return lp_cli_usage_error(bridge_usage, "a bridge relays to a server on this host, "
                                                 "not to '%s'", target);
-    if (lp_client_resolve(target, address, sizeof(address), token, sizeof(token)) != 0 ||
-        (sock = lp_client_dial(address)) < 0)
+    if (lp_cli_resolve(target, &t) != 0 || (sock = lp_cli_dial(t.address)) < 0) {
+        lp_target_clear(&t);
         return LP_EXIT_FAILURE;
+    }
+    lp_target_clear(&t);
     status = relay(sock);
     close(sock);
     return status;

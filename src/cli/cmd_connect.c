@@ -1,6 +1,6 @@
 /* cmd_connect.c: `limpet connect [TARGET]`: an interactive session in a
  * live process. The prompt loop lives here; the terminal is lineedit.c's,
- * the wire client.c's, and what the server sends is shown by repl.c. */
+ * the wire src/client's, and what the server sends is shown by repl.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <langinfo.h>
@@ -154,16 +154,19 @@ static int prompt_loop(lp_repl_t *r)
 int cmd_connect(int argc, char **argv)
 {
     const char *target = NULL;
-    char address[4096], token[512], hist[4096];
+    char hist[4096];
+    lp_target_t t;
     lp_repl_t r;
     int status;
 
     if ((status = lp_cli_target_arg(argc, argv, connect_usage, &target)) >= 0)
         return status;
     utf8_locale();
-    if (lp_client_resolve(target, address, sizeof(address), token, sizeof(token)) != 0 ||
-        lp_repl_open(&r, address, token) != 0)
+    if (lp_cli_resolve(target, &t) != 0 || lp_repl_open(&r, &t) != 0) {
+        lp_target_clear(&t);
         return LP_EXIT_FAILURE;
+    }
+    lp_target_clear(&t);
     signal(SIGPIPE, SIG_IGN); /* a pager quit early, a server gone: errors, not death */
     if (isatty(STDIN_FILENO))
         banner(&r.c);

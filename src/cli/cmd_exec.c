@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "cli/client.h"
 #include "wire/msg.h"
 
 #define EXIT_EXCEPTION 1   /* the code raised, or the connection failed */
@@ -137,7 +136,7 @@ static int follow(lp_client_t *c, const char *session, int64_t id, double timeou
             lp_client_send(c, json_pack("{s:s,s:s}", "op", "interrupt", "session", session),
                            NULL, 0);
         }
-        if (r == 1)
+        if (r == -ETIMEDOUT)
             continue;
         if (r != 0) {
             fprintf(stderr, "limpet: the server closed the connection\n");
@@ -179,7 +178,8 @@ static int follow(lp_client_t *c, const char *session, int64_t id, double timeou
 int cmd_exec(int argc, char **argv)
 {
     struct exec_opts o;
-    char address[4096], token[512], session[80];
+    char session[80];
+    lp_target_t t = {0};
     struct sigaction sa = {.sa_handler = on_sigint};
     lp_client_t c;
     lp_frame_t f = {0};
@@ -204,9 +204,7 @@ int cmd_exec(int argc, char **argv)
         if (in != stdin)
             fclose(in);
     }
-    if (code == NULL || lp_client_resolve(o.target, address, sizeof(address), token,
-                                          sizeof(token)) != 0 ||
-        lp_client_open(&c, address, token, false, 0) != 0)
+    if (code == NULL || lp_cli_resolve(o.target, &t) != 0 || lp_cli_open(&c, &t, false, 0) != 0)
         goto out;
     sigaction(SIGINT, &sa, NULL);
     if ((id = lp_client_send(&c, json_pack("{s:s}", "op", "clone"), NULL, 0)) < 0 ||
@@ -223,6 +221,7 @@ close:
     lp_frame_clear(&f);
     lp_client_close(&c);
 out:
+    lp_target_clear(&t);
     free(code);
     return status;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "net/discovery.h"
 #include "net/net.h"
 
 static const char list_usage[] =
@@ -37,7 +38,10 @@ int cmd_list(int argc, char **argv)
         fprintf(stderr, "limpet: cannot use the runtime directory: %s\n", strerror(-r));
         return 1;
     }
-    recs = lp_cli_records(dir);
+    if ((recs = lp_discovery_list(dir)) == NULL) {
+        fprintf(stderr, "limpet: out of memory\n");
+        return 1;
+    }
     n = json_array_size(recs);
     if (as_json) {
         json_dumpf(recs, stdout, JSON_INDENT(1));

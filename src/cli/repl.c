@@ -3,6 +3,7 @@
  * goes through show(); the loops only wait for the frame they need. */
 #include "cli/repl.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,7 +117,7 @@ static int on_socket(void *ctx)
         lp_frame_t f = {0};
         int k = lp_client_read(&r->c, &f, 0);
 
-        if (k == 1)
+        if (k == -ETIMEDOUT)
             break;
         if (k != 0) {
             r->gone = true;
@@ -150,7 +151,7 @@ static json_t *request(lp_repl_t *r, json_t *h, int timeout_ms)
     json_t *reply;
 
     if ((r->wait_id = lp_client_send(&r->c, h, NULL, 0)) < 0) {
-        r->gone = r->wait_id == -1;
+        r->gone = lp_client_is_broken(r->wait_id);
         r->wait_id = -1;
         return NULL;
     }
@@ -185,11 +186,11 @@ static void answer_input(lp_repl_t *r)
 
         json_object_set_new(h, "eof", json_boolean(k == LP_LE_EOF));
         r->stdin_id = lp_client_send(&r->c, h, line, k == LP_LE_LINE ? strlen(line) : 0);
-        if (r->stdin_id == LP_CLIENT_EENCODE) {
+        if (r->stdin_id < 0 && !lp_client_is_broken(r->stdin_id)) {
             fprintf(stderr, "limpet: that line is too long for the server; type it again\n");
             r->want_input = true;
         }
-        r->gone = r->stdin_id == -1;
+        r->gone = lp_client_is_broken(r->stdin_id);
     } else if (k == LP_LE_CANCEL) {
         lp_client_send(&r->c, session_op(r, "interrupt"), NULL, 0);
     }
@@ -203,12 +204,13 @@ static void send_eval(lp_repl_t *r, const char *code, size_t len)
     json_object_set_new(h, "interactive", json_true());
     r->status[0] = 0;
     r->want_input = false;
-    if ((r->eval_id = lp_client_send(&r->c, h, code, len)) == LP_CLIENT_EENCODE) {
+    if ((r->eval_id = lp_client_send(&r->c, h, code, len)) < 0 &&
+        !lp_client_is_broken(r->eval_id)) {
         fprintf(stderr, "limpet: that input is larger than the server takes (%" PRIu32
                         " bytes)\n", r->c.limits.payload_max);
         snprintf(r->status, sizeof(r->status), "error");
     }
-    r->gone = r->eval_id == -1;
+    r->gone = lp_client_is_broken(r->eval_id);
     if (r->eval_id < 0)
         r->eval_id = -1;
 }
@@ -296,14 +298,14 @@ static int complete(void *ctx, const char *line, size_t cursor, lp_le_matches_t 
     return r->gone ? -1 : 0;
 }
 
-int lp_repl_open(lp_repl_t *r, const char *address, const char *token)
+int lp_repl_open(lp_repl_t *r, const lp_target_t *t)
 {
     memset(r, 0, sizeof(*r));
     r->eval_id = r->wait_id = r->stdin_id = -1;
-    if (lp_client_open(&r->c, address, token, true, LP_CAP_PAGE) != 0)
+    if (lp_cli_open(&r->c, t, true, LP_CAP_PAGE) != 0)
         return -1;
     if (r->c.welcome.session[0] == 0) {
-        fprintf(stderr, "limpet: '%s' opened no session\n", address);
+        fprintf(stderr, "limpet: '%s' opened no session\n", t->address);
         lp_client_close(&r->c);
         return -1;
     }

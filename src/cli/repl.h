@@ -4,7 +4,7 @@
 #ifndef LP_CLI_REPL_H
 #define LP_CLI_REPL_H
 
-#include "cli/client.h"
+#include "cli/cli.h"
 #include "cli/lineedit.h"
 
 #define LP_REPL_CLOSE_TIMEOUT_MS 1000 /* Ctrl+D: how long a polite close may take */
@@ -28,9 +28,9 @@ typedef struct lp_repl {
     bool colour;           /* tracebacks in colour on stderr */
 } lp_repl_t;
 
-/* Connects, asking for a session in the handshake; prints why on failure
- * and returns -1. */
-int lp_repl_open(lp_repl_t *r, const char *address, const char *token);
+/* Connects to t, asking for a session in the handshake; prints why on
+ * failure and returns -1. */
+int lp_repl_open(lp_repl_t *r, const lp_target_t *t);
 /* Takes the terminal (history_path may be NULL); 0 or -1. */
 int lp_repl_start(lp_repl_t *r, const char *history_path);
 void lp_repl_free(lp_repl_t *r);

@@ -1,8 +1,8 @@
 /* ssh.h: ssh://[user@]host[:port][/TARGET] addresses. The system's ssh
  * runs `limpet bridge TARGET` on the host, so keys, agents, ~/.ssh/config,
  * host-key checks and auditing are OpenSSH's, never ours. */
-#ifndef LP_CLI_SSH_H
-#define LP_CLI_SSH_H
+#ifndef LP_CLIENT_SSH_H
+#define LP_CLIENT_SSH_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -18,15 +18,19 @@ typedef struct lp_ssh_url {
     char target[1024]; /* what `limpet bridge` resolves on the host */
 } lp_ssh_url_t;
 
+/* True when address starts with ssh:// (NULL is not). */
 bool lp_ssh_is_url(const char *address);
-/* 0, or -1 with *why set to what is wrong. */
+/* Splits an ssh:// address into *u: 0, or -EINVAL with *why set to what
+ * is wrong (a static string). */
 int lp_ssh_parse(const char *address, lp_ssh_url_t *u, const char **why);
 
-/* Starts ssh to u's host running the bridge there; returns our end of a
- * socket pair joined to ssh's stdin and stdout, and the child's pid in
- * *pid, or -1 (errno set). $LIMPET_SSH_COMMAND replaces "ssh" (run by
- * /bin/sh with the arguments appended, as git's GIT_SSH_COMMAND), and
+/* Starts ssh to u's host running the bridge there: 0 with *fd our end of
+ * a socket pair joined to ssh's stdin and stdout (close-on-exec; the
+ * caller closes it) and *pid the child to reap; or -errno, with nothing
+ * left behind, when ssh could not be started or run (exec failed: the
+ * child's errno). $LIMPET_SSH_COMMAND replaces "ssh" (run by /bin/sh with
+ * the arguments appended, as git's GIT_SSH_COMMAND), and
  * $LIMPET_REMOTE_LIMPET the remote "limpet". */
-int lp_ssh_dial(const lp_ssh_url_t *u, pid_t *pid);
+int lp_ssh_dial(const lp_ssh_url_t *u, int *fd, pid_t *pid);
 
 #endif

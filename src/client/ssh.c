@@ -1,5 +1,5 @@
 /* ssh.c: ssh:// addresses (ssh.h). */
-#include "cli/ssh.h"
+#include "client/ssh.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 bool lp_ssh_is_url(const char *address)
@@ -33,10 +34,10 @@ int lp_ssh_parse(const char *address, lp_ssh_url_t *u, const char **why)
     memset(u, 0, sizeof(*u));
     *why = "too long";
     if (slash != NULL && !copy(u->target, sizeof(u->target), slash + 1, strlen(slash + 1)))
-        return -1;
+        return -EINVAL;
     if ((at = memchr(p, '@', (size_t)(end - p))) != NULL) {
         if (!copy(u->user, sizeof(u->user), p, (size_t)(at - p)))
-            return -1;
+            return -EINVAL;
         p = at + 1;
     }
     if (*p == '[') { /* [v6]:port */
@@ -44,27 +45,27 @@ int lp_ssh_parse(const char *address, lp_ssh_url_t *u, const char **why)
 
         *why = "no ']' after an IPv6 address";
         if (close == NULL || !copy(u->host, sizeof(u->host), p + 1, (size_t)(close - p - 1)))
-            return -1;
+            return -EINVAL;
         colon = close + 1 < end && close[1] == ':' ? close + 1 : NULL;
         *why = "junk after ']'";
         if (colon == NULL && close + 1 != end)
-            return -1;
+            return -EINVAL;
     } else {
         colon = memchr(p, ':', (size_t)(end - p));
         *why = "too long";
         if (!copy(u->host, sizeof(u->host), p, (size_t)((colon ? colon : end) - p)))
-            return -1;
+            return -EINVAL;
     }
     if (colon != NULL) {
         *why = "the port is not a number from 1 to 65535";
         if (!copy(u->port, sizeof(u->port), colon + 1, (size_t)(end - colon - 1)) ||
             u->port[strspn(u->port, "0123456789")] != 0 || atoi(u->port) < 1 ||
             atoi(u->port) > 65535)
-            return -1;
+            return -EINVAL;
     }
     *why = "no host";
     if (u->host[0] == 0 || u->host[0] == '-' || (at != NULL && u->user[0] == 0))
-        return -1;
+        return -EINVAL;
     *why = NULL;
     return 0;
 }
@@ -93,25 +94,18 @@ static bool append_quoted(char *cmd, size_t size, const char *s)
     return true;
 }
 
-/* In the child: ssh with our socket as its stdin and stdout. SIGINT is
- * ignored: Ctrl+C is the session's, and ssh keeps an inherited SIG_IGN. */
-static void run_ssh(const lp_ssh_url_t *u, int fd, const char *remote)
+/* The command line: ssh [-p PORT] [-l USER] -- HOST REMOTE, or the same
+ * run by /bin/sh -c '$LIMPET_SSH_COMMAND "$@"'. Built before fork: after
+ * it, in a process that may have other threads, only async-signal-safe
+ * calls. args holds 16, script its size. */
+static void build_args(const lp_ssh_url_t *u, const char *remote, const char **args,
+                       char *script, size_t size)
 {
     const char *custom = getenv("LIMPET_SSH_COMMAND");
-    const char *args[16];
     int n = 0;
 
-    dup2(fd, STDIN_FILENO);
-    dup2(fd, STDOUT_FILENO);
-    if (fd > STDOUT_FILENO)
-        close(fd);
-    fcntl(STDIN_FILENO, F_SETFD, 0); /* dup2 onto itself keeps close-on-exec */
-    fcntl(STDOUT_FILENO, F_SETFD, 0);
-    signal(SIGINT, SIG_IGN);
     if (custom != NULL && custom[0] != 0) {
-        static char script[4096];
-
-        snprintf(script, sizeof(script), "%s \"$@\"", custom);
+        snprintf(script, size, "%s \"$@\"", custom);
         args[n++] = "/bin/sh";
         args[n++] = "-c";
         args[n++] = script;
@@ -130,37 +124,87 @@ static void run_ssh(const lp_ssh_url_t *u, int fd, const char *remote)
     args[n++] = u->host;
     args[n++] = remote;
     args[n] = NULL;
-    if (custom != NULL && custom[0] != 0)
+}
+
+/* In the child: ssh with our socket as its stdin and stdout. SIGINT is
+ * ignored: Ctrl+C is the session's, and ssh keeps an inherited SIG_IGN.
+ * If exec fails, its errno goes up the close-on-exec pipe report (the
+ * parent says why; the library never prints). Never returns. */
+static void run_ssh(int fd, int report, const char *const *args)
+{
+    int err;
+
+    dup2(fd, STDIN_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    if (fd > STDOUT_FILENO)
+        close(fd);
+    fcntl(STDIN_FILENO, F_SETFD, 0); /* dup2 onto itself keeps close-on-exec */
+    fcntl(STDOUT_FILENO, F_SETFD, 0);
+    signal(SIGINT, SIG_IGN);
+    if (args[0][0] == '/')
         execv(args[0], (char *const *)args);
     else
         execvp(args[0], (char *const *)args);
-    fprintf(stderr, "limpet: cannot run ssh: %s\n", strerror(errno));
+    err = errno;
+    if (write(report, &err, sizeof(err)) != (ssize_t)sizeof(err))
+        _exit(126);
     _exit(127);
 }
 
-int lp_ssh_dial(const lp_ssh_url_t *u, pid_t *pid)
+/* The child's errno from the report pipe when its exec failed (the child
+ * is then reaped), or 0 once the pipe closed on a successful exec. */
+static int exec_result(int report, pid_t pid)
+{
+    int err = 0;
+    ssize_t n;
+
+    do
+        n = read(report, &err, sizeof(err));
+    while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof(err))
+        return 0;
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    return err > 0 ? -err : -ECHILD;
+}
+
+int lp_ssh_dial(const lp_ssh_url_t *u, int *fd, pid_t *pid)
 {
     const char *limpet = getenv("LIMPET_REMOTE_LIMPET");
-    char remote[2048] = "";
-    int sv[2];
+    char remote[2048] = "", script[4096];
+    const char *args[16];
+    int sv[2], report[2], r;
 
     if (!append_quoted(remote, sizeof(remote), limpet != NULL && limpet[0] ? limpet : "limpet") ||
         !append_quoted(remote, sizeof(remote), "bridge") ||
-        (u->target[0] != 0 && !append_quoted(remote, sizeof(remote), u->target))) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
+        (u->target[0] != 0 && !append_quoted(remote, sizeof(remote), u->target)))
+        return -ENAMETOOLONG;
+    build_args(u, remote + 1, args, script, sizeof(script)); /* without the leading space */
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        return -1;
+        return -errno;
+    if (pipe2(report, O_CLOEXEC) != 0) {
+        r = -errno;
+        goto out;
+    }
     if ((*pid = fork()) < 0) {
-        close(sv[0]);
-        close(sv[1]);
-        return -1;
+        r = -errno;
+        close(report[0]);
+        close(report[1]);
+        goto out;
     }
     if (*pid == 0) {
         close(sv[0]);
-        run_ssh(u, sv[1], remote + 1); /* without the leading space */
+        close(report[0]);
+        run_ssh(sv[1], report[1], args);
     }
+    close(report[1]);
+    r = exec_result(report[0], *pid);
+    close(report[0]);
+out:
     close(sv[1]);
-    return sv[0];
+    if (r == 0)
+        *fd = sv[0];
+    else
+        close(sv[0]);
+    return r;
 }
