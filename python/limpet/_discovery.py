@@ -1,72 +1,40 @@
-"""Reading the discovery records that running servers write beside their
-sockets: <runtime dir>/<pid>.json. A record whose process is gone (or whose
-pid now belongs to a later process) is stale, and is removed with its
-socket and token files."""
-import json
-import os
+"""The servers this user can reach, from the discovery records they write
+beside their sockets (<runtime dir>/<pid>.json).
 
-_STARTED_SLACK_S = 5   # a record's start time and its process's may differ this much
+One rule, one place: where the runtime directory is, which records are
+live (a record whose process is gone, or whose pid now belongs to a later
+process, is stale and is removed with its socket and token files), and how
+a TARGET resolves are written once, in C (src/net/unix.c,
+src/net/discovery.c, src/client/target.c), and shared with the `limpet`
+command; this module only calls them through the extension."""
+import json
+
+from . import _limpet
 
 
 def runtime_dir():
-    """The per-user directory servers use (the same rule as the C side)."""
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and os.path.isabs(xdg) and os.path.isdir(xdg) and os.stat(xdg).st_uid == os.geteuid():
-        return os.path.join(xdg, "limpet")
-    return f"/tmp/limpet-{os.geteuid()}"
+    """runtime_dir() -> str
 
-
-def _process_started(pid):
-    """When process pid started, in seconds since the epoch, or None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/stat") as f:
-            boot = next(int(l.split()[1]) for l in f if l.startswith("btime"))
-    except (OSError, StopIteration, ValueError, IndexError):
-        return None
-    return boot + ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _is_live(record):
-    started = _process_started(record.get("pid"))
-    if started is None:
-        return False
-    # the server started after its process did, never before
-    return record.get("started", 0) / 1000 >= started - _STARTED_SLACK_S
-
-
-def _remove(directory, pid):
-    for ext in ("json", "token", "sock"):
-        try:
-            os.unlink(os.path.join(directory, f"{pid}.{ext}"))
-        except OSError:
-            pass
+    The per-user directory of servers' sockets and records, made 0700 if
+    missing; OSError when it is not safe to use.
+    """
+    return _limpet.runtime_dir()
 
 
 def servers(directory=None):
-    """servers() -> list of records (dicts: pid, name, argv, address, started, ...)
+    """servers(directory=None) -> list of records (dicts: pid, name, argv, address, started, ...)
 
     The servers this user can reach, oldest first; stale records are removed.
     """
-    directory = directory or runtime_dir()
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return []
-    found = []
-    for name in names:
-        if not name.endswith(".json"):
-            continue
-        try:
-            with open(os.path.join(directory, name)) as f:
-                record = json.load(f)
-        except (OSError, ValueError):
-            continue   # being written, or not ours to judge
-        if not isinstance(record, dict) or not isinstance(record.get("pid"), int):
-            continue
-        if _is_live(record):
-            found.append(record)
-        else:
-            _remove(directory, record["pid"])
-    return sorted(found, key=lambda r: r.get("started", 0))
+    return json.loads(_limpet.servers_json(directory))
+
+
+def resolve(target=None, directory=None):
+    """resolve(target=None, directory=None) -> (address, token)
+
+    Where `limpet connect TARGET` would connect: a server name or pid, a
+    socket path, HOST:PORT, [V6]:PORT or ssh://...; None: the only server
+    running. token is '' when the server has none. LookupError when no
+    server, or several, match.
+    """
+    return _limpet.resolve(target, directory)

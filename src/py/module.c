@@ -15,6 +15,8 @@ lp_modstate_t *lp_py_state(PyObject *module)
 
 static struct PyModuleDef limpet_module;
 
+extern PyMethodDef lp_py_client_methods[]; /* client_funcs.c */
+
 lp_modstate_t *lp_py_state_of_type(PyTypeObject *t)
 {
     /* t is one of this module's heap types, which cannot be subclassed:
@@ -37,7 +39,8 @@ static int limpet_exec(PyObject *mod)
         PyModule_AddIntConstant(mod, "PROTOCOL_VERSION", LP_WIRE_VERSION) != 0 ||
         PyModule_AddStringConstant(mod, "VERSION", LIMPET_VERSION) != 0 ||
         PyModule_AddFunctions(mod, lp_py_wire_methods) != 0 ||
-        PyModule_AddFunctions(mod, lp_py_session_methods) != 0)
+        PyModule_AddFunctions(mod, lp_py_session_methods) != 0 ||
+        PyModule_AddFunctions(mod, lp_py_client_methods) != 0)
         return -1;
     return 0;
 }
