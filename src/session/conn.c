@@ -253,18 +253,13 @@ static int do_clone(lp_conn_t *c, int64_t id)
     return send_done(c, id, json_pack("{s:s}", "session", s->id), NULL, 0);
 }
 
-static const char *const status_names[] = {
-    [LP_EVAL_OK] = "ok", [LP_EVAL_MORE] = "more", [LP_EVAL_EXCEPTION] = "exception",
-    [LP_EVAL_INTERRUPTED] = "interrupted", [LP_EVAL_CLOSED] = "closed",
-    [LP_EVAL_DETACHED] = "detached",
-};
 
 /* Ends an eval: its output, then done with its status, in order. */
 static int finish_eval(lp_conn_t *c, lp_session_t *s, int64_t id, int status)
 {
     lp_session_end(s);
     (void)c;
-    return lp_session_reply_done(s, id, status_names[status]);
+    return lp_session_reply_done(s, id, lp_eval_status_name(status), -1);
 }
 
 int lp_conn_run_eval(lp_conn_t *c, lp_session_t *s, const lp_eval_req_t *req)

@@ -16,15 +16,17 @@ typedef struct lp_conn lp_conn_t;
 #define LP_CONN_PENDING_MAX (LP_OUTPUT_QUEUE_MAX + (1u << 20)) /* bytes queued without blocking */
 #define LP_INTR_MAX 8 /* interrupt requests answered per eval; more are answered at once */
 
-/* Output not yet sent: ready-to-send out frames. Consecutive writes to the
- * same stream grow the last frame in place, up to LP_WIRE_CHUNK. */
+/* Output not yet sent: the bytes its sink made of the session's events.
+ * For the framed sink, consecutive writes to the same stream grow the last
+ * out frame in place, up to LP_WIRE_CHUNK. */
+struct lp_sink;
+
 typedef struct lp_outq {
     uint8_t *data;       /* encoded frames */
     size_t len, cap;     /* bytes used / allocated */
     size_t last;         /* offset of the last frame's prefix */
     int last_stream;     /* its stream, -1 when there is no last frame */
     int64_t last_re;     /* its re, -1 for none */
-    bool text;           /* plain-text mode: raw bytes, no frames */
 } lp_outq_t;
 
 struct lp_session {
@@ -53,7 +55,7 @@ struct lp_session {
     int64_t intr_ids[LP_INTR_MAX]; /* interrupt requests to answer after the eval's done */
     int nintr;                    /* how many */
     uint64_t intr_at_ms;          /* when the running eval was first interrupted, 0 if not */
-    bool text;                    /* plain-text mode: output is text, not frames */
+    const struct lp_sink *sink;   /* what its events look like to its front end */
 };
 
 /* A request the watcher read while an eval ran, served after it. */
@@ -135,19 +137,18 @@ struct lp_server {
 uint64_t lp_now_ms(void);
 
 /* session.c */
+/* The wire name of an lp_eval_status_t ("ok", "more", ...); static. */
+const char *lp_eval_status_name(int status);
 int lp_session_new(lp_conn_t *c, lp_session_t **out);
 void lp_session_close(lp_session_t *s);
 lp_session_t *lp_session_find(lp_conn_t *c, const char *id);
 int lp_session_begin(lp_session_t *s, int64_t re);
-/* Sends header h (consumed) and payload after the queued output, as one
- * step that no other output of s can cut into. */
-int lp_session_reply(lp_session_t *s, json_t *h, const void *payload, size_t len);
 /* Opens a session on c (the engine's side too): 0, or the wire error to
  * answer with (LP_WIRE_ETOOMANY at the session limit). */
 int lp_conn_open_session(lp_conn_t *c, lp_session_t **out);
-/* The same with an eval's done, its header formatted here: no JSON tree
- * for the reply every request gets. */
-int lp_session_reply_done(lp_session_t *s, int64_t re, const char *status);
+/* Ends eval re with status (docs/protocol.md), after its output, and sends
+ * it all; job: the job's id for status "detached". */
+int lp_session_reply_done(lp_session_t *s, int64_t re, const char *status, int64_t job);
 void lp_session_end(lp_session_t *s);
 
 /* The flusher's flush: LP_WIRE_EBUSY, without waiting, when another
@@ -159,6 +160,8 @@ int lp_outq_append(lp_outq_t *q, const char *session, int stream, int64_t re, co
                    size_t len);
 /* Appends an encoded frame (a value, an exception, a done). */
 int lp_outq_put_frame(lp_outq_t *q, const void *frame, size_t len);
+/* Appends bytes as they are (plain text). */
+int lp_outq_put(lp_outq_t *q, const void *data, size_t len);
 /* Appends a frame from its header text (valid JSON, within the limits)
  * and payload. */
 int lp_outq_put_parts(lp_outq_t *q, const char *header, size_t hlen, const void *payload,

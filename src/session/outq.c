@@ -1,4 +1,5 @@
-/* outq.c: queued output as ready-to-send out frames (internal.h). */
+/* outq.c: a session's queued bytes for its transport, with the framed
+ * sink's coalescing of out frames (internal.h). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,16 +70,6 @@ static int start_frame(lp_outq_t *q, const char *session, int stream, int64_t re
 int lp_outq_append(lp_outq_t *q, const char *session, int stream, int64_t re, const void *data,
                    size_t len)
 {
-    if (q->text) {
-        /* plain-text mode: the bytes themselves */
-        int r = reserve(q, len);
-
-        if (r == 0 && len > 0) {
-            memcpy(q->data + q->len, data, len);
-            q->len += len;
-        }
-        return r;
-    }
     while (len > 0) {
         uint32_t plen = q->last_stream >= 0 ? get_u32(q->data + q->last + 4) : 0;
         size_t n;
@@ -102,16 +93,22 @@ int lp_outq_append(lp_outq_t *q, const char *session, int stream, int64_t re, co
     return 0;
 }
 
-int lp_outq_put_frame(lp_outq_t *q, const void *frame, size_t len)
+int lp_outq_put(lp_outq_t *q, const void *data, size_t len)
 {
     int r = reserve(q, len);
 
     if (r != 0)
         return r;
-    memcpy(q->data + q->len, frame, len);
+    if (len > 0)
+        memcpy(q->data + q->len, data, len);
     q->len += len;
     q->last_stream = -1; /* the next output starts a frame of its own */
     return 0;
+}
+
+int lp_outq_put_frame(lp_outq_t *q, const void *frame, size_t len)
+{
+    return lp_outq_put(q, frame, len);
 }
 
 int lp_outq_put_parts(lp_outq_t *q, const char *header, size_t hlen, const void *payload,
@@ -133,10 +130,7 @@ int lp_outq_put_parts(lp_outq_t *q, const char *header, size_t hlen, const void 
 
 void lp_outq_init(lp_outq_t *q)
 {
-    bool text = q->text;
-
     memset(q, 0, sizeof(*q));
-    q->text = text;
     q->last_stream = -1;
     q->last_re = -1;
 }

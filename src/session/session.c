@@ -7,10 +7,8 @@
 #include <time.h>
 
 #include "session/internal.h"
-#include "wire/msg.h"
+#include "session/sink.h"
 #include "wire/ops.h"
-
-#define LP_VALUE_TYPE_MAX 256 /* the value frame's type field (docs/protocol.md 6) */
 
 uint64_t lp_now_ms(void)
 {
@@ -18,6 +16,18 @@ uint64_t lp_now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+const char *lp_eval_status_name(int status)
+{
+    static const char *const names[] = {
+        [LP_EVAL_OK] = "ok", [LP_EVAL_MORE] = "more", [LP_EVAL_EXCEPTION] = "exception",
+        [LP_EVAL_INTERRUPTED] = "interrupted", [LP_EVAL_CLOSED] = "closed",
+        [LP_EVAL_DETACHED] = "detached",
+    };
+
+    return status >= 0 && (size_t)status < sizeof(names) / sizeof(names[0]) ? names[status]
+                                                                            : "exception";
 }
 
 const char *lp_session_id(const lp_session_t *s) { return s->id; }
@@ -72,7 +82,7 @@ int lp_session_new(lp_conn_t *c, lp_session_t **out)
     s->srv = srv;
     s->conn = c;
     s->cur_re = -1;
-    s->text = s->outq.text = c->text; /* a plain-text connection has plain-text sessions */
+    s->sink = c->text ? &lp_sink_text : &lp_sink_frames; /* the one place that looks */
     lp_outq_init(&s->outq);
     pthread_mutex_init(&s->qmu, NULL);
     pthread_mutex_init(&s->smu, NULL);
@@ -180,7 +190,9 @@ int lp_session_write(lp_session_t *s, lp_stream_t stream, const void *data, size
         pthread_mutex_unlock(&s->qmu);
         return 2;
     }
-    r = lp_outq_append(&s->outq, s->id, (int)stream, s->cur_re, data, len);
+    r = s->sink->put(&s->outq, s->id,
+                     &(lp_event_t){.kind = LP_EV_OUT, .re = s->cur_re, .stream = stream,
+                                   .data = data, .len = len});
     /* Line-buffered, like a terminal: a line that ends a quiet spell leaves
      * at once; anything else within LP_FLUSH_MS (print() writes its text and
      * its newline separately: one frame, not two). */
@@ -213,10 +225,10 @@ int lp_session_send(lp_session_t *s, lp_stream_t stream, const void *data, size_
         lp_outq_t q;
 
         /* one frame at a time: at most one chunk copied */
-        memset(&q, 0, sizeof(q));
-        q.text = s->text;
         lp_outq_init(&q);
-        if ((r = lp_outq_append(&q, s->id, (int)stream, re, data, n)) == 0)
+        r = s->sink->put(&q, s->id, &(lp_event_t){.kind = LP_EV_OUT, .re = re, .stream = stream,
+                                                   .data = data, .len = n});
+        if (r == 0)
             r = lp_conn_send_raw(conn, q.data, q.len);
         free(q.data);
         data = (const uint8_t *)data + n;
@@ -226,167 +238,58 @@ int lp_session_send(lp_session_t *s, lp_stream_t stream, const void *data, size_
     return r;
 }
 
-/* Encodes header h (consumed) and payload and puts the frame in the queue,
- * after the output already there. 1 when the queue should be sent now. */
-/* Plain-text mode: a value is its repr on a line, an exception its
- * traceback; nothing else (done, input) is shown. */
-static int queue_text(lp_session_t *s, json_t *h, const void *payload, size_t len)
-{
-    const char *op = json_string_value(json_object_get(h, "op"));
-    bool value = op != NULL && strcmp(op, "value") == 0;
-    int r = 0;
-
-    if (value || (op != NULL && strcmp(op, "exception") == 0)) {
-        pthread_mutex_lock(&s->qmu);
-        if (!s->closed && (r = lp_outq_append(&s->outq, s->id, 0, -1, payload, len)) == 0 && value)
-            r = lp_outq_append(&s->outq, s->id, 0, -1, "\n", 1);
-        pthread_mutex_unlock(&s->qmu);
-    }
-    json_decref(h);
-    return r;
-}
-
-static int queue_frame(lp_session_t *s, json_t *h, const void *payload, size_t len)
-{
-    const lp_limits_t lim = LP_LIMITS_DEFAULT;
-    lp_buf_t *b;
-    int r;
-
-    if (s->text)
-        return queue_text(s, h, payload, len);
-    b = lp_buf_new(SIZE_MAX);
-    r = h == NULL || b == NULL ? LP_WIRE_ENOMEM : lp_frame_encode(b, h, payload, len, &lim);
-
-    json_decref(h);
-    if (r == 0) {
-        pthread_mutex_lock(&s->qmu);
-        if (!s->closed) {
-            r = lp_outq_put_frame(&s->outq, lp_buf_data(b), lp_buf_len(b));
-            r = r != 0 ? r : s->outq.len >= LP_WIRE_CHUNK;
-        }
-        pthread_mutex_unlock(&s->qmu);
-    }
-    lp_buf_free(b);
-    return r;
-}
-
-/* Queues a frame whose header text is ready (see lp_outq_put_parts). */
-static int queue_parts(lp_session_t *s, const char *h, size_t hlen, const void *payload,
-                       size_t plen)
+/* Queues event ev of s after the output already queued, unless s is
+ * closed. 1 when the queue should be sent now (a chunk is waiting). */
+static int queue_event(lp_session_t *s, lp_event_t *ev, bool current)
 {
     int r = 0;
 
     pthread_mutex_lock(&s->qmu);
+    if (current)
+        ev->re = s->cur_re;
     if (!s->closed) {
-        r = lp_outq_put_parts(&s->outq, h, hlen, payload, plen);
+        r = s->sink->put(&s->outq, s->id, ev);
         r = r != 0 ? r : s->outq.len >= LP_WIRE_CHUNK;
     }
     pthread_mutex_unlock(&s->qmu);
     return r;
 }
 
-/* True when str can go between JSON quotes as it is (no quote, backslash
- * or control character) and within max bytes. */
-static bool plain_json_string(const char *str, size_t max)
+int lp_session_reply_done(lp_session_t *s, int64_t re, const char *status, int64_t job)
 {
-    size_t n = 0;
-
-    for (; str[n] != 0; n++)
-        if (n >= max || str[n] == '"' || str[n] == '\\' || (unsigned char)str[n] < 0x20)
-            return false;
-    return n > 0;
-}
-
-int lp_session_reply_done(lp_session_t *s, int64_t re, const char *status)
-{
-    char h[192];
-    int n, r;
-
-    /* framed sessions only (text mode shows no done); session ids are
-     * ours (printable ASCII, no quotes), statuses our names */
-    n = snprintf(h, sizeof(h), "{\"op\":\"done\",\"re\":%" PRId64 ",\"session\":\"%s\","
-                 "\"status\":\"%s\"}", re, s->id, status);
-    if (n < 0 || (size_t)n >= sizeof(h))
-        return LP_WIRE_EINTERNAL;
-    r = queue_parts(s, h, (size_t)n, NULL, 0);
-    return r < 0 ? r : lp_session_flush(s);
-}
-
-int lp_session_reply(lp_session_t *s, json_t *h, const void *payload, size_t len)
-{
-    int r = queue_frame(s, h, payload, len);
+    int r = queue_event(s, &(lp_event_t){.kind = LP_EV_DONE, .re = re, .name = status,
+                                         .job = job}, false);
 
     /* the final reply leaves with everything before it, in one write */
     return r < 0 ? r : lp_session_flush(s);
 }
 
-/* A reply header {"op": op, "re": the running eval, "session": id}. */
-static json_t *eval_reply(lp_session_t *s, const char *op)
-{
-    json_t *h = lp_msg_new(op);
-    int64_t re;
-
-    pthread_mutex_lock(&s->qmu);
-    re = s->cur_re;
-    pthread_mutex_unlock(&s->qmu);
-    if (h != NULL && ((re >= 0 && lp_msg_set_int(h, "re", re) != 0) ||
-                      lp_msg_set_str(h, "session", s->id) != 0)) {
-        json_decref(h);
-        return NULL;
-    }
-    return h;
-}
-
 int lp_session_value(lp_session_t *s, const char *type, const char *repr, size_t len)
 {
-    json_t *h;
-    int64_t re;
-    bool idle;
+    lp_event_t ev = {.kind = LP_EV_VALUE, .name = type, .data = repr, .len = len};
+    int r;
 
     pthread_mutex_lock(&s->qmu);
-    re = s->cur_re;
-    pthread_mutex_unlock(&s->qmu);
-    idle = re < 0;
-    if (idle) {
-        /* shown by a thread while no eval runs: a value reply would answer
-         * nothing, so it is plain output, as the REPL would print it */
-        int r = 0;
-
-        pthread_mutex_lock(&s->qmu);
-        if (!s->closed && (r = lp_outq_append(&s->outq, s->id, LP_STDOUT, -1, repr, len)) == 0)
-            r = lp_outq_append(&s->outq, s->id, LP_STDOUT, -1, "\n", 1);
+    if (s->cur_re >= 0) {
         pthread_mutex_unlock(&s->qmu);
-        return r != 0 ? r : 1;
+        return queue_event(s, &ev, true);
     }
-    if (!s->text && type != NULL && plain_json_string(type, LP_VALUE_TYPE_MAX) &&
-        len <= LP_WIRE_PAYLOAD_DEFAULT) {
-        /* the reply most requests get: formatted here, not through a JSON tree */
-        char hdr[LP_VALUE_TYPE_MAX + 160];
-        int n = snprintf(hdr, sizeof(hdr),
-                         "{\"op\":\"value\",\"re\":%" PRId64 ",\"session\":\"%s\",\"type\":\"%s\"}",
-                         re, s->id, type);
-
-        if (n > 0 && (size_t)n < sizeof(hdr))
-            return queue_parts(s, hdr, (size_t)n, repr, len);
-    }
-    h = eval_reply(s, "value");
-
-    if (h != NULL && type != NULL && lp_msg_set_str(h, "type", type) != 0) {
-        json_decref(h);
-        h = NULL;
-    }
-    return queue_frame(s, h, repr, len);
+    /* shown by a thread while no eval runs: a value reply would answer
+     * nothing, so it is plain output, as the REPL would print it */
+    r = 0;
+    if (!s->closed &&
+        (r = s->sink->put(&s->outq, s->id, &(lp_event_t){.kind = LP_EV_OUT, .re = -1,
+                                                          .data = repr, .len = len})) == 0)
+        r = s->sink->put(&s->outq, s->id,
+                         &(lp_event_t){.kind = LP_EV_OUT, .re = -1, .data = "\n", .len = 1});
+    pthread_mutex_unlock(&s->qmu);
+    return r != 0 ? r : 1;
 }
 
 int lp_session_exception(lp_session_t *s, const char *type, const char *tb, size_t len)
 {
-    json_t *h = eval_reply(s, "exception");
-
-    if (h != NULL && lp_msg_set_str(h, "type", type != NULL ? type : "Exception") != 0) {
-        json_decref(h);
-        h = NULL;
-    }
-    return queue_frame(s, h, tb, len);
+    return queue_event(s, &(lp_event_t){.kind = LP_EV_EXCEPTION, .name = type, .data = tb,
+                                        .len = len}, true);
 }
 
 int lp_session_page(lp_session_t *s, const char *text, size_t len)
@@ -398,10 +301,10 @@ int lp_session_page(lp_session_t *s, const char *text, size_t len)
     pthread_mutex_lock(&s->qmu);
     idle = s->cur_re < 0; /* a thread's help(): nothing to reply to, so print */
     pthread_mutex_unlock(&s->qmu);
-    if (idle || s->text || c == NULL || (c->peer_caps & LP_CAP_PAGE) == 0 ||
+    if (idle || !s->sink->pages || c == NULL || (c->peer_caps & LP_CAP_PAGE) == 0 ||
         len > c->peer_limits.payload_max)
         return 1;
-    r = queue_frame(s, eval_reply(s, "page"), text, len);
+    r = queue_event(s, &(lp_event_t){.kind = LP_EV_PAGE, .data = text, .len = len}, true);
     return r < 0 ? r : lp_session_flush(s);
 }
 
@@ -524,7 +427,6 @@ int lp_session_give_input(lp_session_t *s, const uint8_t *data, size_t len, bool
 int lp_session_input(lp_session_t *s, const char *prompt, bool echo, uint8_t **data,
                      size_t *len)
 {
-    json_t *h;
     int64_t re;
     int r;
 
@@ -542,10 +444,10 @@ int lp_session_input(lp_session_t *s, const char *prompt, bool echo, uint8_t **d
     s->in_ready = false;
     re = s->cur_re;
     pthread_mutex_unlock(&s->qmu);
-    h = json_pack("{s:s,s:I,s:s,s:s,s:b}", "op", "input", "re", (json_int_t)re, "session", s->id,
-                  "prompt", prompt != NULL ? prompt : "", "echo", echo);
-    r = lp_session_reply(s, h, NULL, 0);
-    if (r == 0 && s->text && s->conn != NULL)
+    r = queue_event(s, &(lp_event_t){.kind = LP_EV_INPUT, .re = re, .name = prompt, .echo = echo},
+                    false);
+    r = r < 0 ? r : lp_session_flush(s);
+    if (r == 0 && s->conn != NULL)
         lp_watch_poke(s->conn); /* the answer may have been typed ahead */
     pthread_mutex_lock(&s->qmu);
     while (r == 0 && !s->in_ready && !s->interrupted && !s->closed)

@@ -116,12 +116,9 @@ static int run_line(lp_conn_t *c, lp_session_t *s, const char *line, size_t len)
     if (status == LP_EDETACHED)
         return status;
     lp_session_end(s);
-    lp_session_flush(s);
+    lp_session_reply_done(s, 0, lp_eval_status_name(status), -1); /* the sink says the prompt */
     lp_session_answer_interrupts(s, c);
-    if (status == LP_EVAL_CLOSED)
-        return 0;
-    say(c, status == LP_EVAL_MORE ? "... " : ">>> ");
-    return 1;
+    return status == LP_EVAL_CLOSED ? 0 : 1;
 }
 
 /* Reads more bytes; false at end of input, or when a peer still to show

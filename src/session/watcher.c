@@ -273,7 +273,6 @@ static int detach(lp_conn_t *c)
     lp_engine_t *e = &srv->engine;
     lp_session_t *s = c->running;
     int64_t re, job;
-    json_t *h;
 
     if (srv->wtls == NULL || (job = e->detach(e->ctx, srv->wtls, c->tls, s->data)) < 0)
         return -1; /* it ended meanwhile: nothing to do */
@@ -297,18 +296,7 @@ static int detach(lp_conn_t *c)
     re = s->cur_re;
     pthread_mutex_unlock(&s->qmu);
     lp_session_end(s);
-    if (c->text) {
-        char line[160];
-
-        snprintf(line, sizeof(line),
-                 "\nlimpet: it did not stop; it goes on as job %" PRId64 " (see jobs())\n>>> ",
-                 job);
-        lp_conn_send_raw(c, line, strlen(line));
-    } else {
-        h = json_pack("{s:s,s:I,s:s,s:s,s:I}", "op", "done", "re", (json_int_t)re, "session",
-                      s->id, "status", "detached", "job", (json_int_t)job);
-        lp_session_reply(s, h, NULL, 0);
-    }
+    lp_session_reply_done(s, re, "detached", job);
     lp_session_answer_interrupts(s, c);
     if (lp_conn_resume(c) != 0)
         drop_peer(c, NULL);
