@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/present.h"
 #include "wire/msg.h"
 
 #define EXIT_EXCEPTION 1   /* the code raised, or the connection failed */
@@ -108,27 +108,48 @@ static void answer_input(lp_client_t *c, const char *session)
     lp_client_send(c, h, eof ? "" : line, eof ? 0 : strlen(line));
 }
 
-static double now_s(void)
+/* The presenter's output: stdout and stderr, flushed at once. */
+static void write_std(void *ctx, int fd, const void *p, size_t n)
 {
-    struct timespec ts;
+    FILE *to = fd == STDERR_FILENO ? stderr : stdout;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    fwrite(p, 1, n, to);
+    fflush(to);
+}
+
+/* The exit status for the status of the eval's done reply. */
+static int exit_status(const json_t *done, bool timed_out)
+{
+    static const struct {
+        const char *status; /* as the server says it */
+        int exit;           /* our exit status */
+    } table[] = {
+        {"ok", 0}, {"closed", 0}, {"interrupted", EXIT_INTERRUPT}, {"detached", EXIT_INTERRUPT},
+    };
+    const char *status = json_string_value(json_object_get(done, "status"));
+
+    for (size_t i = 0; status != NULL && i < sizeof(table) / sizeof(table[0]); i++)
+        if (strcmp(status, table[i].status) == 0)
+            return table[i].exit == EXIT_INTERRUPT && timed_out ? EXIT_TIMEOUT : table[i].exit;
+    return EXIT_EXCEPTION;
 }
 
 /* Streams the eval's frames until its done; the exit status. */
 static int follow(lp_client_t *c, const char *session, int64_t id, double timeout)
 {
-    double deadline = timeout > 0 ? now_s() + timeout : 0;
+    const lp_presenter_t pr = {.write = write_std};
+    /* beyond 3e13 s (a million years): no deadline, and no overflowing cast */
+    uint64_t deadline =
+        timeout > 0 && timeout < 3e13 ? lp_clock_ms() + (uint64_t)(timeout * 1000) : 0;
     bool timed_out = false;
-    int seen = 0;
+    int seen = 0, code = -1;
 
-    for (;;) {
+    while (code < 0) {
         lp_frame_t f = {0};
-        const char *op;
+        lp_route_t rt;
         int r = lp_client_read(c, &f, POLL_MS);
 
-        if (interrupts > seen || (deadline > 0 && !timed_out && now_s() > deadline)) {
+        if (interrupts > seen || (deadline > 0 && !timed_out && lp_clock_ms() > deadline)) {
             if (interrupts > 1)
                 return EXIT_INTERRUPT; /* pressed again: leave at once */
             timed_out = interrupts == seen;
@@ -142,37 +163,30 @@ static int follow(lp_client_t *c, const char *session, int64_t id, double timeou
             fprintf(stderr, "limpet: the server closed the connection\n");
             return EXIT_EXCEPTION;
         }
-        op = json_string_value(json_object_get(f.header, "op"));
-        if (strcmp(op, "out") == 0 || strcmp(op, "exception") == 0) {
-            FILE *to = strcmp(op, "out") == 0 &&
-                               strcmp(json_string_value(json_object_get(f.header, "stream")),
-                                      "stdout") == 0 ? stdout : stderr;
-
-            fwrite(f.payload, 1, f.payload_len, to);
-            fflush(to);
-        } else if (strcmp(op, "input") == 0) {
+        switch (lp_present(&pr, &f, &rt)) {
+        case LP_SHOWN_INPUT:
             answer_input(c, session);
-        } else if (strcmp(op, "bye") == 0) {
-            fprintf(stderr, "limpet: %s\n", json_string_value(json_object_get(f.header, "message")));
-            lp_frame_clear(&f);
-            return EXIT_EXCEPTION;
-        } else if (json_integer_value(json_object_get(f.header, "re")) == id &&
-                   (strcmp(op, "done") == 0 || strcmp(op, "error") == 0)) {
-            const char *status = json_string_value(json_object_get(f.header, "status"));
-            int code = EXIT_EXCEPTION;
-
-            if (strcmp(op, "error") == 0)
-                fprintf(stderr, "limpet: %s\n",
-                        json_string_value(json_object_get(f.header, "message")));
-            else if (strcmp(status, "ok") == 0 || strcmp(status, "closed") == 0)
-                code = 0;
-            else if (strcmp(status, "interrupted") == 0 || strcmp(status, "detached") == 0)
-                code = timed_out ? EXIT_TIMEOUT : EXIT_INTERRUPT;
-            lp_frame_clear(&f);
-            return code;
+            break;
+        case LP_SHOWN_BYE:
+            lp_present_error(&pr, f.header);
+            code = EXIT_EXCEPTION;
+            break;
+        case LP_SHOWN_DONE:
+            if (rt.re == id)
+                code = exit_status(f.header, timed_out);
+            break;
+        case LP_SHOWN_ERROR:
+            if (rt.re == id) {
+                lp_present_error(&pr, f.header);
+                code = EXIT_EXCEPTION;
+            }
+            break;
+        case LP_SHOWN_NOTHING:
+            break;
         }
         lp_frame_clear(&f);
     }
+    return code;
 }
 
 int cmd_exec(int argc, char **argv)

@@ -1,6 +1,7 @@
 /* repl.c: one interactive session with a server (repl.h). Every frame,
  * whenever it comes (during an eval, at the prompt, while input() waits),
- * goes through show(); the loops only wait for the frame they need. */
+ * goes through show(), which has the presenter (present.c) show it; the
+ * loops only wait for the frame they need. */
 #include "cli/repl.h"
 
 #include <errno.h>
@@ -8,14 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/term.h"
 #include "wire/ops.h"
-
-#define RED "\033[31m"
-#define RESET "\033[0m"
 
 static const char *str(const json_t *h, const char *key)
 {
@@ -24,87 +21,76 @@ static const char *str(const json_t *h, const char *key)
     return v != NULL ? v : "";
 }
 
-static int64_t re_of(const json_t *h)
+/* The presenter's output: through lineedit, which keeps the prompt whole. */
+static void write_out(void *ctx, int fd, const void *p, size_t n)
 {
-    const json_t *re = json_object_get(h, "re");
+    lp_repl_t *r = ctx;
 
-    return json_is_integer(re) ? (int64_t)json_integer_value(re) : -1;
+    lp_le_show(r->le, fd, p, n);
 }
 
-static void show_traceback(lp_repl_t *r, const void *tb, size_t len)
+static void page(void *ctx, const void *p, size_t n)
 {
-    if (r->colour)
-        lp_le_show(r->le, STDERR_FILENO, RED, strlen(RED));
-    lp_le_show(r->le, STDERR_FILENO, tb, len);
-    if (r->colour)
-        lp_le_show(r->le, STDERR_FILENO, RESET, strlen(RESET));
+    lp_term_page(p, n);
 }
 
-static void show_error(lp_repl_t *r, const json_t *h)
+/* A done or error frame answering re: the eval's end, the reply a
+ * request() waits for, a refused answer to input(), or a notice. */
+static void on_final(lp_repl_t *r, const json_t *h, int64_t re, bool error)
 {
-    char line[4200];
-    int n = snprintf(line, sizeof(line), "limpet: %s\n", str(h, "message"));
-
-    lp_le_show(r->le, STDERR_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-}
-
-/* Shows one frame, or notes what the waiting loops act on. */
-static void show(lp_repl_t *r, lp_frame_t *f)
-{
-    const char *op = str(f->header, "op");
-    int64_t re = re_of(f->header);
-    bool final = strcmp(op, "done") == 0 || strcmp(op, "error") == 0;
-
-    if (strcmp(op, "out") == 0) {
-        lp_le_show(r->le, strcmp(str(f->header, "stream"), "stderr") == 0 ? STDERR_FILENO
-                                                                           : STDOUT_FILENO,
-                   f->payload, f->payload_len);
-    } else if (strcmp(op, "value") == 0) {
-        uint8_t *line = realloc(f->payload, f->payload_len + 1); /* one write, with its newline */
-
-        if (line != NULL) {
-            f->payload = line;
-            line[f->payload_len++] = '\n';
-        }
-        lp_le_show(r->le, STDOUT_FILENO, f->payload, f->payload_len);
-    } else if (strcmp(op, "exception") == 0) {
-        show_traceback(r, f->payload, f->payload_len);
-    } else if (strcmp(op, "page") == 0) {
-        lp_term_page((const char *)f->payload, f->payload_len);
-    } else if (strcmp(op, "input") == 0 && re == r->eval_id) {
-        free(r->input_prompt);
-        r->input_prompt = strdup(str(f->header, "prompt"));
-        r->input_echo = !json_is_false(json_object_get(f->header, "echo"));
-        r->want_input = r->wake = true;
-    } else if (strcmp(op, "bye") == 0) {
-        snprintf(r->bye, sizeof(r->bye), "%s", str(f->header, "message"));
-        r->gone = r->wake = true;
-    } else if (final && re >= 0 && re == r->eval_id) {
-        if (strcmp(op, "error") == 0)
-            show_error(r, f->header);
-        snprintf(r->status, sizeof(r->status), "%s",
-                 strcmp(op, "error") == 0 ? "error" : str(f->header, "status"));
+    if (re >= 0 && re == r->eval_id) {
+        if (error)
+            lp_present_error(&r->pr, h);
+        snprintf(r->status, sizeof(r->status), "%s", error ? "error" : str(h, "status"));
         if (strcmp(r->status, "detached") == 0) {
             char line[128];
             int n = snprintf(line, sizeof(line),
                              "limpet: it did not stop; it goes on as job %" JSON_INTEGER_FORMAT
                              " (see jobs())\n",
-                             json_integer_value(json_object_get(f->header, "job")));
+                             json_integer_value(json_object_get(h, "job")));
 
             lp_le_show(r->le, STDERR_FILENO, line, (size_t)n);
         }
         r->eval_id = -1;
         r->want_input = false;
         r->wake = true;
-    } else if (final && re >= 0 && re == r->wait_id) {
-        r->reply = json_incref(f->header);
+    } else if (re >= 0 && re == r->wait_id) {
+        r->reply = json_incref((json_t *)h);
         r->wait_id = -1;
         r->wake = true;
-    } else if (strcmp(op, "error") == 0 && re >= 0 && re == r->stdin_id && r->eval_id >= 0) {
-        show_error(r, f->header); /* the answer was refused (not UTF-8): ask again */
+    } else if (error && re >= 0 && re == r->stdin_id && r->eval_id >= 0) {
+        lp_present_error(&r->pr, h); /* the answer was refused (not UTF-8): ask again */
         r->want_input = r->wake = true;
-    } else if (strcmp(op, "error") == 0) {
-        show_error(r, f->header); /* a notice, or a refusal of something we sent */
+    } else if (error) {
+        lp_present_error(&r->pr, h); /* a notice, or a refusal of something we sent */
+    }
+}
+
+/* Shows one frame (present.c), and notes what the waiting loops act on. */
+static void show(lp_repl_t *r, lp_frame_t *f)
+{
+    lp_route_t rt;
+    lp_shown_t shown = lp_present(&r->pr, f, &rt);
+
+    switch (shown) {
+    case LP_SHOWN_INPUT:
+        if (rt.re != r->eval_id)
+            break;
+        free(r->input_prompt);
+        r->input_prompt = strdup(str(f->header, "prompt"));
+        r->input_echo = !json_is_false(json_object_get(f->header, "echo"));
+        r->want_input = r->wake = true;
+        break;
+    case LP_SHOWN_BYE:
+        snprintf(r->bye, sizeof(r->bye), "%s", str(f->header, "message"));
+        r->gone = r->wake = true;
+        break;
+    case LP_SHOWN_DONE:
+    case LP_SHOWN_ERROR:
+        on_final(r, f->header, rt.re, shown == LP_SHOWN_ERROR);
+        break;
+    case LP_SHOWN_NOTHING:
+        break;
     }
 }
 
@@ -135,19 +121,11 @@ static int on_socket(void *ctx)
     return 0;
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Sends a request and waits up to timeout_ms for its final reply: the
  * reply's header (caller decrefs), or NULL (gone, or no answer in time). */
 static json_t *request(lp_repl_t *r, json_t *h, int timeout_ms)
 {
-    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    uint64_t deadline = lp_clock_deadline(timeout_ms);
     json_t *reply;
 
     if ((r->wait_id = lp_client_send(&r->c, h, NULL, 0)) < 0) {
@@ -156,9 +134,9 @@ static json_t *request(lp_repl_t *r, json_t *h, int timeout_ms)
         return NULL;
     }
     while (r->reply == NULL && !r->gone) {
-        uint64_t now = now_ms();
+        int left = lp_clock_left_ms(deadline);
 
-        if (now >= deadline || lp_le_wait(r->le, (int)(deadline - now)) == LP_LE_GONE)
+        if (left == 0 || lp_le_wait(r->le, left) == LP_LE_GONE)
             break;
     }
     r->wait_id = -1;
@@ -309,7 +287,8 @@ int lp_repl_open(lp_repl_t *r, const lp_target_t *t)
         lp_client_close(&r->c);
         return -1;
     }
-    r->colour = lp_term_colour(STDERR_FILENO);
+    r->pr = (lp_presenter_t){.write = write_out, .page = page, .ctx = r,
+                             .colour = lp_term_colour(STDERR_FILENO)};
     return 0;
 }
 

@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "cli/lineedit.h"
+#include "cli/present.h"
 
 #define LP_REPL_CLOSE_TIMEOUT_MS 1000 /* Ctrl+D: how long a polite close may take */
 #define LP_REPL_COMPLETE_TIMEOUT_MS 2000
@@ -25,7 +26,8 @@ typedef struct lp_repl {
     bool wake;             /* a frame that the waiting loop acts on came */
     bool gone;             /* the server left, or said bye */
     char bye[256];         /* what it said, if it did */
-    bool colour;           /* tracebacks in colour on stderr */
+    lp_presenter_t pr;     /* shows what comes: through le, tracebacks in colour on a
+                              colour terminal */
 } lp_repl_t;
 
 /* Connects to t, asking for a session in the handshake; prints why on
