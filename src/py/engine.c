@@ -562,7 +562,10 @@ static int eval(void *ctx, void *tls, lp_session_t *s, void *data, const lp_eval
     ps->running = 1;
     ps->cur = &ec;
     if (lp_session_take_interrupt(s)) {
-        /* interrupted before it could start */
+        /* interrupted before it could start: as at python3's "... ",
+         * Ctrl+C drops the pending block too */
+        if (drop_pending(data) != 0)
+            PyErr_WriteUnraisable(NULL);
         PyErr_SetNone(PyExc_KeyboardInterrupt);
         exc = take_exception();
         report(s, exc, 0);

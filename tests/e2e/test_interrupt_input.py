@@ -213,3 +213,18 @@ def test_half_closed_client_still_gets_its_answer(host):
         c.sock.shutdown(socket.SHUT_WR)
         out = b"".join(p for h, p in until(c, 120) if h["op"] == "out")
         assert out == b"still here\n"
+
+
+def test_interrupt_before_the_block_runs_drops_the_block(host):
+    """Ctrl+C typed right after the blank line that ends a block reaches
+    the server before that eval starts: the block is dropped, as at
+    python3's prompt, and the next line does not join it (a flaky
+    SyntaxError at line 2 in the demo test)."""
+    with Client(host.address) as c:
+        s = c.clone()
+        assert c.eval(s, "while True: pass", interactive=True).status == "more"
+        c.sock.sendall(wire.encode({"op": "eval", "id": 50, "session": s, "interactive": True}, b"")
+                       + wire.encode({"op": "interrupt", "id": 51, "session": s}))
+        frames = until(c, 51)
+        assert [h.get("status") for h, _ in frames if h["op"] == "done"] == ["interrupted", "ok"]
+        assert c.eval(s, "data['n'] > 0", interactive=True).value == "True"
