@@ -7,6 +7,7 @@
 #define LP_IO_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,12 +22,14 @@
 typedef struct lp_reader {
     int fd;      /* where the bytes come from: any fd read(2) works on */
     lp_buf_t *in; /* bytes read, not yet consumed; its max bounds a frame */
+    bool raw;    /* plain text, not frames: no prefix to look at */
 } lp_reader_t;
 
 /* Reads once: at least what the frame at the front of in still needs
  * (peeked from its 8-byte prefix; a preamble at the front is looked past),
  * at least LP_IO_READ_CHUNK, never beyond in's max. Waits up to timeout_ms
- * for the fd to be readable (-1 forever, 0 not at all); EINTR is retried.
+ * for the fd to be readable (-1 forever: one blocking read, no poll; 0 not
+ * at all); EINTR is retried. A raw reader reads text: no prefix is peeked.
  * 0 when bytes were added; -ETIMEDOUT; -ECONNRESET at end of input (or a
  * reset); LP_WIRE_ELIMIT when the frame at the front cannot fit in in's
  * max (decided from its prefix, before reading it); another negative errno. */
@@ -81,8 +84,7 @@ int lp_clock_left_ms(uint64_t deadline);
  * else *t is set for pthread_join. 0 or -errno (fn is then never called). */
 int lp_thread_spawn(pthread_t *t, void *(*fn)(void *), void *arg, size_t stack_size);
 
-/* ---- writer (the write side: writer.h, writer.c) -------------------------
- * Reserved for the author of the write side; the read side adds nothing
- * below this line. */
+/* writer.h: the write side, the one bounded output queue */
+#include "io/writer.h"
 
 #endif

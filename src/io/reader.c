@@ -44,7 +44,8 @@ static int wait_readable(int fd, uint64_t deadline)
 int lp_reader_fill(lp_reader_t *r, int timeout_ms)
 {
     uint64_t deadline = lp_clock_deadline(timeout_ms);
-    size_t len = lp_buf_len(r->in), max = lp_buf_max(r->in), total = front_frame_len(r->in);
+    size_t len = lp_buf_len(r->in), max = lp_buf_max(r->in);
+    size_t total = r->raw ? 0 : front_frame_len(r->in);
     size_t want = LP_IO_READ_CHUNK;
     uint8_t *dst;
     ssize_t n;
@@ -58,8 +59,9 @@ int lp_reader_fill(lp_reader_t *r, int timeout_ms)
         want = max - len;
     if (want == 0)
         return LP_WIRE_ELIMIT; /* full: the caller must consume first */
-    for (;;) {
-        if ((e = wait_readable(r->fd, deadline)) != 0 ||
+    for (bool poll_first = timeout_ms >= 0;; poll_first = true) {
+        /* forever: straight into read, one system call a request */
+        if ((poll_first && (e = wait_readable(r->fd, deadline)) != 0) ||
             (e = lp_buf_reserve(r->in, want, &dst)) != 0)
             return e;
         n = read(r->fd, dst, want);

@@ -1,16 +1,14 @@
 /* writer.c: an ordered, bounded output queue over any descriptor
  * (writer.h). Every send under the lock is non-blocking; only a blocking
  * writer waits, in poll(), with the lock released. */
-#include "io/writer.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "io/io.h"
 #include "wire/wire.h"
 
 int lp_writer_init(lp_writer_t *w, int fd, size_t pending_max, int timeout_ms)
@@ -39,14 +37,6 @@ void lp_writer_destroy(lp_writer_t *w)
     w->pending = NULL;
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* Writes what the descriptor takes now: the bytes written (0 when it is
@@ -85,7 +75,7 @@ static int drain_locked(lp_writer_t *w)
             return (int)k;
         if (k == 0) {
             if (w->stuck_since == 0)
-                w->stuck_since = now_ms();
+                w->stuck_since = lp_clock_ms();
             return 1;
         }
         lp_buf_consume(w->pending, (size_t)k);
@@ -113,7 +103,7 @@ static int write_nowait_locked(lp_writer_t *w, const uint8_t *p, size_t len)
     if (len > 0 && (r = lp_buf_put(w->pending, p, len)) != 0)
         return fail_locked(w, r); /* its peer has read nothing for a long time */
     if (len > 0 && w->stuck_since == 0)
-        w->stuck_since = now_ms();
+        w->stuck_since = lp_clock_ms();
     return 0;
 }
 
@@ -202,7 +192,7 @@ int lp_writer_kick(lp_writer_t *w)
         r = -EPIPE;
     else if (!w->busy && (r = drain_locked(w)) < 0)
         fail_locked(w, r);
-    else if (r == 1 && w->timeout_ms >= 0 && now_ms() - w->stuck_since >= (uint64_t)w->timeout_ms)
+    else if (r == 1 && w->timeout_ms >= 0 && lp_clock_ms() - w->stuck_since >= (uint64_t)w->timeout_ms)
         r = fail_locked(w, -ETIMEDOUT); /* its peer reads nothing */
     pthread_mutex_unlock(&w->mu);
     return r < 0 ? r : 0;

@@ -13,7 +13,6 @@
 #include "wire/msg.h"
 #include "wire/ops.h"
 
-#define READ_CHUNK 4096 /* bytes asked of recv when no frame says more */
 
 static _Thread_local bool never_blocks; /* see lp_conn_thread_never_blocks */
 
@@ -86,44 +85,11 @@ static int send_done(lp_conn_t *c, int64_t re, json_t *extra, const void *payloa
     return r;
 }
 
-/* Reads more bytes into c->in, waiting at most timeout_ms (-1: forever).
- * 0, or -ETIMEDOUT, or -ECONNRESET at end of input, or a negative errno. */
-static int read_more(lp_conn_t *c, int timeout_ms)
+int lp_conn_fill(lp_conn_t *c, int timeout_ms)
 {
-    size_t want = READ_CHUNK;
-    uint32_t hlen, plen;
-    uint8_t *dst;
-    ssize_t n;
-    int r;
+    lp_reader_t rd = {c->fd, c->in, c->text};
 
-    if (lp_buf_peek_u32(c->in, 0, &hlen) == 0 && lp_buf_peek_u32(c->in, 4, &plen) == 0) {
-        size_t need = LP_WIRE_PREFIX_LEN + (size_t)hlen + plen;
-
-        if (need > lp_buf_len(c->in) && need - lp_buf_len(c->in) > want)
-            want = need - lp_buf_len(c->in);
-    }
-    if (lp_buf_max(c->in) - lp_buf_len(c->in) < want)
-        want = lp_buf_max(c->in) - lp_buf_len(c->in);
-    if (want == 0)
-        return LP_WIRE_ELIMIT;
-    if ((r = lp_buf_reserve(c->in, want, &dst)) != 0)
-        return r;
-    if (timeout_ms >= 0 && (r = lp_net_wait_readable(c->fd, timeout_ms)) <= 0)
-        return r == 0 ? -ETIMEDOUT : r;
-    do
-        n = recv(c->fd, dst, want, 0);
-    while (n < 0 && errno == EINTR);
-    if (n <= 0)
-        return n == 0 ? -ECONNRESET : -errno;
-    return lp_buf_commit(c->in, (size_t)n);
-}
-
-/* Milliseconds left until deadline, at least 0. */
-static int left_ms(uint64_t deadline)
-{
-    uint64_t now = lp_now_ms();
-
-    return now >= deadline ? 0 : (int)(deadline - now);
+    return lp_reader_fill(&rd, timeout_ms);
 }
 
 bool lp_conn_token_ok(lp_conn_t *c, const char *token)
@@ -165,7 +131,7 @@ int lp_conn_wait_budget(const lp_conn_t *c, int timeout_ms)
 {
     if (!c->preauth)
         return timeout_ms;
-    int left = left_ms(c->preauth_deadline);
+    int left = lp_clock_left_ms(c->preauth_deadline);
 
     return timeout_ms < 0 || left < timeout_ms ? left : timeout_ms;
 }
@@ -192,7 +158,7 @@ static int handshake(lp_conn_t *c)
     lp_server_t *srv = c->srv;
     static const char *const caps[] = {"repl", "input", "complete", "interrupt", "jobs", "page",
                                        NULL};
-    uint64_t deadline = lp_now_ms() + (uint64_t)lp_conn_wait_budget(c, LP_HELLO_TIMEOUT_MS);
+    uint64_t deadline = lp_clock_deadline(lp_conn_wait_budget(c, LP_HELLO_TIMEOUT_MS));
     lp_buf_t *out = lp_buf_new(SIZE_MAX);
     lp_hs_t hs = {0};
     lp_hello_t hello = {.id = -1};
@@ -201,7 +167,7 @@ static int handshake(lp_conn_t *c)
     int r;
 
     while ((r = lp_hs_server_read(&hs, c->in, &hello, &field)) == LP_WIRE_EAGAIN) {
-        if ((r = read_more(c, left_ms(deadline))) != 0) {
+        if ((r = lp_conn_fill(c, lp_clock_left_ms(deadline))) != 0) {
             r = r == -ETIMEDOUT ? LP_WIRE_ETIMEOUT : r;
             break;
         }
@@ -521,7 +487,7 @@ static int frame_loop(lp_conn_t *c)
 {
     int r;
 
-    while ((r = serve_frames(c)) == 0 && read_more(c, -1) == 0)
+    while ((r = serve_frames(c)) == 0 && lp_conn_fill(c, -1) == 0)
         ;
     return r == LP_EDETACHED ? r : 0;
 }
@@ -571,17 +537,12 @@ static void *resume_main(void *arg)
 int lp_conn_resume(lp_conn_t *c)
 {
     lp_server_t *srv = c->srv;
-    pthread_attr_t attr;
-    pthread_t t;
     int r;
 
     pthread_mutex_lock(&srv->mu);
     srv->threads++;
     pthread_mutex_unlock(&srv->mu);
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    r = pthread_create(&t, &attr, resume_main, c);
-    pthread_attr_destroy(&attr);
+    r = lp_thread_spawn(NULL, resume_main, c, LP_CONN_STACK);
     if (r != 0) {
         pthread_mutex_lock(&srv->mu);
         srv->threads--;

@@ -6,7 +6,7 @@
 #include <stdatomic.h>
 #include <sys/types.h>
 
-#include "io/writer.h"
+#include "io/io.h"
 #include "net/net.h"
 #include "session/server.h"
 #include "wire/frame.h"
@@ -14,6 +14,8 @@
 typedef struct lp_conn lp_conn_t;
 
 #define LP_CONN_PENDING_MAX (LP_OUTPUT_QUEUE_MAX + (1u << 20)) /* bytes queued without blocking */
+#define LP_CONN_STACK 0 /* the default (virtual; a few pages resident): user code runs on
+                           connection threads, and deep recursion needs the room */
 #define LP_INTR_MAX 8 /* interrupt requests answered per eval; more are answered at once */
 
 /* Output not yet sent: the bytes its sink made of the session's events.
@@ -133,8 +135,6 @@ struct lp_server {
     bool stopping;                /* stop has begun */
 };
 
-/* clock.c */
-uint64_t lp_now_ms(void);
 
 /* session.c */
 /* The wire name of an lp_eval_status_t ("ok", "more", ...); static. */
@@ -203,6 +203,9 @@ int lp_text_watch_serve(lp_conn_t *c, void *tls);
 
 /* conn.c */
 void *lp_conn_main(void *arg);
+/* Reads more bytes into c->in, through the one read loop (lp_reader_fill,
+ * raw in plain-text mode), waiting at most timeout_ms (-1: forever). */
+int lp_conn_fill(lp_conn_t *c, int timeout_ms);
 /* True when token is the server's (compared in constant time); a refusal
  * is logged on stderr. */
 bool lp_conn_token_ok(lp_conn_t *c, const char *token);

@@ -49,8 +49,6 @@ static void refuse(lp_server_t *srv, int fd, int err, const char *message)
     struct refusal *r = calloc(1, sizeof(*r));
     char line[256];
     int n = snprintf(line, sizeof(line), "limpet: %s\n", message);
-    pthread_attr_t attr;
-    pthread_t t;
     bool room;
 
     pthread_mutex_lock(&srv->mu);
@@ -66,11 +64,7 @@ static void refuse(lp_server_t *srv, int fd, int err, const char *message)
         goto fail;
     r->srv = srv;
     r->fd = fd;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    n = pthread_create(&t, &attr, refusal_main, r);
-    pthread_attr_destroy(&attr);
-    if (n == 0)
+    if (lp_thread_spawn(NULL, refusal_main, r, LP_CONN_STACK) == 0)
         return;
 fail:
     /* no room to say why: a flood of refused peers just gets closed */
@@ -92,8 +86,6 @@ fail:
 static void start_conn(lp_server_t *srv, int fd, uid_t uid, bool authed)
 {
     lp_conn_t *c = calloc(1, sizeof(*c));
-    pthread_attr_t attr;
-    pthread_t t;
 
     if (c == NULL || (c->in = lp_buf_new(LP_WIRE_PREAMBLE_LEN + LP_WIRE_PREFIX_LEN +
                                          LP_WIRE_HELLO_HEADER_MAX)) == NULL ||
@@ -114,7 +106,7 @@ static void start_conn(lp_server_t *srv, int fd, uid_t uid, bool authed)
     c->peer_uid = uid;
     c->authed = authed;
     c->preauth = !authed;
-    c->preauth_deadline = authed ? 0 : lp_now_ms() + LP_PREAUTH_TIMEOUT_MS;
+    c->preauth_deadline = authed ? 0 : lp_clock_ms() + LP_PREAUTH_TIMEOUT_MS;
     c->srv = srv;
     c->peer_limits = (lp_limits_t)LP_LIMITS_DEFAULT;
     c->deferred_tail = &c->deferred;
@@ -125,13 +117,10 @@ static void start_conn(lp_server_t *srv, int fd, uid_t uid, bool authed)
     srv->conns = c;
     srv->threads++;
     pthread_mutex_unlock(&srv->mu);
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &attr, lp_conn_main, c) != 0) {
+    if (lp_thread_spawn(NULL, lp_conn_main, c, LP_CONN_STACK) != 0) {
         shutdown(fd, SHUT_RDWR);
         lp_conn_finish(c);
     }
-    pthread_attr_destroy(&attr);
 }
 
 /* Takes a place for a new connection: among the server's connections when
@@ -247,7 +236,7 @@ static int start_watcher(lp_server_t *srv)
         (srv->wwake_fd = eventfd(0, EFD_CLOEXEC)) < 0 ||
         epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->wwake_fd, &ev) != 0)
         return -errno;
-    return -pthread_create(&srv->watcher, NULL, lp_watcher_main, srv);
+    return lp_thread_spawn(&srv->watcher, lp_watcher_main, srv, 0);
 }
 
 static void stop_watcher(lp_server_t *srv)
@@ -331,11 +320,11 @@ int lp_server_start(const lp_server_config_t *cfg, const lp_engine_t *engine, lp
     }
     if ((r = start_watcher(srv)) != 0)
         goto fail;
-    if ((r = -pthread_create(&srv->flusher, NULL, lp_flusher_main, srv)) != 0) {
+    if ((r = lp_thread_spawn(&srv->flusher, lp_flusher_main, srv, 0)) != 0) {
         stop_watcher(srv);
         goto fail;
     }
-    if ((r = -pthread_create(&srv->acceptor, NULL, acceptor_main, srv)) != 0) {
+    if ((r = lp_thread_spawn(&srv->acceptor, acceptor_main, srv, 0)) != 0) {
         pthread_mutex_lock(&srv->mu);
         srv->stopping = true;
         pthread_cond_broadcast(&srv->cv);

@@ -4,19 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "session/internal.h"
 #include "session/sink.h"
 #include "wire/ops.h"
-
-uint64_t lp_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 const char *lp_eval_status_name(int status)
 {
@@ -108,7 +99,7 @@ static void take_queue(lp_session_t *s, lp_outq_t *q, lp_conn_t **conn)
     *q = s->outq;
     lp_outq_init(&s->outq); /* the bytes now belong to *q */
     *conn = s->conn;
-    s->last_flush_ms = lp_now_ms();
+    s->last_flush_ms = lp_clock_ms();
     pthread_mutex_unlock(&s->qmu);
 }
 
@@ -198,7 +189,7 @@ int lp_session_write(lp_session_t *s, lp_stream_t stream, const void *data, size
      * its newline separately: one frame, not two). */
     must = s->outq.len >= LP_WIRE_CHUNK ||
            (len > 0 && ((const char *)data)[len - 1] == '\n' &&
-            lp_now_ms() - s->last_flush_ms >= LP_FLUSH_MS);
+            lp_clock_ms() - s->last_flush_ms >= LP_FLUSH_MS);
     if (!must && !s->flush_pending) {
         s->flush_pending = true;
         wake = true;
@@ -358,7 +349,7 @@ void lp_session_interrupt(lp_session_t *s, int64_t id, lp_conn_t *c, void *tls)
     pthread_mutex_lock(&s->qmu);
     s->interrupted = true;
     if (s->intr_at_ms == 0)
-        s->intr_at_ms = lp_now_ms();
+        s->intr_at_ms = lp_clock_ms();
     if (id >= 0 && s->nintr < LP_INTR_MAX)
         s->intr_ids[s->nintr++] = id;
     else if (id >= 0)

@@ -125,20 +125,7 @@ static int run_line(lp_conn_t *c, lp_session_t *s, const char *line, size_t len)
  * the token runs out of time. */
 static bool fill(lp_conn_t *c)
 {
-    uint8_t *dst;
-    ssize_t n;
-
-    if (lp_buf_reserve(c->in, 4096, &dst) != 0)
-        return false;
-    if (c->preauth && lp_net_wait_readable(c->fd, lp_conn_wait_budget(c, -1)) <= 0)
-        return false;
-    do
-        n = recv(c->fd, dst, 4096, 0);
-    while (n < 0 && errno == EINTR); /* a signal is not the end of the session */
-    if (n <= 0)
-        return false;
-    lp_buf_commit(c->in, (size_t)n);
-    return true;
+    return lp_conn_fill(c, c->preauth ? lp_conn_wait_budget(c, -1) : -1) == 0;
 }
 
 /* A peer the kernel could not vouch for types the token first. */

@@ -107,9 +107,6 @@ static void peer_done_sending(lp_conn_t *c)
  * EPOLLHUP means both directions are closed, the client is gone. */
 static void on_readable(lp_conn_t *c, uint32_t events, void *tls)
 {
-    uint8_t *dst;
-    ssize_t n;
-
     if (c->peer_gone || !c->polled)
         return;
     if (events & (EPOLLHUP | EPOLLERR)) {
@@ -117,27 +114,17 @@ static void on_readable(lp_conn_t *c, uint32_t events, void *tls)
         return;
     }
     for (;;) {
-        if (lp_buf_reserve(c->in, 4096, &dst) != 0) {
-            drop_peer(c, tls); /* over the frame limit: serve_buffered said so */
+        int r = lp_conn_fill(c, 0);
+
+        if (r == -ETIMEDOUT) /* all read */
             return;
-        }
-        n = recv(c->fd, dst, 4096, MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
-        if (n == 0) {
+        if (r == -ECONNRESET) {
             serve_buffered(c, tls);
             peer_done_sending(c);
             return;
         }
-        if (n < 0) {
-            drop_peer(c, tls);
-            return;
-        }
-        lp_buf_commit(c->in, (size_t)n);
-        if (serve_buffered(c, tls) != 0) {
-            drop_peer(c, tls);
+        if (r != 0 || serve_buffered(c, tls) != 0) {
+            drop_peer(c, tls); /* over the frame limit, or broken */
             return;
         }
     }
@@ -181,7 +168,7 @@ void lp_watch(lp_conn_t *c)
     c->watched = true;
     c->wnext = srv->watched;
     srv->watched = c;
-    c->watch_since = lp_now_ms();
+    c->watch_since = lp_clock_ms();
     srv->watch_busy_until = c->watch_since + LP_WATCH_IDLE_MS;
     wake_watcher(srv);
     pthread_mutex_unlock(&srv->wmu);
@@ -244,7 +231,7 @@ static uint64_t interrupted_at(lp_conn_t *c)
  * holds srv->wmu. */
 static int next_deadline(lp_server_t *srv)
 {
-    uint64_t now = lp_now_ms();
+    uint64_t now = lp_clock_ms();
     int timeout = now < srv->watch_busy_until ? LP_WATCH_LAZY_MS : -1;
 
     for (lp_conn_t *c = srv->watched; c != NULL; c = c->wnext) {
@@ -308,7 +295,7 @@ static int detach(lp_conn_t *c)
  * caller holds srv->wmu. */
 static void tick(lp_server_t *srv)
 {
-    uint64_t now = lp_now_ms();
+    uint64_t now = lp_clock_ms();
 
     for (lp_conn_t *w = srv->watched; w != NULL; w = w->wnext)
         if (now - w->watch_since >= LP_WATCH_LAZY_MS)
