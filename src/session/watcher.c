@@ -143,7 +143,7 @@ static void poll_conn(lp_conn_t *c)
         c->no_poll = true;
 }
 
-/* Wakes the watcher if it sleeps with no timeout: it must tick while
+/* Wakes the watcher if it sleeps longer than a tick: it must tick while
  * evals run. One eventfd write after an idle spell, none in a busy one. */
 static void wake_watcher(lp_server_t *srv)
 {
@@ -349,7 +349,9 @@ void *lp_watcher_main(void *arg)
 
         pthread_mutex_lock(&srv->wmu);
         timeout = next_deadline(srv);
-        srv->watcher_asleep = timeout < 0;
+        /* not ticking: a new eval must wake it, or its socket would wait
+         * until this timeout (an interrupted eval's grace, up to 1 s) */
+        srv->watcher_asleep = timeout < 0 || timeout > LP_WATCH_LAZY_MS;
         pthread_mutex_unlock(&srv->wmu);
         n = epoll_wait(srv->epfd, ev, WATCH_EVENTS, timeout);
         pthread_mutex_lock(&srv->wmu);

@@ -228,3 +228,24 @@ def test_interrupt_before_the_block_runs_drops_the_block(host):
         frames = until(c, 51)
         assert [h.get("status") for h, _ in frames if h["op"] == "done"] == ["interrupted", "ok"]
         assert c.eval(s, "data['n'] > 0", interactive=True).value == "True"
+
+
+def test_an_eval_is_heard_at_once_while_another_waits_out_its_grace(host):
+    """The watcher slept until a stuck eval's grace ran out (up to 1 s)
+    and only then began to hear evals that started meanwhile: another
+    session's interrupt waited that long."""
+    with Client(host.address) as a, Client(host.address) as b:
+        sa, sb = a.clone(), b.clone()
+        start(a, sa, 60, "import time\ntime.sleep(100)\n")   # no interrupt reaches it
+        time.sleep(0.4)                    # evals stopped coming: the watcher stops ticking
+        a.send({"op": "interrupt", "id": 61, "session": sa})  # its grace begins
+        time.sleep(0.3)
+        start(b, sb, 70, "while True:\n    pass\n")
+        time.sleep(0.1)
+        t0 = time.monotonic()
+        b.send({"op": "interrupt", "id": 71, "session": sb})
+        frames = until(b, 71)
+        assert time.monotonic() - t0 < 0.5
+        assert [h.get("status") for h, _ in frames if h["op"] == "done"] == ["interrupted", "ok"]
+        frames = until(a, 61)              # a's sleep went on as a job
+        assert [h.get("status") for h, _ in frames if h["op"] == "done"] == ["detached", "ok"]
