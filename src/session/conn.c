@@ -10,6 +10,7 @@
 
 #include "session/internal.h"
 #include "wire/handshake.h"
+#include "wire/hdr.h"
 #include "wire/msg.h"
 #include "wire/ops.h"
 
@@ -48,10 +49,36 @@ bool lp_conn_kick_all(lp_server_t *srv)
     return more;
 }
 
-int lp_conn_send(lp_conn_t *c, const json_t *h, const void *payload, size_t len)
+int lp_conn_send_frame(lp_conn_t *c, lp_hdr_t *h, const void *payload, size_t len)
+{
+    uint8_t small[1024], *frame = small;
+    size_t hlen, total;
+    int r;
+
+    if ((r = lp_hdr_end(h, &hlen)) != 0)
+        return r;
+    if (len > c->peer_limits.payload_max || hlen > c->peer_limits.header_max)
+        return LP_WIRE_ETOOLARGE;
+    total = LP_WIRE_PREFIX_LEN + hlen + len; /* each term is < 2^32 */
+    if (total > sizeof(small) && (frame = malloc(total)) == NULL)
+        return LP_WIRE_ENOMEM;
+    /* one buffer, one write: the peer wakes once */
+    lp_frame_prefix(frame, (uint32_t)hlen, (uint32_t)len);
+    memcpy(frame + LP_WIRE_PREFIX_LEN, h->buf, hlen);
+    if (len > 0)
+        memcpy(frame + LP_WIRE_PREFIX_LEN + hlen, payload, len);
+    r = lp_conn_send_raw(c, frame, total);
+    if (frame != small)
+        free(frame);
+    return r;
+}
+
+int lp_conn_send_error(lp_conn_t *c, int err, int64_t re, const char *message, const char *field)
 {
     lp_buf_t *b = lp_buf_new(SIZE_MAX);
-    int r = b == NULL ? LP_WIRE_ENOMEM : lp_frame_encode(b, h, payload, len, &c->peer_limits);
+    int r = b == NULL ? LP_WIRE_ENOMEM
+                      : lp_msg_error_encode(b, err, re >= 0 ? &re : NULL, message, field,
+                                            &c->peer_limits);
 
     if (r == 0)
         r = lp_conn_send_raw(c, lp_buf_data(b), lp_buf_len(b));
@@ -59,28 +86,29 @@ int lp_conn_send(lp_conn_t *c, const json_t *h, const void *payload, size_t len)
     return r;
 }
 
-int lp_conn_send_error(lp_conn_t *c, int err, int64_t re, const char *message, const char *field)
-{
-    json_t *h = lp_msg_error_new(err, re >= 0 ? &re : NULL, message, field);
-    int r = h == NULL ? LP_WIRE_ENOMEM : lp_conn_send(c, h, NULL, 0);
-
-    json_decref(h);
-    return r;
-}
-
 /* Sends {"op":"done","re":re,"status":"ok"} plus the fields of extra
- * (consumed, may be NULL), and payload. */
+ * (consumed, may be NULL: most replies have none), and payload. */
 static int send_done(lp_conn_t *c, int64_t re, json_t *extra, const void *payload, size_t len)
 {
-    json_t *h = lp_msg_new("done");
-    int r = h == NULL ? LP_WIRE_ENOMEM : 0;
+    char small[256], *buf = small;
+    size_t cap = sizeof(small);
+    const char *key;
+    json_t *v;
+    lp_hdr_t h;
+    int r;
 
-    if (r == 0 && (lp_msg_set_int(h, "re", re) != 0 || lp_msg_set_str(h, "status", "ok") != 0 ||
-                   (extra != NULL && json_object_update(h, extra) != 0)))
-        r = LP_WIRE_ENOMEM;
-    if (r == 0)
-        r = lp_conn_send(c, h, payload, len);
-    json_decref(h);
+    if (extra != NULL && (buf = malloc(cap = LP_WIRE_HEADER_MAX)) == NULL) {
+        json_decref(extra);
+        return LP_WIRE_ENOMEM;
+    }
+    lp_hdr_begin(&h, buf, cap, "done");
+    lp_hdr_int(&h, "re", re);
+    lp_hdr_str(&h, "status", "ok");
+    json_object_foreach(extra, key, v)
+        lp_hdr_json(&h, key, v);
+    r = lp_conn_send_frame(c, &h, payload, len);
+    if (buf != small)
+        free(buf);
     json_decref(extra);
     return r;
 }

@@ -10,6 +10,7 @@
 #include "net/net.h"
 #include "session/server.h"
 #include "wire/frame.h"
+#include "wire/hdr.h"
 
 typedef struct lp_conn lp_conn_t;
 
@@ -118,7 +119,7 @@ struct lp_server {
     pthread_cond_t wcv;           /* a connection was unpinned */
     lp_conn_t *watched;           /* connections whose eval runs */
     int grace_ms;                 /* from the config */
-    bool watcher_asleep;          /* in epoll_wait with no timeout (under wmu) */
+    bool watcher_asleep;          /* in epoll_wait for longer than a tick (under wmu) */
     uint64_t ticks;               /* the watcher's ticks (under wmu) */
     uint64_t watch_busy_until;    /* the watcher ticks until then (ms, under wmu) */
     pthread_mutex_t mu;           /* guards what follows */
@@ -230,7 +231,8 @@ int lp_conn_resume(lp_conn_t *c);
 int lp_conn_send_error(lp_conn_t *c, int err, int64_t re, const char *message, const char *field);
 /* Closes the connection's sessions and frees it; its thread ends after. */
 void lp_conn_finish(lp_conn_t *c);
-int lp_conn_send(lp_conn_t *c, const json_t *h, const void *payload, size_t len);
+/* Sends the frame of header h (ended here) and payload, in one write. */
+int lp_conn_send_frame(lp_conn_t *c, lp_hdr_t *h, const void *payload, size_t len);
 /* Sends bytes (whole frames, or text) after everything sent before them.
  * On a thread marked by lp_conn_thread_never_blocks, what the socket does
  * not take at once waits in c->out (the flusher sends it on); on any other

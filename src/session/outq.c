@@ -1,6 +1,5 @@
 /* outq.c: a session's queued bytes for its transport, with the framed
  * sink's coalescing of out frames (internal.h). */
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,40 +27,30 @@ static int reserve(lp_outq_t *q, size_t n)
     return 0;
 }
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
 static uint32_t get_u32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* Starts a new out frame with an empty payload. The header is formatted
- * directly: session ids are ours (printable ASCII, no quotes). */
+/* Starts a new out frame with an empty payload. */
 static int start_frame(lp_outq_t *q, const char *session, int stream, int64_t re)
 {
     char h[160];
-    int n = re >= 0 ? snprintf(h, sizeof(h), "{\"op\":\"out\",\"re\":%" PRId64
-                                              ",\"session\":\"%s\",\"stream\":\"%s\"}",
-                               re, session, stream_names[stream])
-                    : snprintf(h, sizeof(h), "{\"op\":\"out\",\"session\":\"%s\",\"stream\":\"%s\"}",
-                               session, stream_names[stream]);
+    size_t n;
+    lp_hdr_t b;
     int r;
 
-    if (n < 0 || (size_t)n >= sizeof(h))
-        return LP_WIRE_EINTERNAL;
-    if ((r = reserve(q, LP_WIRE_PREFIX_LEN + (size_t)n)) != 0)
+    lp_hdr_begin(&b, h, sizeof(h), "out");
+    if (re >= 0)
+        lp_hdr_int(&b, "re", re);
+    lp_hdr_str(&b, "session", session);
+    lp_hdr_str(&b, "stream", stream_names[stream]);
+    if ((r = lp_hdr_end(&b, &n)) != 0 || (r = reserve(q, LP_WIRE_PREFIX_LEN + n)) != 0)
         return r;
     q->last = q->len;
-    put_u32(q->data + q->len, (uint32_t)n);
-    put_u32(q->data + q->len + 4, 0);
-    memcpy(q->data + q->len + LP_WIRE_PREFIX_LEN, h, (size_t)n);
-    q->len += LP_WIRE_PREFIX_LEN + (size_t)n;
+    lp_frame_prefix(q->data + q->len, (uint32_t)n, 0);
+    memcpy(q->data + q->len + LP_WIRE_PREFIX_LEN, h, n);
+    q->len += LP_WIRE_PREFIX_LEN + n;
     q->last_stream = stream;
     q->last_re = re;
     return 0;
@@ -86,7 +75,7 @@ int lp_outq_append(lp_outq_t *q, const char *session, int stream, int64_t re, co
             return r;
         memcpy(q->data + q->len, data, n);
         q->len += n;
-        put_u32(q->data + q->last + 4, plen + (uint32_t)n);
+        lp_frame_prefix(q->data + q->last, get_u32(q->data + q->last), plen + (uint32_t)n);
         data = (const uint8_t *)data + n;
         len -= n;
     }
@@ -118,8 +107,7 @@ int lp_outq_put_parts(lp_outq_t *q, const char *header, size_t hlen, const void 
 
     if (r != 0)
         return r;
-    put_u32(q->data + q->len, (uint32_t)hlen);
-    put_u32(q->data + q->len + 4, (uint32_t)plen);
+    lp_frame_prefix(q->data + q->len, (uint32_t)hlen, (uint32_t)plen);
     memcpy(q->data + q->len + LP_WIRE_PREFIX_LEN, header, hlen);
     if (plen > 0)
         memcpy(q->data + q->len + LP_WIRE_PREFIX_LEN + hlen, payload, plen);

@@ -348,18 +348,20 @@ fail:
  * threads once any running evaluation returns. */
 static void disconnect_all(lp_server_t *srv)
 {
-    static const char bye[] = "{\"op\":\"bye\",\"code\":\"shutdown\",\"message\":\"the server is stopping\"}";
-    uint8_t prefix[8] = {0, 0, 0, (uint8_t)(sizeof(bye) - 1), 0, 0, 0, 0};
+    uint8_t frame[LP_WIRE_PREFIX_LEN + 128];
+    size_t hlen = 0;
+    lp_hdr_t h;
 
-    uint8_t frame[sizeof(prefix) + sizeof(bye) - 1];
-
-    memcpy(frame, prefix, sizeof(prefix));
-    memcpy(frame + sizeof(prefix), bye, sizeof(bye) - 1);
+    lp_hdr_begin(&h, (char *)frame + LP_WIRE_PREFIX_LEN, sizeof(frame) - LP_WIRE_PREFIX_LEN, "bye");
+    lp_hdr_str(&h, "code", "shutdown");
+    lp_hdr_str(&h, "message", "the server is stopping");
+    lp_hdr_end(&h, &hlen); /* fits: ours, fixed */
+    lp_frame_prefix(frame, (uint32_t)hlen, 0);
     pthread_mutex_lock(&srv->mu);
     for (lp_conn_t *c = srv->conns; c != NULL; c = c->next) {
         /* best effort, never blocking: a client that does not read misses it */
         if (c->handshaken)
-            lp_writer_write(&c->out, frame, sizeof(frame), false);
+            lp_writer_write(&c->out, frame, LP_WIRE_PREFIX_LEN + hlen, false);
         lp_writer_kill(&c->out);
     }
     pthread_mutex_unlock(&srv->mu);

@@ -341,6 +341,19 @@ bool lp_session_take_interrupt(lp_session_t *s)
     return was;
 }
 
+/* Answers interrupt request id: it reached a running eval. */
+static void answer_interrupt(lp_conn_t *c, int64_t id)
+{
+    char buf[128];
+    lp_hdr_t h;
+
+    lp_hdr_begin(&h, buf, sizeof(buf), "done");
+    lp_hdr_int(&h, "re", id);
+    lp_hdr_str(&h, "status", "ok");
+    lp_hdr_str(&h, "was", "running");
+    lp_conn_send_frame(c, &h, NULL, 0);
+}
+
 void lp_session_interrupt(lp_session_t *s, int64_t id, lp_conn_t *c, void *tls)
 {
     lp_engine_t *e = &s->srv->engine;
@@ -358,13 +371,8 @@ void lp_session_interrupt(lp_session_t *s, int64_t id, lp_conn_t *c, void *tls)
     if (waiting)
         pthread_cond_broadcast(&s->incv); /* input() raises KeyboardInterrupt */
     pthread_mutex_unlock(&s->qmu);
-    if (answer_now) {
-        json_t *h = json_pack("{s:s,s:I,s:s,s:s}", "op", "done", "re", (json_int_t)id, "status",
-                              "ok", "was", "running");
-
-        lp_conn_send(c, h, NULL, 0);
-        json_decref(h);
-    }
+    if (answer_now)
+        answer_interrupt(c, id);
     if (!waiting && tls != NULL && c->tls != NULL)
         e->interrupt(e->ctx, tls, c->tls, s->data);
 }
@@ -380,13 +388,8 @@ void lp_session_answer_interrupts(lp_session_t *s, lp_conn_t *c)
     s->nintr = 0;
     s->interrupted = false;
     pthread_mutex_unlock(&s->qmu);
-    for (int i = 0; i < n; i++) {
-        json_t *h = json_pack("{s:s,s:I,s:s,s:s}", "op", "done", "re", (json_int_t)ids[i],
-                              "status", "ok", "was", "running");
-
-        lp_conn_send(c, h, NULL, 0);
-        json_decref(h);
-    }
+    for (int i = 0; i < n; i++)
+        answer_interrupt(c, ids[i]);
 }
 
 int lp_session_give_input(lp_session_t *s, const uint8_t *data, size_t len, bool eof)

@@ -1,122 +1,71 @@
-/* sink_frames.c: a session's events as frames of docs/protocol.md. The
- * replies every eval gets (out, value with a plain type name, done) have
- * their headers formatted here directly, not through a JSON tree: they
- * are most of the server's work per request (docs/performance.md). */
-#include <inttypes.h>
-#include <stdio.h>
+/* sink_frames.c: a session's events as frames of docs/protocol.md, their
+ * headers written by the one header builder (wire/hdr.h), never through a
+ * JSON tree: these are the replies every request gets. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "session/internal.h"
 #include "session/sink.h"
-#include "wire/msg.h"
 
-#define LP_VALUE_TYPE_MAX 256 /* the value frame's type field (docs/protocol.md 6) */
+#define SMALL_HEADER 512 /* every header but one with a very long name or prompt */
 
-/* True when str can go between JSON quotes as it is (no quote, backslash
- * or control character) and within max bytes. */
-static bool plain_json_string(const char *str, size_t max)
+static const char *const op_names[] = {
+    [LP_EV_OUT] = "out",     [LP_EV_VALUE] = "value", [LP_EV_EXCEPTION] = "exception",
+    [LP_EV_PAGE] = "page",   [LP_EV_INPUT] = "input", [LP_EV_DONE] = "done",
+};
+
+/* The header of ev for session sid, into buf. */
+static int build(char *buf, size_t cap, const char *sid, const lp_event_t *ev, size_t *len)
 {
-    size_t n = 0;
+    lp_hdr_t h;
 
-    for (; str[n] != 0; n++)
-        if (n >= max || str[n] == '"' || str[n] == '\\' || (unsigned char)str[n] < 0x20)
-            return false;
-    return n > 0;
-}
-
-/* Appends the frame of header h (consumed; NULL: out of memory) and
- * payload. */
-static int put_json(lp_outq_t *q, json_t *h, const void *payload, size_t len)
-{
-    const lp_limits_t lim = LP_LIMITS_DEFAULT;
-    lp_buf_t *b = lp_buf_new(SIZE_MAX);
-    int r = h == NULL || b == NULL ? LP_WIRE_ENOMEM : lp_frame_encode(b, h, payload, len, &lim);
-
-    if (r == 0)
-        r = lp_outq_put_frame(q, lp_buf_data(b), lp_buf_len(b));
-    json_decref(h);
-    lp_buf_free(b);
-    return r;
-}
-
-/* Appends a frame {"op", "re", "session"} plus key = value (a string)
- * when key is not NULL, then the payload. */
-static int put_tree(lp_outq_t *q, const char *op, const char *sid, int64_t re, const char *key,
-                    const char *value, const void *payload, size_t len)
-{
-    json_t *h = lp_msg_new(op);
-
-    if (h != NULL && ((re >= 0 && lp_msg_set_int(h, "re", re) != 0) ||
-                      lp_msg_set_str(h, "session", sid) != 0 ||
-                      (key != NULL && lp_msg_set_str(h, key, value) != 0))) {
-        json_decref(h);
-        h = NULL;
+    lp_hdr_begin(&h, buf, cap, op_names[ev->kind]);
+    if (ev->re >= 0)
+        lp_hdr_int(&h, "re", ev->re);
+    lp_hdr_str(&h, "session", sid);
+    switch (ev->kind) {
+    case LP_EV_VALUE:
+        if (ev->name != NULL)
+            lp_hdr_str(&h, "type", ev->name);
+        break;
+    case LP_EV_EXCEPTION:
+        lp_hdr_str(&h, "type", ev->name != NULL ? ev->name : "Exception");
+        break;
+    case LP_EV_INPUT:
+        lp_hdr_str(&h, "prompt", ev->name != NULL ? ev->name : "");
+        lp_hdr_bool(&h, "echo", ev->echo);
+        break;
+    case LP_EV_DONE:
+        lp_hdr_str(&h, "status", ev->name);
+        if (strcmp(ev->name, "detached") == 0)
+            lp_hdr_int(&h, "job", ev->job);
+        break;
+    case LP_EV_OUT: /* coalesced by outq.c, never here */
+    case LP_EV_PAGE:
+        break;
     }
-    return put_json(q, h, payload, len);
-}
-
-/* A value: its header formatted directly when the type name allows. */
-static int put_value(lp_outq_t *q, const char *sid, const lp_event_t *ev)
-{
-    const char *type = ev->name;
-
-    if (type != NULL && plain_json_string(type, LP_VALUE_TYPE_MAX) &&
-        ev->len <= LP_WIRE_PAYLOAD_DEFAULT) {
-        char h[LP_VALUE_TYPE_MAX + 160];
-        int n = snprintf(h, sizeof(h),
-                         "{\"op\":\"value\",\"re\":%" PRId64 ",\"session\":\"%s\",\"type\":\"%s\"}",
-                         ev->re, sid, type);
-
-        if (n > 0 && (size_t)n < sizeof(h))
-            return lp_outq_put_parts(q, h, (size_t)n, ev->data, ev->len);
-    }
-    return put_tree(q, "value", sid, ev->re, type != NULL ? "type" : NULL, type, ev->data,
-                    ev->len);
-}
-
-/* The end of an eval; a detached one names its job. */
-static int put_done(lp_outq_t *q, const char *sid, const lp_event_t *ev)
-{
-    char h[256];
-    int n = strcmp(ev->name, "detached") == 0
-                ? snprintf(h, sizeof(h), "{\"op\":\"done\",\"re\":%" PRId64 ",\"session\":\"%s\","
-                           "\"status\":\"detached\",\"job\":%" PRId64 "}", ev->re, sid, ev->job)
-                : snprintf(h, sizeof(h), "{\"op\":\"done\",\"re\":%" PRId64 ",\"session\":\"%s\","
-                           "\"status\":\"%s\"}", ev->re, sid, ev->name);
-
-    /* session ids are ours (printable ASCII, no quotes), statuses our names */
-    if (n < 0 || (size_t)n >= sizeof(h))
-        return LP_WIRE_EINTERNAL;
-    return lp_outq_put_parts(q, h, (size_t)n, NULL, 0);
-}
-
-/* input(): the prompt and whether to echo travel in the header. */
-static int put_input(lp_outq_t *q, const char *sid, const lp_event_t *ev)
-{
-    return put_json(q, json_pack("{s:s,s:I,s:s,s:s,s:b}", "op", "input", "re",
-                                 (json_int_t)ev->re, "session", sid, "prompt",
-                                 ev->name != NULL ? ev->name : "", "echo", ev->echo),
-                    NULL, 0);
+    return lp_hdr_end(&h, len);
 }
 
 static int put(lp_outq_t *q, const char *sid, const lp_event_t *ev)
 {
-    switch (ev->kind) {
-    case LP_EV_OUT:
+    char small[SMALL_HEADER], *big;
+    const void *payload = ev->kind == LP_EV_INPUT || ev->kind == LP_EV_DONE ? NULL : ev->data;
+    size_t plen = payload != NULL ? ev->len : 0, hlen;
+    int r;
+
+    if (ev->kind == LP_EV_OUT)
         return lp_outq_append(q, sid, (int)ev->stream, ev->re, ev->data, ev->len);
-    case LP_EV_VALUE:
-        return put_value(q, sid, ev);
-    case LP_EV_EXCEPTION:
-        return put_tree(q, "exception", sid, ev->re, "type",
-                        ev->name != NULL ? ev->name : "Exception", ev->data, ev->len);
-    case LP_EV_PAGE:
-        return put_tree(q, "page", sid, ev->re, NULL, NULL, ev->data, ev->len);
-    case LP_EV_INPUT:
-        return put_input(q, sid, ev);
-    case LP_EV_DONE:
-        return put_done(q, sid, ev);
-    }
-    return LP_WIRE_EINVAL;
+    if (plen > LP_WIRE_PAYLOAD_DEFAULT)
+        return LP_WIRE_ETOOLARGE;
+    if ((r = build(small, sizeof(small), sid, ev, &hlen)) == 0)
+        return lp_outq_put_parts(q, small, hlen, payload, plen);
+    if (r != LP_WIRE_ETOOLARGE || (big = malloc(LP_WIRE_HEADER_MAX)) == NULL)
+        return r == LP_WIRE_ETOOLARGE ? LP_WIRE_ENOMEM : r;
+    if ((r = build(big, LP_WIRE_HEADER_MAX, sid, ev, &hlen)) == 0)
+        r = lp_outq_put_parts(q, big, hlen, payload, plen);
+    free(big);
+    return r;
 }
 
 const lp_sink_t lp_sink_frames = {"frames", true, put};

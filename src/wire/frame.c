@@ -59,6 +59,23 @@ int lp_header_check(const json_t *h)
     return check_value(h, 0);
 }
 
+int lp_header_check_value(const json_t *v)
+{
+    return v != NULL ? check_value(v, 1) : LP_WIRE_EHEADER;
+}
+
+void lp_frame_prefix(uint8_t out[LP_WIRE_PREFIX_LEN], uint32_t hlen, uint32_t plen)
+{
+    out[0] = (uint8_t)(hlen >> 24);
+    out[1] = (uint8_t)(hlen >> 16);
+    out[2] = (uint8_t)(hlen >> 8);
+    out[3] = (uint8_t)hlen;
+    out[4] = (uint8_t)(plen >> 24);
+    out[5] = (uint8_t)(plen >> 16);
+    out[6] = (uint8_t)(plen >> 8);
+    out[7] = (uint8_t)plen;
+}
+
 int lp_frame_peek(const lp_buf_t *in, const lp_limits_t *lim, lp_frame_view_t *v)
 {
     uint32_t hlen, plen;
@@ -126,6 +143,27 @@ void lp_frame_clear(lp_frame_t *f)
     memset(f, 0, sizeof(*f));
 }
 
+int lp_frame_put(lp_buf_t *out, const char *header, size_t hlen, const void *payload, size_t len,
+                 const lp_limits_t *lim)
+{
+    size_t total;
+    uint8_t *dst;
+    int r;
+
+    if (hlen > lim->header_max || len > lim->payload_max)
+        return LP_WIRE_ETOOLARGE;
+    if (len > 0 && payload == NULL)
+        return LP_WIRE_EINVAL;
+    total = LP_WIRE_PREFIX_LEN + hlen + len; /* each term is below 2^32 */
+    if ((r = lp_buf_reserve(out, total, &dst)) != 0)
+        return r;
+    lp_frame_prefix(dst, (uint32_t)hlen, (uint32_t)len);
+    memcpy(dst + LP_WIRE_PREFIX_LEN, header, hlen);
+    if (len > 0)
+        memcpy(dst + LP_WIRE_PREFIX_LEN + hlen, payload, len);
+    return lp_buf_commit(out, total);
+}
+
 int lp_frame_encode(lp_buf_t *out, const json_t *header, const void *payload, size_t len,
                     const lp_limits_t *lim)
 {
@@ -146,14 +184,7 @@ int lp_frame_encode(lp_buf_t *out, const json_t *header, const void *payload, si
     total = LP_WIRE_PREFIX_LEN + hlen + len; /* each term is < 2^32 */
     if ((r = lp_buf_reserve(out, total, &dst)) != 0)
         return r;
-    dst[0] = (uint8_t)(hlen >> 24);
-    dst[1] = (uint8_t)(hlen >> 16);
-    dst[2] = (uint8_t)(hlen >> 8);
-    dst[3] = (uint8_t)hlen;
-    dst[4] = (uint8_t)(len >> 24);
-    dst[5] = (uint8_t)(len >> 16);
-    dst[6] = (uint8_t)(len >> 8);
-    dst[7] = (uint8_t)len;
+    lp_frame_prefix(dst, (uint32_t)hlen, (uint32_t)len);
     if (json_dumpb(header, (char *)dst + LP_WIRE_PREFIX_LEN, hlen, flags) != hlen)
         return LP_WIRE_EINTERNAL;
     if (len > 0)

@@ -60,8 +60,20 @@ void lp_frame_clear(lp_frame_t *f);
 int lp_frame_encode(lp_buf_t *out, const json_t *header, const void *payload, size_t len,
                     const lp_limits_t *lim);
 
+/* Appends one frame whose header text is ready (from lp_hdr: valid JSON
+ * under the header rules): prefix, header, payload. LP_WIRE_ETOOLARGE
+ * over lim. On failure out is unchanged. */
+int lp_frame_put(lp_buf_t *out, const char *header, size_t hlen, const void *payload, size_t len,
+                 const lp_limits_t *lim);
+
 /* The header rules of docs/protocol.md section 3 that JSON parsing alone
  * does not enforce: an object, integers only. 0 or LP_WIRE_EHEADER. */
 int lp_header_check(const json_t *h);
+/* The same rules for a value nested inside a header (one level down). */
+int lp_header_check_value(const json_t *v);
+
+/* The one prefix writer: the 8 bytes before a header of hlen bytes and a
+ * payload of plen (big-endian lengths, docs/protocol.md section 2). */
+void lp_frame_prefix(uint8_t out[LP_WIRE_PREFIX_LEN], uint32_t hlen, uint32_t plen);
 
 #endif

@@ -4,6 +4,8 @@
 
 #include "frame.h"
 
+#define LP_MSG_ERROR_HEADER_MAX 4096u /* an error header: our messages are one short line */
+
 /* A new header object {"op": op}; the caller owns it. NULL on ENOMEM. */
 json_t *lp_msg_new(const char *op);
 /* Sets key to a new integer / string / bool in h: 0 or LP_WIRE_ENOMEM. */
