@@ -1,7 +1,7 @@
 /* net.h: sockets for the server and the client: the per-user runtime
- * directory, Unix listeners, peer credentials, whole-buffer I/O, and the
- * discovery records that `limpet list` reads. No Python here. Functions
- * return 0 or a negative errno value. */
+ * directory, Unix and TCP listeners, dialling, peer credentials. (The
+ * discovery records are discovery.h's; framed I/O is src/io's.) No Python
+ * here. Functions return 0 or a negative errno value. */
 #ifndef LP_NET_H
 #define LP_NET_H
 
@@ -11,6 +11,8 @@
 #include <sys/types.h>
 
 #define LP_NET_PATH_MAX 108 /* sun_path, with its NUL */
+
+/* unix.c */
 
 /* Fills buf with the per-user runtime directory for limpet, creating it if
  * needed: $XDG_RUNTIME_DIR/limpet when XDG_RUNTIME_DIR is an absolute,
@@ -46,6 +48,8 @@ int lp_net_dial(const char *address, int *fd);
  * (not local, or already closed). It is the uid of whoever created the
  * peer socket (docs/security.md). */
 int lp_net_tcp_peer_uid(int fd, uid_t *uid);
+
+/* unix.c */
 
 /* The uid of the process at the other end of Unix socket fd. */
 int lp_net_peer_uid(int fd, uid_t *uid);

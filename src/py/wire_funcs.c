@@ -164,7 +164,6 @@ PyDoc_STRVAR(server_handshake_doc,
 
 static PyObject *server_handshake(PyObject *mod, PyObject *args)
 {
-    static const char *const caps[] = {"repl", "input", "complete", "interrupt", "jobs", NULL};
     Py_buffer data;
     const char *stext;
     Py_ssize_t slen;
@@ -182,7 +181,7 @@ static PyObject *server_handshake(PyObject *mod, PyObject *args)
         PyErr_NoMemory();
         goto error;
     }
-    verdict = serve(in, out, server, caps);
+    verdict = serve(in, out, server, lp_server_caps);
     result = Py_BuildValue("(y#s)", (const char *)lp_buf_data(out), (Py_ssize_t)lp_buf_len(out),
                            verdict);
 error:

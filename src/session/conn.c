@@ -184,8 +184,6 @@ int lp_conn_open_session(lp_conn_t *c, lp_session_t **out)
 static int handshake(lp_conn_t *c)
 {
     lp_server_t *srv = c->srv;
-    static const char *const caps[] = {"repl", "input", "complete", "interrupt", "jobs", "page",
-                                       NULL};
     uint64_t deadline = lp_clock_deadline(lp_conn_wait_budget(c, LP_HELLO_TIMEOUT_MS));
     lp_buf_t *out = lp_buf_new(SIZE_MAX);
     lp_hs_t hs = {0};
@@ -213,7 +211,7 @@ static int handshake(lp_conn_t *c)
     } else if (r == 0) {
         c->peer_limits.payload_max = hello.max_payload;
         c->peer_caps = hello.caps;
-        r = lp_hs_server_accept(out, &hello, srv->identity, caps, LP_WIRE_PAYLOAD_DEFAULT,
+        r = lp_hs_server_accept(out, &hello, srv->identity, lp_server_caps, LP_WIRE_PAYLOAD_DEFAULT,
                                 s != NULL ? s->id : NULL);
     } else if (lp_wire_err_code(r) != NULL) {
         lp_hs_server_refuse(out, r, &hello, NULL, field);
@@ -335,8 +333,10 @@ static int do_complete(lp_conn_t *c, int64_t id, const json_t *h, lp_session_t *
 /* A description of this server: operations, capabilities, limits. */
 static json_t *describe(lp_server_t *srv)
 {
-    json_t *ops = json_array();
+    json_t *ops = json_array(), *caps = json_array();
 
+    for (const char *const *cap = lp_server_caps; *cap != NULL; cap++)
+        json_array_append_new(caps, json_string(*cap));
     for (int op = LP_OP_UNKNOWN + 1; op < LP_OP__COUNT; op++) {
         const lp_op_spec_t *s = lp_op_spec((lp_op_t)op);
 
@@ -349,8 +349,8 @@ static json_t *describe(lp_server_t *srv)
     nconns = srv->nconns;
     nsessions = srv->nsessions;
     pthread_mutex_unlock(&srv->mu);
-    return json_pack("{s:o,s:[s],s:{s:i,s:i,s:i,s:i},s:O,s:{s:i,s:i}}", "ops", ops, "caps",
-                     "repl", "limits", "header_max", LP_WIRE_HEADER_MAX, "payload_max",
+    return json_pack("{s:o,s:o,s:{s:i,s:i,s:i,s:i},s:O,s:{s:i,s:i}}", "ops", ops, "caps",
+                     caps, "limits", "header_max", LP_WIRE_HEADER_MAX, "payload_max",
                      LP_WIRE_PAYLOAD_DEFAULT, "max_connections", srv->max_connections,
                      "max_sessions", srv->max_sessions, "server", srv->identity, "stats",
                      "connections", nconns, "sessions", nsessions);

@@ -70,7 +70,6 @@ typedef struct lp_deferred {
 
 struct lp_conn {
     int fd;                       /* the socket */
-    uid_t peer_uid;               /* from SO_PEERCRED */
     lp_server_t *srv;             /* owner */
     lp_writer_t out;              /* the one way bytes leave for this client */
     bool handshaken;              /* the hello was accepted (under srv->mu) */

@@ -14,6 +14,9 @@
 #include "session/internal.h"
 #include "wire/handshake.h"
 
+const char *const lp_server_caps[] = {"repl", "input", "complete", "interrupt", "jobs", "page",
+                                      NULL};
+
 const char *lp_server_address(const lp_server_t *srv) { return srv->path; }
 
 struct refusal {
@@ -103,7 +106,6 @@ static void start_conn(lp_server_t *srv, int fd, uid_t uid, bool authed)
         return;
     }
     c->fd = fd;
-    c->peer_uid = uid;
     c->authed = authed;
     c->preauth = !authed;
     c->preauth_deadline = authed ? 0 : lp_clock_ms() + LP_PREAUTH_TIMEOUT_MS;

@@ -96,6 +96,10 @@ typedef struct lp_server_config {
     int grace_ms;              /* interrupted code stuck this long becomes a job; 0: default */
 } lp_server_config_t;
 
+/* The capabilities this server offers (docs/protocol.md), NULL-terminated:
+ * the one list that the handshake and describe both give. */
+extern const char *const lp_server_caps[];
+
 /* Starts listening and serving; *out owns the running server. The engine
  * struct is copied. On failure nothing is left running. */
 int lp_server_start(const lp_server_config_t *cfg, const lp_engine_t *engine, lp_server_t **out);
@@ -120,8 +124,6 @@ void lp_session_ref(lp_session_t *s);
 void lp_session_unref(lp_session_t *s);
 /* The engine's data for s (from session_open); NULL once closed. */
 void *lp_session_data(const lp_session_t *s);
-/* True while the session is open. */
-bool lp_session_is_open(lp_session_t *s);
 
 /* Queues output. Returns 0 when queued (sent within LP_FLUSH_MS), 1 when
  * the caller must call lp_session_flush now, 2 when the data was not queued

@@ -38,16 +38,6 @@ void lp_session_unref(lp_session_t *s)
     free(s);
 }
 
-bool lp_session_is_open(lp_session_t *s)
-{
-    bool open;
-
-    pthread_mutex_lock(&s->qmu);
-    open = !s->closed;
-    pthread_mutex_unlock(&s->qmu);
-    return open;
-}
-
 int lp_session_new(lp_conn_t *c, lp_session_t **out)
 {
     lp_server_t *srv = c->srv;

@@ -171,6 +171,8 @@ def test_hello_opens_the_first_session(host):
     with Client(host.address, session=True) as c:
         s = c.welcome["session"]
         assert set(c.welcome["caps"]) >= {"repl", "input", "complete", "interrupt", "jobs", "page"}
+        # one list of capabilities: describe gives the handshake's
+        assert c.request("describe").final["caps"] == c.welcome["caps"]
         assert c.eval(s, "6 * 7", interactive=True).value == "42"
         assert c.request("describe").final["stats"]["sessions"] >= 1
 
