@@ -27,6 +27,7 @@ typedef struct pysession {
     engine_t *engine;   /* the server's engine */
     PyObject *compiler; /* codeop.CommandCompiler: REPL rules, __future__ flags */
     PyObject *pending;  /* list of str: interactive lines not yet complete */
+    PyObject *env;      /* the namespace its code runs in (its environment's) */
     PyObject *last;     /* the value last bound to `_`, or NULL */
     int running;        /* code runs (under the GIL): an interrupt may land */
 } pysession_t;
@@ -51,9 +52,10 @@ static void thread_exit(void *ctx, void *tls)
     PyThreadState_DeleteCurrent();
 }
 
-static int session_open(void *ctx, void *tls, lp_session_t *s, void **data)
+static int session_open(void *ctx, void *tls, lp_session_t *s, void *env, void **data)
 {
     pysession_t *ps = PyMem_RawCalloc(1, sizeof(*ps));
+    engine_t *e = ctx;
     PyObject *codeop;
     int r = -1;
 
@@ -61,6 +63,7 @@ static int session_open(void *ctx, void *tls, lp_session_t *s, void **data)
         return -1;
     ps->engine = ctx;
     PyEval_RestoreThread(tls);
+    ps->env = Py_NewRef(env != NULL ? (PyObject *)env : e->env);
     if ((codeop = PyImport_ImportModule("codeop")) == NULL ||
         (ps->compiler = PyObject_CallMethod(codeop, "CommandCompiler", NULL)) == NULL ||
         (ps->pending = PyList_New(0)) == NULL)
@@ -71,6 +74,7 @@ out:
     if (r != 0) {
         PyErr_Print(); /* a bug in limpet, or no memory: say so on the host's stderr */
         Py_XDECREF(ps->compiler);
+        Py_XDECREF(ps->env);
         PyMem_RawFree(ps);
         ps = NULL;
     }
@@ -87,6 +91,7 @@ static void session_close(void *ctx, void *tls, void *data)
     Py_XDECREF(ps->compiler);
     Py_XDECREF(ps->pending);
     Py_XDECREF(ps->last);
+    Py_XDECREF(ps->env);
     PyEval_SaveThread();
     PyMem_RawFree(ps);
 }
@@ -473,9 +478,9 @@ static int finish_job(evalctx_t *ec, PyObject *result)
 }
 
 /* Runs code in the environment; reports what it raised. */
-static int run(engine_t *e, lp_session_t *s, PyObject *code, evalctx_t *ec)
+static int run(engine_t *e, lp_session_t *s, PyObject *env, PyObject *code, evalctx_t *ec)
 {
-    PyObject *r = PyEval_EvalCode(code, e->env, e->env);
+    PyObject *r = PyEval_EvalCode(code, env, env);
     PyObject *exc;
     int status;
 
@@ -533,7 +538,7 @@ static int eval_locked(engine_t *e, lp_session_t *s, pysession_t *ps, const lp_e
         Py_XDECREF(exc);
         return LP_EVAL_EXCEPTION;
     }
-    status = run(e, s, code, ec);
+    status = run(e, s, ps->env, code, ec);
     Py_DECREF(code);
     return status;
 }
@@ -645,13 +650,13 @@ static void interrupt(void *ctx, void *tls, void *target_tls, void *data)
 static int bind_underscore(pysession_t *ps, PyObject *v)
 {
     engine_t *e = ps->engine;
-    PyObject *old = PyDict_GetItemWithError(e->env, e->underscore); /* borrowed */
+    PyObject *old = PyDict_GetItemWithError(ps->env, e->underscore); /* borrowed */
 
     if (old == NULL && PyErr_Occurred())
         return -1;
     if (old != NULL && old != ps->last)
         return 0;
-    if (PyDict_SetItem(e->env, e->underscore, v) != 0)
+    if (PyDict_SetItem(ps->env, e->underscore, v) != 0)
         return -1;
     Py_XSETREF(ps->last, Py_NewRef(v));
     return 0;
@@ -691,14 +696,14 @@ out:
 static json_t *complete(void *ctx, void *tls, void *data, const char *text, size_t len,
                         size_t cursor, size_t *start)
 {
-    engine_t *e = ctx;
     PyObject *mod = NULL, *r = NULL, *matches;
     json_t *out = NULL;
     Py_ssize_t at;
 
     PyEval_RestoreThread(tls);
     if ((mod = PyImport_ImportModule("limpet._completion")) == NULL ||
-        (r = PyObject_CallMethod(mod, "complete", "Oy#n", e->env, text, (Py_ssize_t)len,
+        (r = PyObject_CallMethod(mod, "complete", "Oy#n", ((pysession_t *)data)->env, text,
+                                 (Py_ssize_t)len,
                                  (Py_ssize_t)cursor)) == NULL)
         goto out;
     if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 2 ||

@@ -90,6 +90,7 @@ static PyObject *server_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     }
     cfg.path = path;
     cfg.grace_ms = (int)(grace * 1000);
+    cfg.main_env = env; /* the engine holds its reference: environment "main" */
     cfg.tcp = tcp;
     cfg.token = token;
     cfg.allow_remote = allow_remote != 0;

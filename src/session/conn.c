@@ -164,14 +164,19 @@ int lp_conn_wait_budget(const lp_conn_t *c, int timeout_ms)
     return timeout_ms < 0 || left < timeout_ms ? left : timeout_ms;
 }
 
-int lp_conn_open_session(lp_conn_t *c, lp_session_t **out)
+int lp_conn_open_session(lp_conn_t *c, const char *env, lp_session_t **out)
 {
     lp_engine_t *e = &c->srv->engine;
+    lp_env_t *where;
     int r;
 
-    if ((r = lp_conn_enter(c)) != 0 || (r = lp_session_new(c, out)) != 0)
+    if ((r = lp_env_acquire(c->srv, env, &where)) != 0)
         return r;
-    if (e->session_open(e->ctx, c->tls, *out, &(*out)->data) != 0) {
+    if ((r = lp_conn_enter(c)) != 0 || (r = lp_session_new(c, where, out)) != 0) {
+        lp_env_release(c->srv, where);
+        return r;
+    }
+    if (e->session_open(e->ctx, c->tls, *out, where->data, &(*out)->data) != 0) {
         lp_session_close(*out);
         return LP_WIRE_EINTERNAL;
     }
@@ -204,7 +209,7 @@ static int handshake(lp_conn_t *c)
                             : hello.token[0]      ? "forbidden: wrong token"
                                                   : "forbidden: this peer must send the server's token",
                             NULL);
-    } else if (r == 0 && hello.want_session && (r = lp_conn_open_session(c, &s)) != 0) {
+    } else if (r == 0 && hello.want_session && (r = lp_conn_open_session(c, NULL, &s)) != 0) {
         lp_hs_server_refuse(out, r, &hello,
                             r == LP_WIRE_ETOOMANY ? "too many sessions" : "cannot create the session",
                             NULL);
@@ -232,11 +237,14 @@ int lp_conn_enter(lp_conn_t *c)
     return 0;
 }
 
-static int do_clone(lp_conn_t *c, int64_t id)
+static int do_clone(lp_conn_t *c, int64_t id, const json_t *h)
 {
+    const char *env = json_string_value(json_object_get(h, "env"));
     lp_session_t *s;
-    int r = lp_conn_open_session(c, &s);
+    int r = lp_conn_open_session(c, env, &s);
 
+    if (r == LP_WIRE_EFIELD)
+        return lp_conn_send_error(c, r, id, "no such environment", "env");
     if (r != 0)
         return lp_conn_send_error(c, r, id,
                                   r == LP_WIRE_ETOOMANY ? "too many sessions"
@@ -349,8 +357,8 @@ static json_t *describe(lp_server_t *srv)
     nconns = srv->nconns;
     nsessions = srv->nsessions;
     pthread_mutex_unlock(&srv->mu);
-    return json_pack("{s:o,s:o,s:{s:i,s:i,s:i,s:i},s:O,s:{s:i,s:i}}", "ops", ops, "caps",
-                     caps, "limits", "header_max", LP_WIRE_HEADER_MAX, "payload_max",
+    return json_pack("{s:o,s:o,s:o*,s:{s:i,s:i,s:i,s:i},s:O,s:{s:i,s:i}}", "ops", ops, "caps",
+                     caps, "envs", lp_env_list(srv), "limits", "header_max", LP_WIRE_HEADER_MAX, "payload_max",
                      LP_WIRE_PAYLOAD_DEFAULT, "max_connections", srv->max_connections,
                      "max_sessions", srv->max_sessions, "server", srv->identity, "stats",
                      "connections", nconns, "sessions", nsessions);
@@ -373,7 +381,7 @@ static int serve(lp_conn_t *c, const lp_op_spec_t *spec, const lp_frame_t *f)
     case LP_OP_DESCRIBE:
         return send_done(c, id, describe(c->srv), NULL, 0);
     case LP_OP_CLONE:
-        return do_clone(c, id);
+        return do_clone(c, id, h);
     case LP_OP_CLOSE:
         lp_session_close(s);
         return send_done(c, id, NULL, NULL, 0);

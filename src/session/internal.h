@@ -14,6 +14,17 @@
 
 typedef struct lp_conn lp_conn_t;
 
+#define LP_ENV_NAME_MAX 64 /* docs/protocol.md 7 */
+
+/* An environment: a namespace sessions run in (env.c). */
+typedef struct lp_env {
+    char name[LP_ENV_NAME_MAX + 1]; /* [A-Za-z0-9_.-], 1-64 bytes */
+    void *data;                   /* the engine's handle (the namespace), borrowed */
+    unsigned sessions;            /* open sessions in it (under srv->mu) */
+    uint64_t created_ms;          /* lp_clock_ms at creation */
+    struct lp_env *next;          /* in srv->envs, in creation order */
+} lp_env_t;
+
 #define LP_CONN_PENDING_MAX (LP_OUTPUT_QUEUE_MAX + (1u << 20)) /* bytes queued without blocking */
 #define LP_CONN_STACK 0 /* the default (virtual; a few pages resident): user code runs on
                            connection threads, and deep recursion needs the room */
@@ -38,6 +49,7 @@ struct lp_session {
     lp_server_t *srv;             /* the server it belongs to */
     lp_conn_t *conn;              /* owner; NULL once closed (under qmu) */
     void *data;                   /* the engine's state */
+    lp_env_t *env;                /* where its code runs; holds a count on it */
     lp_session_t *next;           /* in conn->sessions */
     pthread_mutex_t qmu;          /* guards outq, conn, cur_re, closed; never held while sending */
     pthread_mutex_t smu;          /* serialises this session's sends, keeps them in order */
@@ -124,6 +136,7 @@ struct lp_server {
     pthread_mutex_t mu;           /* guards what follows */
     pthread_cond_t cv;            /* threads == 0, flush list, stopping */
     lp_conn_t *conns;             /* live connections */
+    lp_env_t *envs;               /* environments, LP_ENV_MAIN first */
     unsigned nconns;              /* their number, less those still to show the token */
     unsigned npreauth;            /* connections still to show the token */
     unsigned nsessions;           /* open sessions, server-wide */
@@ -136,16 +149,33 @@ struct lp_server {
 };
 
 
+/* env.c */
+/* True for a valid environment name. */
+bool lp_env_name_ok(const char *name);
+/* Adds environment name with the engine's handle data: 0, LP_WIRE_EFIELD
+ * for a bad name, -EEXIST, LP_WIRE_ENOMEM. */
+int lp_env_add(lp_server_t *srv, const char *name, void *data);
+/* Finds environment name (NULL: LP_ENV_MAIN) and counts a session in it:
+ * 0, or LP_WIRE_EFIELD when there is none of that name. */
+int lp_env_acquire(lp_server_t *srv, const char *name, lp_env_t **out);
+/* A session left env (NULL is accepted). */
+void lp_env_release(lp_server_t *srv, lp_env_t *env);
+/* [{"env": name, "sessions": n}, ...], new reference, or NULL. */
+json_t *lp_env_list(lp_server_t *srv);
+/* Frees the table; no session may be open. */
+void lp_env_free_all(lp_server_t *srv);
+
 /* session.c */
 /* The wire name of an lp_eval_status_t ("ok", "more", ...); static. */
 const char *lp_eval_status_name(int status);
-int lp_session_new(lp_conn_t *c, lp_session_t **out);
+int lp_session_new(lp_conn_t *c, lp_env_t *env, lp_session_t **out);
 void lp_session_close(lp_session_t *s);
 lp_session_t *lp_session_find(lp_conn_t *c, const char *id);
 int lp_session_begin(lp_session_t *s, int64_t re);
-/* Opens a session on c (the engine's side too): 0, or the wire error to
- * answer with (LP_WIRE_ETOOMANY at the session limit). */
-int lp_conn_open_session(lp_conn_t *c, lp_session_t **out);
+/* Opens a session on c in environment env (NULL: LP_ENV_MAIN), the
+ * engine's side too: 0, or the wire error to answer with (LP_WIRE_ETOOMANY
+ * at the session limit, LP_WIRE_EFIELD for no such environment). */
+int lp_conn_open_session(lp_conn_t *c, const char *env, lp_session_t **out);
 /* Ends eval re with status (docs/protocol.md), after its output, and sends
  * it all; job: the job's id for status "detached". */
 int lp_session_reply_done(lp_session_t *s, int64_t re, const char *status, int64_t job);

@@ -292,6 +292,7 @@ static void destroy(lp_server_t *srv)
     pthread_mutex_destroy(&srv->wmu);
     pthread_cond_destroy(&srv->wcv);
     json_decref(srv->identity);
+    lp_env_free_all(srv);
     pthread_mutex_destroy(&srv->mu);
     pthread_cond_destroy(&srv->cv);
     free(srv);
@@ -314,7 +315,8 @@ int lp_server_start(const lp_server_config_t *cfg, const lp_engine_t *engine, lp
     srv->grace_ms = cfg->grace_ms > 0 ? cfg->grace_ms : LP_GRACE_MS;
     pthread_mutex_init(&srv->mu, NULL);
     pthread_cond_init(&srv->cv, NULL);
-    if ((r = open_listener(srv, cfg)) != 0)
+    if ((r = lp_env_add(srv, LP_ENV_MAIN, cfg->main_env)) != 0 ||
+        (r = open_listener(srv, cfg)) != 0)
         goto fail;
     if ((srv->wake_fd = eventfd(0, EFD_CLOEXEC)) < 0) {
         r = -errno;

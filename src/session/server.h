@@ -61,8 +61,9 @@ typedef struct lp_engine {
     int (*thread_enter)(void *ctx, void **tls);
     /* The thread is done with the engine. */
     void (*thread_exit)(void *ctx, void *tls);
-    /* A new session: create its runtime state in *data. */
-    int (*session_open)(void *ctx, void *tls, lp_session_t *s, void **data);
+    /* A new session in environment env (the handle given for it: for
+     * LP_ENV_MAIN, cfg->main_env): create its runtime state in *data. */
+    int (*session_open)(void *ctx, void *tls, lp_session_t *s, void *env, void **data);
     /* The session is closed: free data. */
     void (*session_close)(void *ctx, void *tls, void *data);
     /* Run req in session s; report output, values and exceptions with the
@@ -94,7 +95,10 @@ typedef struct lp_server_config {
                                   their own limit, LP_MAX_PREAUTH, and cannot take these */
     unsigned max_sessions;     /* 0: LP_MAX_SESSIONS */
     int grace_ms;              /* interrupted code stuck this long becomes a job; 0: default */
+    void *main_env;            /* the engine's handle of environment LP_ENV_MAIN (borrowed) */
 } lp_server_config_t;
+
+#define LP_ENV_MAIN "main" /* the environment a session gets when it names none */
 
 /* The capabilities this server offers (docs/protocol.md), NULL-terminated:
  * the one list that the handshake and describe both give. */

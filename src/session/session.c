@@ -38,7 +38,7 @@ void lp_session_unref(lp_session_t *s)
     free(s);
 }
 
-int lp_session_new(lp_conn_t *c, lp_session_t **out)
+int lp_session_new(lp_conn_t *c, lp_env_t *env, lp_session_t **out)
 {
     lp_server_t *srv = c->srv;
     lp_session_t *s;
@@ -62,6 +62,7 @@ int lp_session_new(lp_conn_t *c, lp_session_t **out)
     snprintf(s->id, sizeof(s->id), "%" PRIu64, n);
     s->srv = srv;
     s->conn = c;
+    s->env = env;
     s->cur_re = -1;
     s->sink = c->text ? &lp_sink_text : &lp_sink_frames; /* the one place that looks */
     lp_outq_init(&s->outq);
@@ -484,6 +485,8 @@ void lp_session_close(lp_session_t *s)
             break;
         }
     }
+    lp_env_release(srv, s->env);
+    s->env = NULL;
     pthread_mutex_lock(&srv->mu);
     srv->nsessions--;
     pthread_mutex_unlock(&srv->mu);

@@ -156,7 +156,7 @@ void lp_text_serve(lp_conn_t *c)
     lp_buf_set_max(c->in, LP_TEXT_LINE_MAX + 4096);
     if (!c->authed && !ask_token(c))
         return;
-    if (lp_conn_open_session(c, &s) != 0) {
+    if (lp_conn_open_session(c, NULL, &s) != 0) {
         say(c, "limpet: cannot open a session\n");
         return;
     }

@@ -201,3 +201,22 @@ def test_value_replies_with_odd_type_names(host):
         assert r.value == "R" and r.frames[0][0]["type"].endswith('q"b\\\\s\\n'), r.frames[0][0]
         r = c.eval(s, "type('é' * 10, (), {'__repr__': lambda self: 'U'})()", interactive=True)
         assert r.value == "U" and r.frames[0][0]["type"].endswith("é" * 10)
+
+
+def test_environments_are_a_table_with_main_first(host):
+    """The namespace given to start() is environment "main"; clone may name
+    it, and a name that is not there is refused, field by field."""
+    with Client(host.address) as c:
+        envs = c.request("describe").final["envs"]
+        assert [e["env"] for e in envs] == ["main"]
+        s = c.request("clone", env="main").final["session"]
+        assert c.eval(s, "data['n'] > 0", interactive=True).value == "True"
+        assert c.request("describe").final["envs"] == [{"env": "main", "sessions": 1}]
+        with pytest.raises(ProtocolError) as e:
+            c.request("clone", env="nope")
+        assert e.value.code == "bad-field" and e.value.header["field"] == "env"
+        with pytest.raises(ProtocolError) as e:
+            c.request("clone", env="no/slash")
+        assert e.value.code == "bad-field"
+        c.request("close", session=s)
+        assert c.request("describe").final["envs"] == [{"env": "main", "sessions": 0}]

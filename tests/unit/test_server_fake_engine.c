@@ -55,7 +55,7 @@ static void fake_thread_exit(void *ctx, void *tls)
     atomic_fetch_sub(&f->threads, 1);
 }
 
-static int fake_session_open(void *ctx, void *tls, lp_session_t *s, void **data)
+static int fake_session_open(void *ctx, void *tls, lp_session_t *s, void *env, void **data)
 {
     struct fake *f = ctx;
 
