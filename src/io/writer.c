@@ -4,8 +4,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "io/io.h"
@@ -14,16 +18,26 @@
 int lp_writer_init(lp_writer_t *w, int fd, size_t pending_max, int timeout_ms)
 {
     struct stat st;
+    int flags;
 
     w->fd = fd;
+    w->wake_fd = -1;
     w->socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
-    if (!w->socket) /* a pipe: write() must not block; sockets use MSG_DONTWAIT */
-        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    if (!w->socket) {
+        /* a pipe: write() must not block (sockets use MSG_DONTWAIT), and
+         * kill needs a way into poll (shutdown() does nothing to a pipe) */
+        if ((flags = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
+            (w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+            return -errno;
+    }
     w->timeout_ms = timeout_ms;
     w->busy = w->dead = false;
     w->stuck_since = 0;
-    if ((w->pending = lp_buf_new(pending_max)) == NULL)
+    if ((w->pending = lp_buf_new(pending_max)) == NULL) {
+        if (w->wake_fd >= 0)
+            close(w->wake_fd);
         return LP_WIRE_ENOMEM;
+    }
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     return 0;
@@ -35,8 +49,39 @@ void lp_writer_destroy(lp_writer_t *w)
         return;
     lp_buf_free(w->pending);
     w->pending = NULL;
+    if (w->wake_fd >= 0)
+        close(w->wake_fd);
+    w->wake_fd = -1;
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
+}
+
+/* write() to a pipe without SIGPIPE: the signal is blocked in this thread
+ * around the call, and one that the call raised is taken back, so that a
+ * closed reader is -EPIPE here and never kills the host. */
+static ssize_t pipe_write(int fd, const void *p, size_t n)
+{
+    sigset_t pipe, old, pending;
+    ssize_t k;
+    int e;
+
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    sigpending(&pending);
+    bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+
+    pthread_sigmask(SIG_BLOCK, &pipe, &old);
+    k = write(fd, p, n);
+    e = errno;
+    if (k < 0 && e == EPIPE && !was_pending) {
+        const struct timespec zero = {0, 0};
+
+        while (sigtimedwait(&pipe, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return k;
 }
 
 /* Writes what the descriptor takes now: the bytes written (0 when it is
@@ -46,7 +91,7 @@ static long put_some(lp_writer_t *w, const void *p, size_t n)
     ssize_t k;
 
     do
-        k = w->socket ? send(w->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT) : write(w->fd, p, n);
+        k = w->socket ? send(w->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT) : pipe_write(w->fd, p, n);
     while (k < 0 && errno == EINTR);
     if (k >= 0)
         return (long)k;
@@ -56,8 +101,12 @@ static long put_some(lp_writer_t *w, const void *p, size_t n)
 /* Marks w dead (under mu) and wakes every writer. Returns err. */
 static int fail_locked(lp_writer_t *w, int err)
 {
+    uint64_t one = 1;
+
     if (!w->dead && w->socket)
         shutdown(w->fd, SHUT_RDWR);
+    else if (!w->dead && w->wake_fd >= 0 && write(w->wake_fd, &one, sizeof(one)) < 0)
+        err = err != 0 ? err : -errno; /* cannot happen: the counter is far from full */
     w->dead = true;
     lp_buf_reset(w->pending);
     pthread_cond_broadcast(&w->cv);
@@ -110,12 +159,12 @@ static int write_nowait_locked(lp_writer_t *w, const uint8_t *p, size_t len)
 /* Waits (mu released) until fd takes bytes: 0, -ETIMEDOUT, -EPIPE. */
 static int wait_writable_unlocked(lp_writer_t *w)
 {
-    struct pollfd p = {w->fd, POLLOUT, 0};
+    struct pollfd p[2] = {{w->fd, POLLOUT, 0}, {w->wake_fd, POLLIN, 0}};
     int n;
 
     pthread_mutex_unlock(&w->mu);
     do
-        n = poll(&p, 1, w->timeout_ms);
+        n = poll(p, w->wake_fd >= 0 ? 2 : 1, w->timeout_ms);
     while (n < 0 && errno == EINTR);
     pthread_mutex_lock(&w->mu);
     if (w->dead)

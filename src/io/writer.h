@@ -6,7 +6,10 @@
  *
  * A write either goes out at once, or waits its turn in the queue; bytes
  * never interleave below the caller's unit (callers write whole frames, or
- * whole text). A blocking writer waits in poll() with no lock held. */
+ * whole text). A blocking writer waits in poll() with no lock held.
+ *
+ * On a pipe, fd is made O_NONBLOCK (on its open file, which the other end's
+ * holders share), and SIGPIPE is never raised: a closed reader is -EPIPE. */
 #ifndef LP_IO_WRITER_H
 #define LP_IO_WRITER_H
 
@@ -19,6 +22,8 @@
 
 typedef struct lp_writer {
     int fd;                  /* where the bytes go; not owned */
+    int wake_fd;             /* eventfd that kill uses to wake a writer in poll on a pipe
+                                (a socket is woken by shutdown instead); -1 for sockets */
     bool socket;             /* send(MSG_NOSIGNAL) rather than write() */
     int timeout_ms;          /* a blocking write that makes no progress this long fails */
     pthread_mutex_t mu;      /* guards what follows; never held while waiting */

@@ -510,32 +510,19 @@ static int socketpair_kind = SOCKETPAIR, pipe_kind = PIPE;
 #define PIPE_ONLY(fn) cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, &pipe_kind)
 #define BOTH(fn) SOCKETPAIR_ONLY(fn), PIPE_ONLY(fn)
 
-/* Build with -DLP_TEST_KNOWN_BUGS to run the tests of the bugs written
- * down below (they fail today). */
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         BOTH(many_writers_records_whole_and_in_order),
         BOTH(nowait_into_full_queues_then_wait_drains_first),
         BOTH(overflow_kills_the_writer),
-        SOCKETPAIR_ONLY(kill_wakes_a_blocked_writer),
-#ifdef LP_TEST_KNOWN_BUGS
-        /* Over a pipe, lp_writer_kill does not wake a writer blocked in
-         * poll(): nothing like shutdown() reaches it; it waits out its
-         * timeout_ms (3 s here, LP_SEND_TIMEOUT_MS in the server). */
-        PIPE_ONLY(kill_wakes_a_blocked_writer),
-#endif
+        /* over a pipe, through the writer's eventfd (no shutdown() there) */
+        BOTH(kill_wakes_a_blocked_writer),
         BOTH(wait_times_out_when_nothing_is_read),
         BOTH(kick_drains_once_the_reader_reads),
         BOTH(kick_kills_after_timeout_without_progress),
         BOTH(epipe_when_the_reader_closed),
-        SOCKETPAIR_ONLY(epipe_not_sigpipe),
-#ifdef LP_TEST_KNOWN_BUGS
-        /* Over a pipe, write() raises SIGPIPE: a process that did not
-         * ignore it dies instead of getting -EPIPE. */
-        PIPE_ONLY(epipe_not_sigpipe),
-#endif
+        BOTH(epipe_not_sigpipe),
         cmocka_unit_test(destroy_accepts_null),
     };
 
