@@ -25,6 +25,10 @@ typedef struct lp_env {
     struct lp_env *next;          /* in srv->envs, in creation order */
 } lp_env_t;
 
+/* A session's queue: the output limit, then one reply at most (a value's
+ * repr of the largest payload): the hard maximum of its lp_buf. */
+#define LP_OUTQ_MAX (LP_OUTPUT_QUEUE_MAX + 2 * (LP_WIRE_PREFIX_LEN + LP_WIRE_HEADER_MAX) + \
+                     LP_WIRE_PAYLOAD_DEFAULT)
 #define LP_CONN_PENDING_MAX (LP_OUTPUT_QUEUE_MAX + (1u << 20)) /* bytes queued without blocking */
 #define LP_CONN_STACK 0 /* the default (virtual; a few pages resident): user code runs on
                            connection threads, and deep recursion needs the room */
@@ -36,8 +40,7 @@ typedef struct lp_env {
 struct lp_sink;
 
 typedef struct lp_outq {
-    uint8_t *data;       /* encoded frames */
-    size_t len, cap;     /* bytes used / allocated */
+    lp_buf_t *buf;       /* the bytes (frames, or text); NULL until the first */
     size_t last;         /* offset of the last frame's prefix */
     int last_stream;     /* its stream, -1 when there is no last frame */
     int64_t last_re;     /* its re, -1 for none */
@@ -196,6 +199,9 @@ int lp_outq_put(lp_outq_t *q, const void *data, size_t len);
  * and payload. */
 int lp_outq_put_parts(lp_outq_t *q, const char *header, size_t hlen, const void *payload,
                       size_t plen);
+/* Bytes queued / the first of them (NULL when none were ever queued). */
+size_t lp_outq_len(const lp_outq_t *q);
+const uint8_t *lp_outq_data(const lp_outq_t *q);
 /* Empties q without freeing (its bytes were taken) / freeing its bytes. */
 void lp_outq_init(lp_outq_t *q);
 void lp_outq_clear(lp_outq_t *q);

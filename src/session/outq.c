@@ -8,22 +8,15 @@
 
 static const char *const stream_names[] = {"stdout", "stderr"};
 
-/* Makes room for n more bytes. */
-static int reserve(lp_outq_t *q, size_t n)
-{
-    size_t cap = q->cap ? q->cap : 4096;
-    uint8_t *p;
+/* What a queued frame may hold: the codec's own ceilings (the receiver's
+ * limits were applied when the event was made). */
+static const lp_limits_t lim = {LP_WIRE_HEADER_MAX, LP_WIRE_PAYLOAD_CEILING};
 
-    if (n > SIZE_MAX / 2 - q->len)
+/* Makes sure q has its buffer: 0 or LP_WIRE_ENOMEM. */
+static int ready(lp_outq_t *q)
+{
+    if (q->buf == NULL && (q->buf = lp_buf_new(LP_OUTQ_MAX)) == NULL)
         return LP_WIRE_ENOMEM;
-    while (cap - q->len < n)
-        cap *= 2;
-    if (cap == q->cap)
-        return 0;
-    if ((p = realloc(q->data, cap)) == NULL)
-        return LP_WIRE_ENOMEM;
-    q->data = p;
-    q->cap = cap;
     return 0;
 }
 
@@ -45,12 +38,11 @@ static int start_frame(lp_outq_t *q, const char *session, int stream, int64_t re
         lp_hdr_int(&b, "re", re);
     lp_hdr_str(&b, "session", session);
     lp_hdr_str(&b, "stream", stream_names[stream]);
-    if ((r = lp_hdr_end(&b, &n)) != 0 || (r = reserve(q, LP_WIRE_PREFIX_LEN + n)) != 0)
+    if ((r = lp_hdr_end(&b, &n)) != 0 || (r = ready(q)) != 0)
         return r;
-    q->last = q->len;
-    lp_frame_prefix(q->data + q->len, (uint32_t)n, 0);
-    memcpy(q->data + q->len + LP_WIRE_PREFIX_LEN, h, n);
-    q->len += LP_WIRE_PREFIX_LEN + n;
+    q->last = lp_buf_len(q->buf);
+    if ((r = lp_frame_put(q->buf, h, n, NULL, 0, &lim)) != 0)
+        return r;
     q->last_stream = stream;
     q->last_re = re;
     return 0;
@@ -60,7 +52,8 @@ int lp_outq_append(lp_outq_t *q, const char *session, int stream, int64_t re, co
                    size_t len)
 {
     while (len > 0) {
-        uint32_t plen = q->last_stream >= 0 ? get_u32(q->data + q->last + 4) : 0;
+        uint32_t plen = q->last_stream >= 0 ? get_u32(lp_buf_mut(q->buf) + q->last + 4) : 0;
+        uint8_t *frame;
         size_t n;
         int r;
 
@@ -71,11 +64,10 @@ int lp_outq_append(lp_outq_t *q, const char *session, int stream, int64_t re, co
             plen = 0;
         }
         n = len < LP_WIRE_CHUNK - plen ? len : LP_WIRE_CHUNK - plen;
-        if ((r = reserve(q, n)) != 0)
+        if ((r = lp_buf_put(q->buf, data, n)) != 0)
             return r;
-        memcpy(q->data + q->len, data, n);
-        q->len += n;
-        lp_frame_prefix(q->data + q->last, get_u32(q->data + q->last), plen + (uint32_t)n);
+        frame = lp_buf_mut(q->buf) + q->last; /* the bytes may have moved */
+        lp_frame_prefix(frame, get_u32(frame), plen + (uint32_t)n);
         data = (const uint8_t *)data + n;
         len -= n;
     }
@@ -84,15 +76,12 @@ int lp_outq_append(lp_outq_t *q, const char *session, int stream, int64_t re, co
 
 int lp_outq_put(lp_outq_t *q, const void *data, size_t len)
 {
-    int r = reserve(q, len);
+    int r = ready(q);
 
-    if (r != 0)
-        return r;
-    if (len > 0)
-        memcpy(q->data + q->len, data, len);
-    q->len += len;
+    if (r == 0)
+        r = lp_buf_put(q->buf, data, len);
     q->last_stream = -1; /* the next output starts a frame of its own */
-    return 0;
+    return r;
 }
 
 int lp_outq_put_frame(lp_outq_t *q, const void *frame, size_t len)
@@ -103,17 +92,19 @@ int lp_outq_put_frame(lp_outq_t *q, const void *frame, size_t len)
 int lp_outq_put_parts(lp_outq_t *q, const char *header, size_t hlen, const void *payload,
                       size_t plen)
 {
-    int r = reserve(q, LP_WIRE_PREFIX_LEN + hlen + plen);
+    int r = ready(q);
 
-    if (r != 0)
-        return r;
-    lp_frame_prefix(q->data + q->len, (uint32_t)hlen, (uint32_t)plen);
-    memcpy(q->data + q->len + LP_WIRE_PREFIX_LEN, header, hlen);
-    if (plen > 0)
-        memcpy(q->data + q->len + LP_WIRE_PREFIX_LEN + hlen, payload, plen);
-    q->len += LP_WIRE_PREFIX_LEN + hlen + plen;
+    if (r == 0)
+        r = lp_frame_put(q->buf, header, hlen, payload, plen, &lim);
     q->last_stream = -1; /* the next output starts a frame of its own */
-    return 0;
+    return r;
+}
+
+size_t lp_outq_len(const lp_outq_t *q) { return q->buf != NULL ? lp_buf_len(q->buf) : 0; }
+
+const uint8_t *lp_outq_data(const lp_outq_t *q)
+{
+    return q->buf != NULL ? lp_buf_data(q->buf) : NULL;
 }
 
 void lp_outq_init(lp_outq_t *q)
@@ -125,6 +116,6 @@ void lp_outq_init(lp_outq_t *q)
 
 void lp_outq_clear(lp_outq_t *q)
 {
-    free(q->data);
+    lp_buf_free(q->buf);
     lp_outq_init(q);
 }

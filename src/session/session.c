@@ -101,9 +101,9 @@ static int flush_locked(lp_session_t *s, lp_conn_t **conn)
     int r = 0;
 
     take_queue(s, &q, conn);
-    if (q.len > 0 && *conn != NULL)
-        r = lp_conn_send_raw(*conn, q.data, q.len);
-    free(q.data);
+    if (lp_outq_len(&q) > 0 && *conn != NULL)
+        r = lp_conn_send_raw(*conn, lp_outq_data(&q), lp_outq_len(&q));
+    lp_outq_clear(&q);
     return r;
 }
 
@@ -168,7 +168,7 @@ int lp_session_write(lp_session_t *s, lp_stream_t stream, const void *data, size
         pthread_mutex_unlock(&s->qmu);
         return 0;
     }
-    if (s->outq.len + len + 256 > LP_OUTPUT_QUEUE_MAX) {
+    if (lp_outq_len(&s->outq) + len + 256 > LP_OUTPUT_QUEUE_MAX) {
         pthread_mutex_unlock(&s->qmu);
         return 2;
     }
@@ -178,7 +178,7 @@ int lp_session_write(lp_session_t *s, lp_stream_t stream, const void *data, size
     /* Line-buffered, like a terminal: a line that ends a quiet spell leaves
      * at once; anything else within LP_FLUSH_MS (print() writes its text and
      * its newline separately: one frame, not two). */
-    must = s->outq.len >= LP_WIRE_CHUNK ||
+    must = lp_outq_len(&s->outq) >= LP_WIRE_CHUNK ||
            (len > 0 && ((const char *)data)[len - 1] == '\n' &&
             lp_clock_ms() - s->last_flush_ms >= LP_FLUSH_MS);
     if (!must && !s->flush_pending) {
@@ -211,8 +211,8 @@ int lp_session_send(lp_session_t *s, lp_stream_t stream, const void *data, size_
         r = s->sink->put(&q, s->id, &(lp_event_t){.kind = LP_EV_OUT, .re = re, .stream = stream,
                                                    .data = data, .len = n});
         if (r == 0)
-            r = lp_conn_send_raw(conn, q.data, q.len);
-        free(q.data);
+            r = lp_conn_send_raw(conn, lp_outq_data(&q), lp_outq_len(&q));
+        lp_outq_clear(&q);
         data = (const uint8_t *)data + n;
         len -= n;
     }
@@ -231,7 +231,7 @@ static int queue_event(lp_session_t *s, lp_event_t *ev, bool current)
         ev->re = s->cur_re;
     if (!s->closed) {
         r = s->sink->put(&s->outq, s->id, ev);
-        r = r != 0 ? r : s->outq.len >= LP_WIRE_CHUNK;
+        r = r != 0 ? r : lp_outq_len(&s->outq) >= LP_WIRE_CHUNK;
     }
     pthread_mutex_unlock(&s->qmu);
     return r;

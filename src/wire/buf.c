@@ -43,6 +43,11 @@ const uint8_t *lp_buf_data(const lp_buf_t *b)
     return b->data != NULL ? b->data + b->off : empty;
 }
 
+uint8_t *lp_buf_mut(lp_buf_t *b)
+{
+    return b->data != NULL ? b->data + b->off : NULL;
+}
+
 int lp_buf_set_max(lp_buf_t *b, size_t max)
 {
     if (b->len > max)

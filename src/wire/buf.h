@@ -26,6 +26,9 @@ size_t lp_buf_max(const lp_buf_t *b);
 int lp_buf_set_max(lp_buf_t *b, size_t max);
 /* The first unconsumed byte; valid until the next call that changes b. */
 const uint8_t *lp_buf_data(const lp_buf_t *b);
+/* The same, writable: for a producer that patches what it wrote (a frame's
+ * length once its payload has grown). */
+uint8_t *lp_buf_mut(lp_buf_t *b);
 
 /* Makes room for len more bytes and points *dst at it, without changing
  * the length: write there, then lp_buf_commit. LP_WIRE_ELIMIT when the

@@ -33,7 +33,7 @@ static void decode_all(const lp_outq_t *q, struct frames *fs)
 
     memset(fs, 0, sizeof(*fs));
     assert_non_null(b);
-    assert_int_equal(lp_buf_put(b, q->data, q->len), 0);
+    assert_int_equal(lp_buf_put(b, lp_outq_data(q), lp_outq_len(q)), 0);
     while (lp_buf_len(b) > 0) {
         assert_true(fs->n < sizeof(fs->f) / sizeof(fs->f[0]));
         assert_int_equal(lp_frame_decode(b, &lim, &fs->f[fs->n]), 0);
@@ -176,7 +176,7 @@ static void frames_value_type_not_utf8(void **state)
         assert_int_equal(fs.n, 1);
         frames_clear(&fs);
     } else {
-        assert_int_equal(q.len, 0);
+        assert_int_equal(lp_outq_len(&q), 0);
     }
     lp_outq_clear(&q);
 }
@@ -472,9 +472,9 @@ static void assert_text(const lp_event_t *ev, const char *want)
 
     lp_outq_init(&q);
     assert_int_equal(lp_sink_text.put(&q, SID, ev), 0);
-    assert_int_equal(q.len, strlen(want));
-    if (q.len > 0)
-        assert_memory_equal(q.data, want, q.len);
+    assert_int_equal(lp_outq_len(&q), strlen(want));
+    if (lp_outq_len(&q) > 0)
+        assert_memory_equal(lp_outq_data(&q), want, lp_outq_len(&q));
     lp_outq_clear(&q);
 }
 
@@ -535,8 +535,8 @@ static void text_an_eval_in_order(void **state)
     lp_outq_init(&q);
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         assert_int_equal(lp_sink_text.put(&q, SID, &evs[i]), 0);
-    assert_int_equal(q.len, strlen(want));
-    assert_memory_equal(q.data, want, q.len);
+    assert_int_equal(lp_outq_len(&q), strlen(want));
+    assert_memory_equal(lp_outq_data(&q), want, lp_outq_len(&q));
     lp_outq_clear(&q);
 }
 
