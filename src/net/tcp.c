@@ -125,7 +125,8 @@ int lp_net_dial(const char *address, int *fd)
     }
     if ((s = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
         return -errno;
-    if (connect(s, (struct sockaddr *)&ss, len) != 0 || (tcp && lp_net_tcp_nodelay(s) != 0)) {
+    /* before connect: no moment in which the socket is connected without it */
+    if ((tcp && lp_net_tcp_nodelay(s) != 0) || connect(s, (struct sockaddr *)&ss, len) != 0) {
         r = -errno;
         close(s);
         return r;
