@@ -2,8 +2,10 @@
 #include "handshake.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "hdr.h"
 #include "msg.h"
 #include "ops.h"
 
@@ -83,17 +85,16 @@ out:
     return r;
 }
 
-/* Appends our preamble and the frame of header h (consumed by this call,
- * may be NULL after a failed allocation) within lim, or nothing at all. */
-static int send_first(lp_buf_t *out, json_t *h, const lp_limits_t *lim)
+/* Appends our preamble and the frame of header h (ended here) within lim,
+ * or nothing at all. */
+static int send_first(lp_buf_t *out, lp_hdr_t *h, const lp_limits_t *lim)
 {
-    size_t before = lp_buf_len(out);
-    int r = h == NULL ? LP_WIRE_ENOMEM : 0;
+    size_t before = lp_buf_len(out), hlen;
+    int r;
 
-    if (r == 0 && (r = lp_preamble_encode(out)) == 0 &&
-        (r = lp_frame_encode(out, h, NULL, 0, lim)) != 0)
+    if ((r = lp_hdr_end(h, &hlen)) == 0 && (r = lp_preamble_encode(out)) == 0 &&
+        (r = lp_frame_put(out, h->buf, hlen, NULL, 0, lim)) != 0)
         lp_buf_truncate(out, before);
-    json_decref(h);
     return r;
 }
 
@@ -111,58 +112,76 @@ static json_t *str_array(const char *const *names)
     return a;
 }
 
+/* Adds key = v (consumed; NULL: out of memory) to h. */
+static void put_json(lp_hdr_t *h, const char *key, json_t *v)
+{
+    if (v == NULL && h->err == 0)
+        h->err = LP_WIRE_ENOMEM;
+    if (v != NULL)
+        lp_hdr_json(h, key, v);
+    json_decref(v);
+}
+
 int lp_hs_server_accept(lp_buf_t *out, const lp_hello_t *hello, json_t *server,
                         const char *const *caps, uint32_t max_payload, const char *session)
 {
-    json_t *h;
+    char *buf;
+    lp_hdr_t h;
     int r;
 
     if (!json_is_object(server) || hello->id < 0)
         return LP_WIRE_EINVAL;
-    if ((h = lp_msg_new("done")) == NULL)
+    if ((buf = malloc(reply_limits.header_max)) == NULL) /* the identity holds the argv */
         return LP_WIRE_ENOMEM;
-    if ((r = lp_msg_set_int(h, "re", hello->id)) != 0 ||
-        (r = lp_msg_set_str(h, "status", "ok")) != 0 ||
-        (r = lp_msg_set_int(h, "protocol", hello->version)) != 0 ||
-        json_object_set(h, "server", server) != 0 ||
-        json_object_set_new(h, "caps", str_array(caps)) != 0 ||
-        (r = lp_msg_set_int(h, "max_payload", max_payload)) != 0 ||
-        (session != NULL && (r = lp_msg_set_str(h, "session", session)) != 0)) {
-        json_decref(h);
-        return r != 0 ? r : LP_WIRE_ENOMEM;
-    }
-    return send_first(out, h, &reply_limits);
+    lp_hdr_begin(&h, buf, reply_limits.header_max, "done");
+    lp_hdr_int(&h, "re", hello->id);
+    lp_hdr_str(&h, "status", "ok");
+    lp_hdr_int(&h, "protocol", hello->version);
+    lp_hdr_json(&h, "server", server);
+    put_json(&h, "caps", str_array(caps));
+    lp_hdr_int(&h, "max_payload", max_payload);
+    if (session != NULL)
+        lp_hdr_str(&h, "session", session);
+    r = send_first(out, &h, &reply_limits);
+    free(buf);
+    return r;
 }
 
 int lp_hs_server_refuse(lp_buf_t *out, int err, const lp_hello_t *hello, const char *message,
                         const char *field)
 {
     const int64_t *re = hello != NULL && hello->id >= 0 ? &hello->id : NULL;
+    size_t before = lp_buf_len(out);
+    int r;
 
     if (lp_wire_err_code(err) == NULL)
         return LP_WIRE_EINVAL;
-    return send_first(out, lp_msg_error_new(err, re, message, field), &reply_limits);
+    if ((r = lp_preamble_encode(out)) == 0 &&
+        (r = lp_msg_error_encode(out, err, re, message, field, &reply_limits)) != 0)
+        lp_buf_truncate(out, before);
+    return r;
 }
 
 int lp_hs_client_hello(lp_buf_t *out, const char *client, uint32_t max_payload,
                        const char *token, bool want_session, unsigned caps)
 {
-    json_t *h;
+    char buf[LP_WIRE_HELLO_HEADER_MAX];
+    lp_hdr_t h;
 
     if (client == NULL)
         return LP_WIRE_EINVAL;
-    if ((h = lp_msg_new("hello")) != NULL && (lp_msg_set_int(h, "id", 0) != 0 ||
-                      json_object_set_new(h, "protocol", json_pack("[i]", LP_WIRE_VERSION)) != 0 ||
-                      lp_msg_set_str(h, "client", client) != 0 ||
-                      lp_msg_set_int(h, "max_payload",
-                                     max_payload ? max_payload : LP_WIRE_PAYLOAD_DEFAULT) != 0 ||
-                      (token != NULL && lp_msg_set_str(h, "token", token) != 0) ||
-                      (want_session && lp_msg_set_bool(h, "session", true) != 0) ||
-                      (caps != 0 && json_object_set_new(h, "caps", lp_cap_names(caps)) != 0))) {
-        json_decref(h);
-        h = NULL;
-    }
-    return send_first(out, h, &hello_limits);
+    lp_hdr_begin(&h, buf, sizeof(buf), "hello");
+    lp_hdr_int(&h, "id", 0);
+    put_json(&h, "protocol", json_pack("[i]", LP_WIRE_VERSION));
+    lp_hdr_str(&h, "client", client);
+    lp_hdr_int(&h, "max_payload", max_payload ? max_payload : LP_WIRE_PAYLOAD_DEFAULT);
+    if (token != NULL)
+        lp_hdr_str(&h, "token", token);
+    if (want_session)
+        lp_hdr_bool(&h, "session", true);
+    if (caps != 0)
+        put_json(&h, "caps", lp_cap_names(caps));
+    return send_first(out, &h, &hello_limits);
 }
 /* Client: consumes text before the server's preamble (a server that took
  * us for a person), at most LP_WIRE_TEXT_SKIP_MAX bytes. */

@@ -3,49 +3,9 @@
 
 #include "hdr.h"
 
-json_t *lp_msg_new(const char *op)
-{
-    json_t *h = json_object();
-
-    if (h != NULL && json_object_set_new(h, "op", json_string(op)) != 0) {
-        json_decref(h);
-        return NULL;
-    }
-    return h;
-}
-
 int lp_msg_set_int(json_t *h, const char *key, int64_t v)
 {
     return json_object_set_new(h, key, json_integer(v)) == 0 ? 0 : LP_WIRE_ENOMEM;
-}
-
-int lp_msg_set_str(json_t *h, const char *key, const char *v)
-{
-    return json_object_set_new(h, key, json_string(v)) == 0 ? 0 : LP_WIRE_ENOMEM;
-}
-
-int lp_msg_set_bool(json_t *h, const char *key, bool v)
-{
-    return json_object_set_new(h, key, json_boolean(v)) == 0 ? 0 : LP_WIRE_ENOMEM;
-}
-
-json_t *lp_msg_error_new(int err, const int64_t *re, const char *message, const char *field)
-{
-    const char *code = lp_wire_err_code(err);
-    json_t *h;
-
-    if (code == NULL || (h = lp_msg_new("error")) == NULL)
-        return NULL;
-    if ((re != NULL && lp_msg_set_int(h, "re", *re) != 0) ||
-        lp_msg_set_str(h, "code", code) != 0 ||
-        lp_msg_set_str(h, "message", message != NULL ? message : lp_wire_strerror(err)) != 0 ||
-        (field != NULL && lp_msg_set_str(h, "field", field) != 0) ||
-        (err == LP_WIRE_EVERSION &&
-         json_object_set_new(h, "supported", json_pack("[i]", LP_WIRE_VERSION)) != 0)) {
-        json_decref(h);
-        return NULL;
-    }
-    return h;
 }
 
 int lp_msg_error_encode(lp_buf_t *out, int err, const int64_t *re, const char *message,
