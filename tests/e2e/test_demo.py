@@ -63,7 +63,12 @@ def test_readme_main_command_opens_limpet_connect_in_the_demo_host(tmp_path):
     child.expect_exact(f"limpet: connected to limpet-demo (pid {pid})")
     child.expect_exact(">>> ", timeout=10)
     child.sendline("while True: pass")
+    child.expect_exact("... ", timeout=10)
+    # Ctrl+C only once the loop runs: typed while the blank line is still
+    # unread, the terminal's INTR flushes that line (as it would under
+    # python3), and the Ctrl+C lands at the "... " prompt instead
     child.sendline("")
+    time.sleep(0.3)
     child.sendcontrol("c")
     child.expect_exact("KeyboardInterrupt", timeout=10)
     child.sendline("data['n'] > 0")
