@@ -2,6 +2,7 @@
  * it, and go back to reading. An eval runs right here, in the thread that
  * read it, so a request costs one wake-up (docs/architecture.md). */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "session/internal.h"
+#include "session/sink.h"
 #include "wire/handshake.h"
 #include "wire/hdr.h"
 #include "wire/msg.h"
@@ -37,6 +39,46 @@ int lp_conn_send_raw(lp_conn_t *c, const void *data, size_t len)
     return r;
 }
 
+/* The port's side of a connection (lp_port_t): its sessions know only this. */
+static int port_send(lp_port_t *p, const void *data, size_t len)
+{
+    return lp_conn_send_raw((lp_conn_t *)((char *)p - offsetof(lp_conn_t, port)), data, len);
+}
+
+static bool port_congested(lp_port_t *p)
+{
+    return lp_writer_congested(&((lp_conn_t *)((char *)p - offsetof(lp_conn_t, port)))->out);
+}
+
+static void port_poke(lp_port_t *p)
+{
+    lp_watch_poke((lp_conn_t *)((char *)p - offsetof(lp_conn_t, port)));
+}
+
+void lp_conn_init_port(lp_conn_t *c)
+{
+    c->port = (lp_port_t){port_send, port_congested, port_poke, 0, LP_LIMITS_DEFAULT};
+}
+
+lp_session_t *lp_conn_find_session(lp_conn_t *c, const char *id)
+{
+    for (lp_session_t *s = c->sessions; s != NULL; s = s->next)
+        if (strcmp(s->id, id) == 0)
+            return s;
+    return NULL;
+}
+
+void lp_conn_close_session(lp_conn_t *c, lp_session_t *s)
+{
+    for (lp_session_t **p = &c->sessions; *p != NULL; p = &(*p)->next) {
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    }
+    lp_session_close(s, c->tls);
+}
+
 bool lp_conn_kick_all(lp_server_t *srv)
 {
     bool more = false;
@@ -57,7 +99,7 @@ int lp_conn_send_frame(lp_conn_t *c, lp_hdr_t *h, const void *payload, size_t le
 
     if ((r = lp_hdr_end(h, &hlen)) != 0)
         return r;
-    if (len > c->peer_limits.payload_max || hlen > c->peer_limits.header_max)
+    if (len > c->port.limits.payload_max || hlen > c->port.limits.header_max)
         return LP_WIRE_ETOOLARGE;
     total = LP_WIRE_PREFIX_LEN + hlen + len; /* each term is < 2^32 */
     if (total > sizeof(small) && (frame = malloc(total)) == NULL)
@@ -78,7 +120,7 @@ int lp_conn_send_error(lp_conn_t *c, int err, int64_t re, const char *message, c
     lp_buf_t *b = lp_buf_new(SIZE_MAX);
     int r = b == NULL ? LP_WIRE_ENOMEM
                       : lp_msg_error_encode(b, err, re >= 0 ? &re : NULL, message, field,
-                                            &c->peer_limits);
+                                            &c->port.limits);
 
     if (r == 0)
         r = lp_conn_send_raw(c, lp_buf_data(b), lp_buf_len(b));
@@ -172,12 +214,16 @@ int lp_conn_open_session(lp_conn_t *c, const char *env, lp_session_t **out)
 
     if ((r = lp_env_acquire(c->srv, env, &where)) != 0)
         return r;
-    if ((r = lp_conn_enter(c)) != 0 || (r = lp_session_new(c, where, out)) != 0) {
+    if ((r = lp_conn_enter(c)) != 0 ||
+        (r = lp_session_new(c->srv, where, c->text ? &lp_sink_text : &lp_sink_frames, &c->port,
+                            out)) != 0) {
         lp_env_release(c->srv, where);
         return r;
     }
+    (*out)->next = c->sessions;
+    c->sessions = *out;
     if (e->session_open(e->ctx, c->tls, *out, where->data, &(*out)->data) != 0) {
-        lp_session_close(*out);
+        lp_conn_close_session(c, *out);
         return LP_WIRE_EINTERNAL;
     }
     return 0;
@@ -214,8 +260,8 @@ static int handshake(lp_conn_t *c)
                             r == LP_WIRE_ETOOMANY ? "too many sessions" : "cannot create the session",
                             NULL);
     } else if (r == 0) {
-        c->peer_limits.payload_max = hello.max_payload;
-        c->peer_caps = hello.caps;
+        c->port.limits.payload_max = hello.max_payload;
+        c->port.caps = hello.caps;
         r = lp_hs_server_accept(out, &hello, srv->identity, lp_server_caps, LP_WIRE_PAYLOAD_DEFAULT,
                                 s != NULL ? s->id : NULL);
     } else if (lp_wire_err_code(r) != NULL) {
@@ -313,7 +359,7 @@ static int do_eval(lp_conn_t *c, int64_t id, const json_t *h, const lp_frame_t *
     r = finish_eval(c, s, id, status);
     lp_session_answer_interrupts(s, c);
     if (status == LP_EVAL_CLOSED)
-        lp_session_close(s);
+        lp_conn_close_session(c, s);
     return r;
 }
 
@@ -369,7 +415,7 @@ static int serve(lp_conn_t *c, const lp_op_spec_t *spec, const lp_frame_t *f)
 {
     const json_t *h = f->header;
     const char *sid = json_string_value(json_object_get(h, "session"));
-    lp_session_t *s = sid != NULL ? lp_session_find(c, sid) : NULL;
+    lp_session_t *s = sid != NULL ? lp_conn_find_session(c, sid) : NULL;
     int64_t id = -1;
 
     lp_msg_get_id(h, "id", &id);
@@ -383,7 +429,7 @@ static int serve(lp_conn_t *c, const lp_op_spec_t *spec, const lp_frame_t *f)
     case LP_OP_CLONE:
         return do_clone(c, id, h);
     case LP_OP_CLOSE:
-        lp_session_close(s);
+        lp_conn_close_session(c, s);
         return send_done(c, id, NULL, NULL, 0);
     case LP_OP_EVAL:
         return do_eval(c, id, h, f, s);
@@ -496,7 +542,7 @@ void lp_watch_serve(lp_conn_t *c, lp_frame_t *f, void *tls)
         return;
     }
     sid = json_string_value(json_object_get(f->header, "session"));
-    s = sid != NULL ? lp_session_find(c, sid) : NULL;
+    s = sid != NULL ? lp_conn_find_session(c, sid) : NULL;
     if (spec->op == LP_OP_PING) {
         send_done(c, id, NULL, f->payload, f->payload_len);
     } else if (spec->op == LP_OP_INTERRUPT && s != NULL && s == c->running) {
@@ -601,7 +647,7 @@ void lp_conn_finish(lp_conn_t *c)
     if (c->sessions != NULL && c->tls == NULL)
         lp_conn_enter(c); /* a thread that took over after a detach */
     while (c->sessions != NULL)
-        lp_session_close(c->sessions);
+        lp_conn_close_session(c, c->sessions);
     if (c->tls != NULL)
         srv->engine.thread_exit(srv->engine.ctx, c->tls);
     pthread_mutex_lock(&srv->mu);

@@ -39,6 +39,22 @@ typedef struct lp_env {
  * out frame in place, up to LP_WIRE_CHUNK. */
 struct lp_sink;
 
+/* What a session needs of whatever carries its bytes: a connection today;
+ * an HTTP request, a Jupyter socket or a context link next. A session
+ * knows no socket: only this. */
+typedef struct lp_port {
+    /* Sends whole frames (or text) after those sent before: 0 or a negative
+     * code. Blocks unless the calling thread must not (the watcher). */
+    int (*send)(struct lp_port *p, const void *data, size_t len);
+    /* True while output waits to leave: the flusher leaves a session's
+     * queue where it is (its writer blocks when it is full). */
+    bool (*congested)(struct lp_port *p);
+    /* input() asked: serve what the peer sent ahead of the question. */
+    void (*poke)(struct lp_port *p);
+    unsigned caps;                /* LP_CAP_* bits the peer asked for */
+    lp_limits_t limits;           /* what the peer accepts */
+} lp_port_t;
+
 typedef struct lp_outq {
     lp_buf_t *buf;       /* the bytes (frames, or text); NULL until the first */
     size_t last;         /* offset of the last frame's prefix */
@@ -50,7 +66,7 @@ struct lp_session {
     atomic_int refs;              /* owners: the conn's table, engine threads, flusher */
     char id[LP_WIRE_SESSION_ID_MAX + 1]; /* server-wide unique */
     lp_server_t *srv;             /* the server it belongs to */
-    lp_conn_t *conn;              /* owner; NULL once closed (under qmu) */
+    lp_port_t *port;              /* where its bytes go; NULL once closed (under qmu) */
     void *data;                   /* the engine's state */
     lp_env_t *env;                /* where its code runs; holds a count on it */
     lp_session_t *next;           /* in conn->sessions */
@@ -92,8 +108,7 @@ struct lp_conn {
     bool preauth;                 /* counted in srv->npreauth, not srv->nconns (under srv->mu) */
     uint64_t preauth_deadline;    /* when a peer still to show the token is dropped (ms) */
     lp_buf_t *in;                 /* bytes read, not yet decoded */
-    lp_limits_t peer_limits;      /* what the client accepts */
-    unsigned peer_caps;           /* LP_CAP_* bits the client asked for in its hello */
+    lp_port_t port;               /* what its sessions see of it: caps, limits, send */
     lp_session_t *sessions;       /* sessions it owns (touched by its thread only) */
     void *tls;                    /* engine thread data, NULL until first needed */
     lp_conn_t *next;              /* in srv->conns */
@@ -171,9 +186,14 @@ void lp_env_free_all(lp_server_t *srv);
 /* session.c */
 /* The wire name of an lp_eval_status_t ("ok", "more", ...); static. */
 const char *lp_eval_status_name(int status);
-int lp_session_new(lp_conn_t *c, lp_env_t *env, lp_session_t **out);
-void lp_session_close(lp_session_t *s);
-lp_session_t *lp_session_find(lp_conn_t *c, const char *id);
+/* A new session in env, presented by sink, its bytes sent through port
+ * (borrowed: it must outlive the session, or the session be closed first).
+ * 0, LP_WIRE_ETOOMANY at the server's session limit, LP_WIRE_ENOMEM. */
+int lp_session_new(lp_server_t *srv, lp_env_t *env, const struct lp_sink *sink, lp_port_t *port,
+                   lp_session_t **out);
+/* Closes s: no more output, a waiting input() gets end of input, the
+ * engine's state is freed on this thread (tls), the reference is dropped. */
+void lp_session_close(lp_session_t *s, void *tls);
 int lp_session_begin(lp_session_t *s, int64_t re);
 /* Opens a session on c in environment env (NULL: LP_ENV_MAIN), the
  * engine's side too: 0, or the wire error to answer with (LP_WIRE_ETOOMANY
@@ -264,6 +284,12 @@ int lp_conn_run_eval(lp_conn_t *c, lp_session_t *s, const lp_eval_req_t *req);
 int lp_conn_resume(lp_conn_t *c);
 /* Sends an error frame; re < 0 for none. */
 int lp_conn_send_error(lp_conn_t *c, int err, int64_t re, const char *message, const char *field);
+/* Sets up c->port: what c's sessions see of c. */
+void lp_conn_init_port(lp_conn_t *c);
+/* The session id of c, or NULL. */
+lp_session_t *lp_conn_find_session(lp_conn_t *c, const char *id);
+/* Closes session s of c. */
+void lp_conn_close_session(lp_conn_t *c, lp_session_t *s);
 /* Closes the connection's sessions and frees it; its thread ends after. */
 void lp_conn_finish(lp_conn_t *c);
 /* Sends the frame of header h (ended here) and payload, in one write. */

@@ -110,7 +110,7 @@ static void start_conn(lp_server_t *srv, int fd, uid_t uid, bool authed)
     c->preauth = !authed;
     c->preauth_deadline = authed ? 0 : lp_clock_ms() + LP_PREAUTH_TIMEOUT_MS;
     c->srv = srv;
-    c->peer_limits = (lp_limits_t)LP_LIMITS_DEFAULT;
+    lp_conn_init_port(c);
     c->deferred_tail = &c->deferred;
     if (srv->tcp)
         lp_net_tcp_nodelay(fd); /* output then done: no 40 ms wait for a delayed ACK */

@@ -38,9 +38,9 @@ void lp_session_unref(lp_session_t *s)
     free(s);
 }
 
-int lp_session_new(lp_conn_t *c, lp_env_t *env, lp_session_t **out)
+int lp_session_new(lp_server_t *srv, lp_env_t *env, const struct lp_sink *sink, lp_port_t *port,
+                   lp_session_t **out)
 {
-    lp_server_t *srv = c->srv;
     lp_session_t *s;
     uint64_t n;
 
@@ -61,48 +61,38 @@ int lp_session_new(lp_conn_t *c, lp_env_t *env, lp_session_t **out)
     atomic_init(&s->refs, 1);
     snprintf(s->id, sizeof(s->id), "%" PRIu64, n);
     s->srv = srv;
-    s->conn = c;
+    s->port = port;
     s->env = env;
     s->cur_re = -1;
-    s->sink = c->text ? &lp_sink_text : &lp_sink_frames; /* the one place that looks */
+    s->sink = sink;
     lp_outq_init(&s->outq);
     pthread_mutex_init(&s->qmu, NULL);
     pthread_mutex_init(&s->smu, NULL);
     pthread_cond_init(&s->incv, NULL);
-    s->next = c->sessions;
-    c->sessions = s;
     *out = s;
     return 0;
 }
 
-lp_session_t *lp_session_find(lp_conn_t *c, const char *id)
-{
-    for (lp_session_t *s = c->sessions; s != NULL; s = s->next)
-        if (strcmp(s->id, id) == 0)
-            return s;
-    return NULL;
-}
-
 /* Takes the queued output out of s (under qmu) into *q. */
-static void take_queue(lp_session_t *s, lp_outq_t *q, lp_conn_t **conn)
+static void take_queue(lp_session_t *s, lp_outq_t *q, lp_port_t **port)
 {
     pthread_mutex_lock(&s->qmu);
     *q = s->outq;
     lp_outq_init(&s->outq); /* the bytes now belong to *q */
-    *conn = s->conn;
+    *port = s->port;
     s->last_flush_ms = lp_clock_ms();
     pthread_mutex_unlock(&s->qmu);
 }
 
 /* Sends what is queued; the caller holds smu. */
-static int flush_locked(lp_session_t *s, lp_conn_t **conn)
+static int flush_locked(lp_session_t *s, lp_port_t **port)
 {
     lp_outq_t q;
     int r = 0;
 
-    take_queue(s, &q, conn);
-    if (lp_outq_len(&q) > 0 && *conn != NULL)
-        r = lp_conn_send_raw(*conn, lp_outq_data(&q), lp_outq_len(&q));
+    take_queue(s, &q, port);
+    if (lp_outq_len(&q) > 0 && *port != NULL)
+        r = (*port)->send(*port, lp_outq_data(&q), lp_outq_len(&q));
     lp_outq_clear(&q);
     return r;
 }
@@ -122,7 +112,7 @@ static void schedule_flush(lp_session_t *s)
 
 int lp_session_flush(lp_session_t *s)
 {
-    lp_conn_t *conn;
+    lp_port_t *port;
     int r;
 
     if (!lp_conn_thread_may_block()) {
@@ -133,25 +123,25 @@ int lp_session_flush(lp_session_t *s)
         return r == LP_WIRE_EBUSY ? 0 : r;
     }
     pthread_mutex_lock(&s->smu);
-    r = flush_locked(s, &conn);
+    r = flush_locked(s, &port);
     pthread_mutex_unlock(&s->smu);
     return r;
 }
 
 int lp_session_try_flush(lp_session_t *s)
 {
-    lp_conn_t *conn;
+    lp_port_t *port;
     int r = LP_WIRE_EBUSY;
 
     if (pthread_mutex_trylock(&s->smu) != 0)
         return r;
     pthread_mutex_lock(&s->qmu);
-    conn = s->conn;
+    port = s->port;
     pthread_mutex_unlock(&s->qmu);
     /* a congested client: the output stays queued, and its writer blocks
      * when the queue is full, as backpressure on that session only */
-    if (conn == NULL || !lp_writer_congested(&conn->out))
-        r = flush_locked(s, &conn);
+    if (port == NULL || !port->congested(port))
+        r = flush_locked(s, &port);
     pthread_mutex_unlock(&s->smu);
     return r;
 }
@@ -193,16 +183,16 @@ int lp_session_write(lp_session_t *s, lp_stream_t stream, const void *data, size
 
 int lp_session_send(lp_session_t *s, lp_stream_t stream, const void *data, size_t len)
 {
-    lp_conn_t *conn;
+    lp_port_t *port;
     int64_t re;
     int r;
 
     pthread_mutex_lock(&s->smu);
-    r = flush_locked(s, &conn);
+    r = flush_locked(s, &port);
     pthread_mutex_lock(&s->qmu);
     re = s->cur_re;
     pthread_mutex_unlock(&s->qmu);
-    while (r == 0 && conn != NULL && len > 0) {
+    while (r == 0 && port != NULL && len > 0) {
         size_t n = len < LP_WIRE_CHUNK ? len : LP_WIRE_CHUNK;
         lp_outq_t q;
 
@@ -211,7 +201,7 @@ int lp_session_send(lp_session_t *s, lp_stream_t stream, const void *data, size_
         r = s->sink->put(&q, s->id, &(lp_event_t){.kind = LP_EV_OUT, .re = re, .stream = stream,
                                                    .data = data, .len = n});
         if (r == 0)
-            r = lp_conn_send_raw(conn, lp_outq_data(&q), lp_outq_len(&q));
+            r = port->send(port, lp_outq_data(&q), lp_outq_len(&q));
         lp_outq_clear(&q);
         data = (const uint8_t *)data + n;
         len -= n;
@@ -276,15 +266,16 @@ int lp_session_exception(lp_session_t *s, const char *type, const char *tb, size
 
 int lp_session_page(lp_session_t *s, const char *text, size_t len)
 {
-    lp_conn_t *c = s->conn;
+    lp_port_t *port;
     bool idle;
     int r;
 
     pthread_mutex_lock(&s->qmu);
     idle = s->cur_re < 0; /* a thread's help(): nothing to reply to, so print */
+    port = s->port;
     pthread_mutex_unlock(&s->qmu);
-    if (idle || !s->sink->pages || c == NULL || (c->peer_caps & LP_CAP_PAGE) == 0 ||
-        len > c->peer_limits.payload_max)
+    if (idle || !s->sink->pages || port == NULL || (port->caps & LP_CAP_PAGE) == 0 ||
+        len > port->limits.payload_max)
         return 1;
     r = queue_event(s, &(lp_event_t){.kind = LP_EV_PAGE, .data = text, .len = len}, true);
     return r < 0 ? r : lp_session_flush(s);
@@ -432,8 +423,8 @@ int lp_session_input(lp_session_t *s, const char *prompt, bool echo, uint8_t **d
     r = queue_event(s, &(lp_event_t){.kind = LP_EV_INPUT, .re = re, .name = prompt, .echo = echo},
                     false);
     r = r < 0 ? r : lp_session_flush(s);
-    if (r == 0 && s->conn != NULL)
-        lp_watch_poke(s->conn); /* the answer may have been typed ahead */
+    if (r == 0 && s->port != NULL && s->port->poke != NULL)
+        s->port->poke(s->port); /* the answer may have been typed ahead */
     pthread_mutex_lock(&s->qmu);
     while (r == 0 && !s->in_ready && !s->interrupted && !s->closed)
         pthread_cond_wait(&s->incv, &s->qmu);
@@ -458,32 +449,24 @@ int lp_session_input(lp_session_t *s, const char *prompt, bool echo, uint8_t **d
     return r;
 }
 
-void lp_session_close(lp_session_t *s)
+void lp_session_close(lp_session_t *s, void *tls)
 {
-    lp_conn_t *c = s->conn;
     lp_server_t *srv = s->srv;
 
-    /* smu first: a send in progress finishes before the conn can go away */
+    /* smu first: a send in progress finishes before the port can go away */
     pthread_mutex_lock(&s->smu);
     pthread_mutex_lock(&s->qmu);
     s->closed = true;
-    s->conn = NULL;
+    s->port = NULL;
     lp_outq_clear(&s->outq);
     pthread_cond_broadcast(&s->incv); /* a waiting input() gets end of input */
     pthread_mutex_unlock(&s->qmu);
     pthread_mutex_unlock(&s->smu);
-    if (s->data != NULL && c != NULL) {
+    if (s->data != NULL) {
         void *data = s->data;
 
         s->data = NULL; /* before it is freed: a job's thread may still look */
-        srv->engine.session_close(srv->engine.ctx, c->tls, data);
-    }
-    for (lp_session_t **p = c != NULL ? &c->sessions : NULL; p != NULL && *p != NULL;
-         p = &(*p)->next) {
-        if (*p == s) {
-            *p = s->next;
-            break;
-        }
+        srv->engine.session_close(srv->engine.ctx, tls, data);
     }
     lp_env_release(srv, s->env);
     s->env = NULL;
