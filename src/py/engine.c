@@ -10,7 +10,9 @@ typedef struct engine {
     PyObject *transform;        /* source transform, or None */
     PyObject *underscore;       /* "_", the name the display hook binds */
     PyObject *compile_name;     /* "compile", looked up in builtins */
-    PyObject *warnings_name;    /* "warnings", looked up in sys.modules */
+    PyObject *filters_name;     /* "filters", warnings' list */
+    PyObject *warnings;         /* the warnings module, once a compile needed it */
+    PyObject *limpet_filter;    /* error_filter("<limpet>"): the usual filename's, made once */
 } engine_t;
 
 /* One running eval, on its thread's C stack; the session points at it
@@ -329,14 +331,16 @@ static PyObject *compile_silently(engine_t *e, const char *src, const char *file
     PyObject *warnings = NULL, *filters = NULL, *filter = NULL, *code = NULL;
     PyObject *type, *value, *tb;
 
-    /* where _warnings looks for its filters (a dict lookup: an import
-     * would cost more than the compile) */
-    if ((warnings = PyImport_GetModule(e->warnings_name)) == NULL) {
-        if (PyErr_Occurred() || (warnings = PyImport_ImportModule("warnings")) == NULL)
-            goto out;
-    }
-    if ((filters = PyObject_GetAttrString(warnings, "filters")) == NULL ||
-        (filter = error_filter(filename)) == NULL)
+    /* where _warnings looks for its filters; found once (a lookup in
+     * sys.modules per line was a fiftieth of the request) */
+    if (e->warnings == NULL && (e->warnings = PyImport_ImportModule("warnings")) == NULL)
+        goto out;
+    warnings = Py_NewRef(e->warnings);
+    /* the filter of the usual filename is made once: building it cost a
+     * tenth of the request (docs/performance.md, issue 10) */
+    filter = strcmp(filename, "<limpet>") == 0 ? Py_NewRef(e->limpet_filter)
+                                               : error_filter(filename);
+    if (filter == NULL || (filters = PyObject_GetAttr(warnings, e->filters_name)) == NULL)
         goto out;
     if (!PyList_Check(filters)) {
         PyErr_SetString(PyExc_TypeError, "warnings.filters is not a list");
@@ -752,9 +756,11 @@ int lp_py_engine_init(lp_engine_t *eng, PyObject *module, PyObject *env, PyObjec
     }
     if ((e->underscore = PyUnicode_InternFromString("_")) == NULL ||
         (e->compile_name = PyUnicode_InternFromString("compile")) == NULL ||
-        (e->warnings_name = PyUnicode_InternFromString("warnings")) == NULL) {
+        (e->filters_name = PyUnicode_InternFromString("filters")) == NULL ||
+        (e->limpet_filter = error_filter("<limpet>")) == NULL) {
         Py_XDECREF(e->underscore);
         Py_XDECREF(e->compile_name);
+        Py_XDECREF(e->filters_name);
         PyMem_RawFree(e);
         return -1;
     }
@@ -779,7 +785,9 @@ void lp_py_engine_free(lp_engine_t *eng)
     Py_DECREF(e->transform);
     Py_DECREF(e->underscore);
     Py_DECREF(e->compile_name);
-    Py_DECREF(e->warnings_name);
+    Py_DECREF(e->filters_name);
+    Py_DECREF(e->limpet_filter);
+    Py_XDECREF(e->warnings);
     PyMem_RawFree(e);
     eng->ctx = NULL;
 }

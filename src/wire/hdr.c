@@ -1,8 +1,6 @@
 /* hdr.c: the one header builder (hdr.h). */
 #include "hdr.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "frame.h"
@@ -41,11 +39,17 @@ void lp_hdr_begin(lp_hdr_t *h, char *buf, size_t cap, const char *op)
 
 void lp_hdr_int(lp_hdr_t *h, const char *k, int64_t v)
 {
-    char num[24];
-    int n = snprintf(num, sizeof(num), "%" PRId64, v);
+    /* by hand: snprintf cost ten times more, on every reply's "re" */
+    char num[24], *p = num + sizeof(num);
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
 
+    do
+        *--p = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        *--p = '-';
     key(h, k);
-    put(h, num, (size_t)n);
+    put(h, p, (size_t)(num + sizeof(num) - p));
 }
 
 void lp_hdr_str(lp_hdr_t *h, const char *k, const char *v)

@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -32,15 +33,19 @@ static void fields_parse_back(void **state)
     lp_hdr_begin(&h, buf, sizeof(buf), "done");
     lp_hdr_int(&h, "re", 9007199254740991LL);
     lp_hdr_int(&h, "neg", -5);
+    lp_hdr_int(&h, "zero", 0);
+    lp_hdr_int(&h, "min", INT64_MIN);
     lp_hdr_str(&h, "status", "ok");
     lp_hdr_bool(&h, "echo", false);
     v = parse(&h);
     assert_string_equal(json_string_value(json_object_get(v, "op")), "done");
     assert_int_equal(json_integer_value(json_object_get(v, "re")), 9007199254740991LL);
     assert_int_equal(json_integer_value(json_object_get(v, "neg")), -5);
+    assert_int_equal(json_integer_value(json_object_get(v, "zero")), 0);
+    assert_true(json_integer_value(json_object_get(v, "min")) == INT64_MIN);
     assert_string_equal(json_string_value(json_object_get(v, "status")), "ok");
     assert_true(json_is_false(json_object_get(v, "echo")));
-    assert_int_equal(json_object_size(v), 5);
+    assert_int_equal(json_object_size(v), 7);
     json_decref(v);
 }
 
