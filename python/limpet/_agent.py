@@ -1,0 +1,338 @@
+"""The far side of an execution context (docs/contexts.md, docs/protocol.md section 8).
+
+Sent zlib-compressed to a Python that has nothing else installed and run from memory by the
+stage-1 command line, which leaves the rest of the link on fd 0. Standard library only;
+CPython 3.6 and later, PyPy 3 (no syntax newer than 3.6 here). This increment serves calls,
+results, exceptions, references, interrupts and deadlines, logs and the far stdio; modules,
+streams and chains follow (issue 11).
+"""
+import io
+import json
+import logging
+import os
+import pickle
+import struct
+import sys
+import threading
+import time
+import traceback
+
+PREAMBLE = b"\0limpet\n"
+HEADER_MAX = 65536
+PAYLOAD_MAX = 16 << 20
+PICKLE_PROTOCOL = 4  # what every Python from 3.4 reads
+
+
+class Link:
+    """Frames over two file descriptors: one reader (the main thread), writers under a lock."""
+
+    def __init__(self, rfd, wfd):
+        self.rfd, self.wfd = rfd, wfd
+        self.buf = bytearray()
+        self.lock = threading.Lock()
+
+    def send(self, header, payload=b""):
+        h = json.dumps(header, separators=(",", ":")).encode()
+        data = memoryview(struct.pack(">II", len(h), len(payload)) + h + payload)
+        with self.lock:
+            while data:
+                data = data[os.write(self.wfd, data):]
+
+    def _fill(self, n):
+        while len(self.buf) < n:
+            chunk = os.read(self.rfd, max(65536, n - len(self.buf)))
+            if not chunk:
+                raise EOFError("the link ended")
+            self.buf += chunk
+
+    def preamble(self):
+        self._fill(len(PREAMBLE))
+        if bytes(self.buf[:len(PREAMBLE)]) != PREAMBLE:
+            raise ValueError("not a limpet peer")
+        del self.buf[:len(PREAMBLE)]
+
+    def recv(self):
+        self._fill(8)
+        hlen, plen = struct.unpack(">II", bytes(self.buf[:8]))
+        if hlen > HEADER_MAX or plen > PAYLOAD_MAX:
+            raise ValueError("frame over the limit")
+        self._fill(8 + hlen + plen)
+        header = json.loads(bytes(self.buf[8:8 + hlen]).decode("utf-8"))
+        payload = bytes(self.buf[8 + hlen:8 + hlen + plen])
+        del self.buf[:8 + hlen + plen]
+        if not isinstance(header, dict):
+            raise ValueError("a header is a JSON object")
+        return header, payload
+
+
+def take_stdio():
+    """The link keeps the real fds 0 and 1; fd 0 becomes /dev/null and fds 1 and 2 become
+    pipes whose lines are sent as log frames (Python's output and child processes' alike)."""
+    rfd, wfd = os.dup(0), os.dup(1)
+    for fd in (rfd, wfd):
+        os.set_inheritable(fd, False)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    pipes = []
+    for fd in (1, 2):
+        r, w = os.pipe()
+        os.dup2(w, fd)
+        os.close(w)
+        os.set_inheritable(r, False)
+        pipes.append(r)
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True,
+                                  errors="backslashreplace")
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True,
+                                  errors="backslashreplace")
+    return rfd, wfd, pipes
+
+
+def forward_lines(link, fd, origin, level):
+    """Sends each line written to fd as a log frame; a partial line waits for its end."""
+    pending = b""
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            link.send({"op": "log", "level": level, "logger": origin, "origin": origin,
+                       "created_ms": int(time.time() * 1000)}, line)
+
+
+class LinkHandler(logging.Handler):
+    """The far side's log records, as log frames."""
+
+    def __init__(self, link):
+        logging.Handler.__init__(self)
+        self.link = link
+
+    def emit(self, record):
+        try:
+            text = self.format(record).encode("utf-8", "backslashreplace")
+            self.link.send({"op": "log", "level": record.levelno, "logger": record.name,
+                            "origin": "logging", "created_ms": int(record.created * 1000)}, text)
+        except Exception:  # noqa: BLE001 - a log record must never break the caller's call
+            self.handleError(record)
+
+
+def interrupt_thread(thread_id, exc=KeyboardInterrupt):
+    """Raises exc in another thread, where this interpreter allows it (None: clears one
+    pending). True when it did."""
+    try:
+        import ctypes
+        set_async = ctypes.pythonapi.PyThreadState_SetAsyncExc
+    except (ImportError, AttributeError):
+        return False  # PyPy: no C API; the call is reported abandoned
+    arg = ctypes.py_object(exc) if exc is not None else None
+    return set_async(ctypes.c_ulong(thread_id), arg) == 1
+
+
+class Agent:
+    def __init__(self, link):
+        self.link = link
+        self.refs = {}           # id -> object the caller holds a Ref to
+        self.next_ref = 1
+        self.calls = {}          # call id -> (thread id, state dict)
+        self.lock = threading.Lock()
+
+    def hello(self, name):
+        import getpass
+        import platform
+        try:
+            user = getpass.getuser()
+        except Exception:  # noqa: BLE001 - no passwd entry in a container
+            user = str(os.getuid())
+        os.write(self.link.wfd, PREAMBLE)
+        self.link.send({"op": "hello", "id": 0, "protocol": [1], "client": "limpet-agent",
+                        "caps": ["call", "channel", "module", "log"],
+                        "agent": {"python": platform.python_version(),
+                                  "implementation": sys.implementation.name,
+                                  "pid": os.getpid(), "user": user,
+                                  "host": platform.node(), "name": name}})
+        self.link.preamble()
+        welcome, _ = self.link.recv()
+        if welcome.get("op") != "done" or welcome.get("status") != "ok":
+            raise SystemExit(2)
+        return welcome
+
+    def serve(self):
+        while True:
+            h, payload = self.link.recv()
+            op = h.get("op")
+            if op == "call":
+                self.start_call(h, payload)
+            elif op == "interrupt":
+                self.interrupt(h)
+            elif op == "ref-release":
+                with self.lock:
+                    for ref in h.get("refs", []):
+                        self.refs.pop(ref, None)
+            elif op == "bye":
+                return
+            elif "id" in h:
+                self.link.send({"op": "error", "re": h["id"], "code": "not-supported",
+                                "message": "not available in this agent"})
+
+    def start_call(self, h, payload):
+        state = {"status": None}
+        t = threading.Thread(target=self.run_call, args=(h, payload, state), daemon=True)
+        with self.lock:
+            self.calls[h["id"]] = (None, state)
+        t.start()
+        timeout = h.get("timeout_ms")
+        if isinstance(timeout, int) and timeout >= 0:
+            timer = threading.Timer(timeout / 1000.0, self.expire, (h["id"],))
+            timer.daemon = True
+            timer.start()
+
+    def stop_call(self, call_id, status):
+        """Interrupts call call_id with status; where this interpreter cannot (PyPy), the
+        call is answered now as abandoned and its thread left to finish unheard. True when
+        it was running."""
+        with self.lock:
+            entry = self.calls.get(call_id)
+            if entry is None or entry[0] is None or entry[1].get("answered"):
+                return False
+            entry[1]["status"] = status
+            if interrupt_thread(entry[0]):
+                return True
+            entry[1]["answered"] = True
+        self.link.send({"op": "done", "re": call_id, "status": "abandoned"})
+        return True
+
+    def expire(self, call_id):
+        self.stop_call(call_id, "deadline-exceeded")
+
+    def interrupt(self, h):
+        was = "running" if self.stop_call(h.get("call"), "interrupted") else "idle"
+        if "id" in h:
+            self.link.send({"op": "done", "re": h["id"], "status": "ok", "was": was})
+
+    def unpickle_arg(self, pid):
+        if isinstance(pid, tuple) and len(pid) == 2 and pid[0] == "ref":
+            with self.lock:
+                return self.refs[pid[1]]
+        raise pickle.UnpicklingError("unknown persistent id")
+
+    def run_call(self, h, payload, state):
+        re = h["id"]
+        with self.lock:
+            self.calls[re] = (threading.get_ident(), state)
+        value = error = None
+        try:
+            up = pickle.Unpickler(io.BytesIO(payload))
+            up.persistent_load = self.unpickle_arg
+            fn, args, kwargs = up.load()
+            value = fn(*args, **kwargs)
+        except BaseException as e:  # noqa: BLE001 - every failure goes back to the caller
+            error = e
+        while True:
+            # an interrupt aimed at the call may land here, after it returned: take the
+            # call off the table (no new one can come), drop any that is pending, then send
+            try:
+                with self.lock:
+                    self.calls.pop(re, None)
+                    interrupt_thread(threading.get_ident(), None)
+                    answered = state.get("answered")
+                    state["answered"] = True
+                break
+            except KeyboardInterrupt:
+                continue
+        if answered:
+            return  # abandoned: the caller has had its answer
+        if error is None:
+            self.send_value(re, value, h.get("ref", False))
+        else:
+            self.send_exception(re, error)
+        self.link.send({"op": "done", "re": re,
+                        "status": "ok" if error is None else state["status"] or "exception"})
+
+    def send_value(self, re, value, as_ref):
+        data = None
+        if not as_ref:
+            try:
+                data = pickle.dumps(value, PICKLE_PROTOCOL)
+            except Exception:  # noqa: BLE001 - not picklable: it stays here, as a Ref
+                data = None
+        if data is not None and len(data) <= PAYLOAD_MAX:
+            self.link.send({"op": "result", "re": re}, data)
+            return
+        with self.lock:
+            ref, self.next_ref = self.next_ref, self.next_ref + 1
+            self.refs[ref] = value
+        t = type(value)
+        self.link.send({"op": "result", "re": re, "ref": ref,
+                        "type": t.__module__ + "." + t.__qualname__,
+                        "repr": safe_repr(value)[:256]})
+
+    def send_exception(self, re, e):
+        t = type(e)
+        frames = e.__traceback__
+        if frames is not None and frames.tb_frame.f_code.co_name == "run_call":
+            frames = frames.tb_next  # the agent's own frame: not the caller's business
+        tb = "".join(traceback.format_exception(t, e, frames))
+        try:
+            data = pickle.dumps(e, PICKLE_PROTOCOL)
+        except Exception:  # noqa: BLE001 - the caller gets the type, message and traceback
+            data = b""
+        text = tb.encode("utf-8", "backslashreplace")
+        self.link.send({"op": "exception", "re": re, "type": t.__module__ + "." + t.__qualname__,
+                        "message": safe_str(e)[:4096], "pickle": len(data)}, data + text)
+
+
+def safe_repr(v):
+    try:
+        return repr(v)
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not lose the result
+        return "<%s object>" % type(v).__name__
+
+
+def safe_str(v):
+    try:
+        return str(v)
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+def set_process_name(name):
+    """The short name ps shows (Linux), where ctypes is there to set it."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None)
+        libc.prctl(15, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)  # PR_SET_NAME
+    except Exception:  # noqa: BLE001 - only cosmetic
+        pass
+
+
+def main():
+    name = sys.argv[-1] if len(sys.argv) > 1 else "limpet"
+    rfd, wfd, pipes = take_stdio()
+    link = Link(rfd, wfd)
+    agent = Agent(link)
+    try:
+        welcome = agent.hello(name)
+    except (EOFError, ValueError):
+        os._exit(2)
+    set_process_name("limpet:" + name.split(":", 1)[-1])
+    for fd, origin, level in ((pipes[0], "stdout", logging.INFO),
+                              (pipes[1], "stderr", logging.WARNING)):
+        threading.Thread(target=forward_lines, args=(link, fd, origin, level), daemon=True).start()
+    handler = LinkHandler(link)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(welcome.get("log_level", logging.INFO))
+    try:
+        agent.serve()
+    except (EOFError, ValueError, OSError):
+        pass
+    # the caller is gone or said bye: leave at once, whatever calls still run
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":  # stage 1 runs it with exec() in __main__'s namespace
+    main()
