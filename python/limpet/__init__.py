@@ -21,8 +21,10 @@ from . import wire
 from ._limpet import PROTOCOL_VERSION, VERSION as __version__
 from . import _helpers, _limpet
 from ._discovery import servers
+from ._results import ProtocolError, RemoteError, Secret
 
-__all__ = ["start", "servers", "Server", "wire", "PROTOCOL_VERSION", "__version__"]
+__all__ = ["start", "servers", "Server", "wire", "PROTOCOL_VERSION", "__version__",
+           "ProtocolError", "RemoteError", "Secret"]
 
 _ARGV_MAX = 32        # entries of argv in the identity (docs/protocol.md, hello)
 _ARG_MAX = 256        # bytes of each
