@@ -140,19 +140,18 @@ class Agent:
         self.lock = threading.Lock()
 
     def hello(self, name):
-        import getpass
-        import platform
         try:
-            user = getpass.getuser()
-        except Exception:  # noqa: BLE001 - no passwd entry in a container
+            import pwd  # not getpass or platform: a millisecond of imports at every start
+            user = pwd.getpwuid(os.getuid()).pw_name
+        except (ImportError, KeyError):  # no passwd entry in a container
             user = str(os.getuid())
         os.write(self.link.wfd, PREAMBLE)
         self.link.send({"op": "hello", "id": 0, "protocol": [1], "client": "limpet-agent",
                         "caps": ["call", "channel", "module", "log"],
-                        "agent": {"python": platform.python_version(),
+                        "agent": {"python": "%d.%d.%d" % sys.version_info[:3],
                                   "implementation": sys.implementation.name,
                                   "pid": os.getpid(), "user": user,
-                                  "host": platform.node(), "name": name}})
+                                  "host": os.uname().nodename, "name": name}})
         self.link.preamble()
         welcome, _ = self.link.recv()
         if welcome.get("op") != "done" or welcome.get("status") != "ok":

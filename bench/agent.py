@@ -1,0 +1,57 @@
+#!/usr/bin/python3
+"""bench/agent.py [BUILD]: the far side of execution contexts, measured before the caller's
+C side exists (issue 11): cold start of the agent (stage 1 + stage 2 + handshake + one call)
+against `python3 -c pass` (and -S) and pypy3's, in one run, and the call round trip through
+the test harness (the reference peer in Python). Medians of 15 starts and 300 calls; a
+measurement, never a test. BUILD defaults to build/."""
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build")
+sys.path[:0] = [os.path.join(BUILD, "python"), os.path.join(ROOT, "tests", "e2e")]
+
+from test_agent import Far  # noqa: E402 - the one harness that speaks to an agent
+
+
+def timed(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def start_and_call(python):
+    far = Far(python)
+    far.call(os.getpid)
+    far.close()
+
+
+def main():
+    rows = {"python3 -c pass": lambda: subprocess.run([sys.executable, "-c", "pass"]),
+            "python3 -S -c pass": lambda: subprocess.run([sys.executable, "-S", "-c", "pass"]),
+            "agent on python3: start to first result": lambda: start_and_call(sys.executable)}
+    pypy = shutil.which("pypy3")
+    if pypy:
+        rows["pypy3 -c pass"] = lambda: subprocess.run([pypy, "-c", "pass"])
+        rows["agent on pypy3: start to first result"] = lambda: start_and_call(pypy)
+    times = {k: [] for k in rows}
+    for _ in range(15):                  # interleaved: drift hits every row alike
+        for k, fn in rows.items():
+            times[k].append(timed(fn))
+    base = statistics.median(times["python3 -c pass"])
+    for k, v in times.items():
+        m = statistics.median(v)
+        print(f"  {k:45s} {m * 1000:8.1f} ms  {m / base:5.2f}x python3 -c pass")
+    far = Far(sys.executable)
+    calls = [timed(lambda: far.call(abs, -1)) for _ in range(300)]
+    far.close()
+    print(f"  {'call round trip (agent on python3, Python harness)':45s} "
+          f"{statistics.median(calls) * 1e6:8.0f} us")
+
+
+if __name__ == "__main__":
+    main()
