@@ -22,9 +22,10 @@ from ._limpet import PROTOCOL_VERSION, VERSION as __version__
 from . import _helpers, _limpet
 from ._discovery import servers
 from ._results import ProtocolError, RemoteError, Secret
+from ._context import Context, Ref, connect
 
 __all__ = ["start", "servers", "Server", "wire", "PROTOCOL_VERSION", "__version__",
-           "ProtocolError", "RemoteError", "Secret"]
+           "ProtocolError", "RemoteError", "Secret", "connect", "Context", "Ref"]
 
 _ARGV_MAX = 32        # entries of argv in the identity (docs/protocol.md, hello)
 _ARG_MAX = 256        # bytes of each

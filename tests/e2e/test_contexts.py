@@ -1,0 +1,212 @@
+"""limpet.connect (issue 11, this part): a local child, any command that starts a Python,
+and ssh:// against a real sshd on loopback; calls, far exceptions, references, restricted
+results, far logs and output, deadlines, a hostile far side, the caller's death."""
+import concurrent.futures
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+import limpet
+from test_ssh_bridge import Sshd
+
+PYPY = shutil.which("pypy3")
+
+
+@pytest.fixture
+def local():
+    with limpet.connect("local") as ctx:
+        yield ctx
+
+
+def test_a_call_runs_in_a_child_with_nothing_installed(local):
+    pid = local.call(os.getpid)
+    assert pid != os.getpid() and pid == local.agent["pid"]
+    assert local.call(sorted, [3, 1, 2], reverse=True) == [3, 2, 1]
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        assert f.read().split(b"\0")[-2].startswith(b"limpet:")
+
+
+def test_a_far_exception_comes_back_as_itself_with_where_it_failed(local):
+    with pytest.raises(ValueError) as e:
+        local.call(int, "x")
+    assert e.value.remote_type == "builtins.ValueError"
+    assert "invalid literal" in e.value.remote_traceback
+    assert any("raised on local" in n for n in getattr(e.value, "__notes__", []))
+
+
+def test_many_calls_in_flight_on_one_context(local):
+    futures = [local.call_async(pow, i, 2) for i in range(50)]
+    assert [f.result(timeout=10) for f in futures] == [i * i for i in range(50)]
+    assert isinstance(futures[0], concurrent.futures.Future)
+
+
+def test_a_timeout_is_enforced_on_the_far_side(local):
+    t = time.monotonic()
+    with pytest.raises(TimeoutError):
+        local.call(exec, "while True: pass", timeout=0.3)
+    assert time.monotonic() - t < 5
+    assert local.call(abs, -3) == 3                       # the context goes on
+
+
+def test_what_does_not_pickle_comes_back_as_a_ref(local):
+    ref = local.call(threading.Lock)
+    assert isinstance(ref, limpet.Ref) and "lock" in ref.type
+    assert local.refs() == [ref]
+    assert "lock" in local.call(repr, ref)                # the far object itself
+    ref.release()
+    assert local.refs() == []
+    with pytest.raises(KeyError):
+        local.call(repr, ref)
+
+
+def test_results_are_plain_data_unless_the_caller_allows_more(tmp_path, monkeypatch):
+    (tmp_path / "shapes.py").write_text("class Point:\n    def __init__(self, x):\n"
+                                        "        self.x = x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}")
+    import shapes
+    with limpet.connect("local") as ctx:
+        with pytest.raises(limpet.ProtocolError, match="shapes.Point"):
+            ctx.call(shapes.Point, 1)
+        with pytest.raises(ConnectionError):              # disconnected: no second try
+            ctx.call(abs, 1)
+    with limpet.connect("local", allow=[shapes.Point]) as ctx:
+        assert ctx.call(shapes.Point, 2).x == 2
+
+
+def test_far_logs_and_output_arrive_in_the_callers_logging(local, caplog):
+    caplog.set_level(logging.INFO)
+    local.call(logging.getLogger("app").warning, "unpacked")
+    local.call(os.system, "echo from-a-child-process")
+    local.call(print, "from-print")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(caplog.records) < 3:
+        time.sleep(0.02)
+    got = {(r.name, r.getMessage()) for r in caplog.records}
+    assert ("limpet.ctx.local.app", "unpacked") in got
+    assert ("limpet.ctx.local.stdout", "from-a-child-process") in got
+    assert ("limpet.ctx.local.stdout", "from-print") in got
+
+
+@pytest.mark.skipif(PYPY is None, reason="pypy3 is not installed")
+def test_the_far_side_may_be_pypy():
+    with limpet.connect("local", python=PYPY) as ctx:
+        assert ctx.agent["implementation"] == "pypy"
+        assert ctx.call(sum, [1, 2, 3]) == 6
+        with pytest.raises(ZeroDivisionError):
+            ctx.call(divmod, 1, 0)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to be another user")
+def test_any_command_that_starts_a_python(tmp_path):
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+    with limpet.connect("nobody", command=nobody, python=sys.executable) as ctx:
+        assert ctx.call(os.getuid) == 65534
+        assert ctx.agent["user"] in ("nobody", "65534")
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    if os.geteuid() != 0 or not os.path.exists("/usr/sbin/sshd"):
+        pytest.skip("needs root and openssh-server (scripts/install-deps)")
+    s = Sshd(tmp_path_factory.mktemp("sshd"))
+    yield s
+    s.stop()
+
+
+def test_over_ssh_with_nothing_installed_there(sshd):
+    config = sshd.ssh_command.split()[-1]
+    with limpet.connect(sshd.url(), ssh_options=["-F", config], python="/usr/bin/python3") as c:
+        assert c.call(os.getpid) == c.agent["pid"]
+        with pytest.raises(ValueError):
+            c.call(int, "x")
+
+
+def test_an_unreachable_host_says_why(tmp_path):
+    with pytest.raises(ConnectionError, match="ended before its agent started"):
+        limpet.connect("ssh://127.0.0.1:1", ssh_options=["-o", "ConnectTimeout=3"])
+
+
+@pytest.mark.parametrize("address", ["ssh://-oProxyCommand=x", "ssh://a b", "elsewhere"])
+def test_bad_addresses_are_refused(address):
+    with pytest.raises(ValueError, match="bad address"):
+        limpet.connect(address)
+
+
+FAKE = textwrap.dedent('''
+    import json, os, struct, sys
+    def send(h, p=b""):
+        b = json.dumps(h).encode()
+        os.write(1, struct.pack(">II", len(b), len(p)) + b + p)
+    os.write(1, b"\\0limpet\\n")
+    send({"op": "hello", "id": 0, "protocol": [1], "client": "fake", "caps": ["call"]})
+    data = b""
+    while True:
+        chunk = os.read(0, 65536)
+        if not chunk:
+            break
+        data += chunk
+        if data.count(b'"op":"call"') or data.count(b'"op": "call"'):
+            break
+    mode = sys.argv[1]
+    if mode == "garbage":
+        os.write(1, b"\\xff" * 64)
+    elif mode == "huge":
+        os.write(1, struct.pack(">II", 1 << 30, 1 << 30))
+    elif mode == "pickle":
+        import pickle
+        class E:
+            def __reduce__(self):
+                return (os.system, ("touch /tmp/limpet-pwned",))
+        send({"op": "result", "re": 1}, pickle.dumps(E(), 4))
+        send({"op": "done", "re": 1, "status": "ok"})
+    elif mode == "silent":
+        pass
+    os.read(0, 1 << 20) if mode != "silent" else __import__("time").sleep(60)
+''')
+
+
+@pytest.mark.parametrize("mode", ["garbage", "huge", "pickle"])
+def test_a_hostile_far_side_costs_an_exception_never_a_hang(tmp_path, mode):
+    fake = tmp_path / "fake.py"
+    fake.write_text(FAKE)
+    ctx = limpet.connect("fake", command=[sys.executable, str(fake), mode, "--"])
+    t = time.monotonic()
+    with pytest.raises(limpet.ProtocolError):
+        ctx.call(abs, 1)
+    assert time.monotonic() - t < 5
+    assert not os.path.exists("/tmp/limpet-pwned")
+    ctx.shutdown()
+
+
+CALLER = textwrap.dedent('''
+    import limpet, os, sys, time
+    ctx = limpet.connect("local")
+    print(ctx.call(os.getpid), flush=True)
+    time.sleep(60)
+''')
+
+
+def test_the_far_side_leaves_when_the_caller_is_killed(tmp_path):
+    script = tmp_path / "caller.py"
+    script.write_text(CALLER)
+    caller = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE)
+    far_pid = int(caller.stdout.readline())
+    os.kill(caller.pid, signal.SIGKILL)
+    caller.wait()
+    deadline = time.monotonic() + 2
+    while os.path.exists(f"/proc/{far_pid}") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    gone = not os.path.exists(f"/proc/{far_pid}")
+    if not gone:                                   # a zombie of a dead parent is gone too
+        with open(f"/proc/{far_pid}/stat") as f:
+            gone = f.read().split()[2] == "Z"
+    assert gone, "the agent outlived its caller"
