@@ -312,6 +312,37 @@ def safe_str(v):
         return ""
 
 
+_DEFINED = {}  # the caller's __main__ parts, run once per distinct text
+
+
+def define(parts, name):
+    """The caller's __main__ function name, defined here: parts are the top-level imports,
+    functions and classes of the caller's script (never its other statements, which would
+    run the script), run in a namespace of their own; a part that fails (an import of
+    something this side lacks) is skipped. Reached by the caller's pickles as
+    limpet_agent.define."""
+    key = "\0".join(parts)
+    ns = _DEFINED.get(key)
+    if ns is None:
+        ns = {"__name__": "__limpet_main__", "__builtins__": __builtins__}
+        for part in parts:
+            try:
+                exec(compile(part, "<the caller's __main__>", "exec"), ns)
+            except Exception:  # noqa: BLE001 - what this side lacks may not be needed
+                pass
+        _DEFINED[key] = ns
+    return ns[name]
+
+
+def install_module():
+    """limpet_agent, importable here, for the pickles that name limpet_agent.define."""
+    import types
+    mod = types.ModuleType("limpet_agent")
+    mod.define = define
+    define.__module__ = "limpet_agent"
+    sys.modules["limpet_agent"] = mod
+
+
 def set_process_name(name):
     """The short name ps shows (Linux), where ctypes is there to set it."""
     try:
@@ -325,6 +356,7 @@ def set_process_name(name):
 def main():
     name = sys.argv[-1] if len(sys.argv) > 1 else "limpet"
     rfd, wfd, pipes = take_stdio()
+    install_module()
     link = Link(rfd, wfd)
     agent = Agent(link)
     try:

@@ -7,6 +7,7 @@ output. Each context has a reader thread of its own (the _Link below); the C bro
 11 takes that over (one I/O thread for every context), and chains (`via=`, `sudo`), module
 forwarding and streams come with it.
 """
+import ast
 import concurrent.futures
 import io
 import itertools
@@ -20,15 +21,67 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import weakref
 
 from . import _bootstrap, wire
+from ._agent import define as _define
 from ._results import ProtocolError, RemoteError, loads
 
 HANDSHAKE_TIMEOUT = 30.0   # s: a far Python that has not said hello by then is given up
 SHUTDOWN_TIMEOUT = 2.0     # s: for the far side to leave after bye, before it is killed
 _SSH = re.compile(r"^ssh://(?:([A-Za-z0-9._][A-Za-z0-9._-]*)@)?([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])"
                   r"(?::([0-9]{1,5}))?/?$")
+
+
+# the caller's pickles name the agent's define as limpet_agent.define; here the same
+# function (pickle checks that the name leads to it)
+_define.__module__ = "limpet_agent"
+sys.modules.setdefault("limpet_agent", types.ModuleType("limpet_agent")).define = _define
+_MAIN_PARTS = {}  # path -> (mtime, parts)
+
+
+def _main_parts():
+    """The top-level imports, functions and classes of the caller's __main__ script, as
+    source texts: what a far side needs to define a function of it, without running the
+    script's other statements."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if path is None:
+        raise pickle.PicklingError("limpet: a function of an interactive __main__ has no "
+                                   "source to send; define it in a module")
+    mtime = os.stat(path).st_mtime
+    cached = _MAIN_PARTS.get(path)
+    if cached is not None and cached[0] == mtime:
+        return cached[1]
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines(keepends=True)
+    parts = []
+    for node in ast.parse("".join(lines)).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef,
+                             ast.ClassDef)):
+            first = min([node.lineno] + [d.lineno for d in
+                                         getattr(node, "decorator_list", [])])
+            parts.append("".join(lines[first - 1:node.end_lineno]))
+    _MAIN_PARTS[path] = (mtime, tuple(parts))
+    return _MAIN_PARTS[path][1]
+
+
+class _Pickler(pickle.Pickler):
+    """Arguments for a far side: references by id, and the caller's __main__ functions by
+    the source of the script's definitions (the far side has no such __main__)."""
+
+    def __init__(self, file, ctx):
+        super().__init__(file, 4)
+        self._ctx = ctx
+
+    def persistent_id(self, obj):
+        return self._ctx._ref_id(obj)
+
+    def reducer_override(self, obj):
+        if (isinstance(obj, types.FunctionType) and obj.__module__ == "__main__"
+                and obj.__qualname__ == obj.__name__):
+            return _define, (_main_parts(), obj.__name__)
+        return NotImplemented
 
 
 class Ref:
@@ -248,9 +301,7 @@ class Context:
         functools.partial(fn, timeout=...) as fn.
         """
         buf = io.BytesIO()
-        p = pickle.Pickler(buf, 4)
-        p.persistent_id = self._ref_id
-        p.dump((fn, args, kwargs))
+        _Pickler(buf, self).dump((fn, args, kwargs))
         rid = next(self._ids)
         header = {"op": "call", "id": rid}
         if timeout is not None:

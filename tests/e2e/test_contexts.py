@@ -198,7 +198,8 @@ CALLER = textwrap.dedent('''
 def test_the_far_side_leaves_when_the_caller_is_killed(tmp_path):
     script = tmp_path / "caller.py"
     script.write_text(CALLER)
-    caller = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(limpet.__file__)))
+    caller = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env)
     far_pid = int(caller.stdout.readline())
     os.kill(caller.pid, signal.SIGKILL)
     caller.wait()
@@ -210,3 +211,37 @@ def test_the_far_side_leaves_when_the_caller_is_killed(tmp_path):
         with open(f"/proc/{far_pid}/stat") as f:
             gone = f.read().split()[2] == "Z"
     assert gone, "the agent outlived its caller"
+
+
+SCRIPT = textwrap.dedent('''
+    import limpet, os, logging
+    logging.basicConfig(level=logging.INFO, format="%(name)s %(message)s")
+
+    def helper(x):
+        return x * 2
+
+    def install_app(n):
+        os.system("echo unpacking %d" % n)
+        logging.getLogger("app").info("unpacked")
+        return helper(n), os.getpid()
+
+    print("never on the far side", flush=True)  # a statement: not sent, not run there
+    with limpet.connect("local") as child:      # no __main__ guard, as in the issue
+        value, pid = child.call(install_app, 21)
+        print("result", value, pid != os.getpid(), flush=True)
+''')
+
+
+def test_a_function_of_the_callers_script_runs_there(tmp_path):
+    """The far side has no such __main__: it gets the script's imports, functions and
+    classes (never its other statements) and defines the function from them."""
+    script = tmp_path / "app.py"
+    script.write_text(SCRIPT)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(limpet.__file__)))
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=60, cwd=tmp_path, env=env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count("never on the far side") == 1
+    assert "result 42 True" in p.stdout
+    assert "limpet.ctx.local.stdout unpacking 21" in p.stderr
+    assert "limpet.ctx.local.app unpacked" in p.stderr
