@@ -22,10 +22,11 @@ from ._limpet import PROTOCOL_VERSION, VERSION as __version__
 from . import _helpers, _limpet
 from ._discovery import servers
 from ._results import ProtocolError, RemoteError, Secret
-from ._context import Context, Ref, connect
+from ._context import Context, Group, Ref, connect, connect_many, group
 
 __all__ = ["start", "servers", "Server", "wire", "PROTOCOL_VERSION", "__version__",
-           "ProtocolError", "RemoteError", "Secret", "connect", "Context", "Ref"]
+           "ProtocolError", "RemoteError", "Secret", "connect", "Context", "Ref",
+           "group", "Group", "connect_many"]
 
 _ARGV_MAX = 32        # entries of argv in the identity (docs/protocol.md, hello)
 _ARG_MAX = 256        # bytes of each

@@ -407,3 +407,75 @@ def connect(address, *, python=None, ssh_options=None, via=None, allow=None, com
     if user:
         argv += ["-l", user]
     return Context(address, argv + ["--", host.strip("[]"), remote], allow)
+
+
+class Group:
+    """Contexts used together: group.call(fn, ...) runs on all of them at once."""
+
+    def __init__(self, contexts):
+        self.contexts = list(contexts)
+
+    def call(self, fn, *args, timeout=None, **kwargs):
+        """call(fn, *args, timeout=None, **kwargs) -> list
+
+        Runs fn(*args, **kwargs) on every context at once; one entry per context, in the
+        contexts' order: the value, or the exception it raised (never raised here, so one
+        failing host does not hide the others' results).
+        """
+        futures = []
+        for ctx in self.contexts:
+            try:
+                futures.append(ctx.call_async(fn, *args, timeout=timeout, **kwargs))
+            except Exception as e:  # noqa: BLE001 - a context already gone: its entry says so
+                futures.append(e)
+        out = []
+        for f in futures:
+            if isinstance(f, BaseException):
+                out.append(f)
+                continue
+            try:
+                out.append(f.result())
+            except Exception as e:  # noqa: BLE001 - see the docstring
+                out.append(e)
+        return out
+
+    def shutdown(self):
+        for ctx in self.contexts:
+            ctx.shutdown()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+    def __len__(self):
+        return len(self.contexts)
+
+
+Group.__module__ = "limpet"
+
+
+def group(contexts):
+    """group(contexts) -> Group: group(ctxs).call(fn, ...) runs fn on all of them at once."""
+    return Group(contexts)
+
+
+def connect_many(addresses, *, workers=32, **options):
+    """connect_many(addresses, *, workers=32, **options) -> list
+
+    Starts a context for each address at once (at most workers starting together; options
+    as for connect); one entry per address, in order: the Context, or the exception that
+    kept it from starting.
+    """
+    out = [None] * len(addresses)
+
+    def start(i):
+        try:
+            out[i] = connect(addresses[i], **options)
+        except Exception as e:  # noqa: BLE001 - one bad host must not hide the others
+            out[i] = e
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(start, range(len(addresses))))
+    return out

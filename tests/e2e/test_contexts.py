@@ -245,3 +245,19 @@ def test_a_function_of_the_callers_script_runs_there(tmp_path):
     assert "result 42 True" in p.stdout
     assert "limpet.ctx.local.stdout unpacking 21" in p.stderr
     assert "limpet.ctx.local.app unpacked" in p.stderr
+
+
+def test_a_group_calls_every_context_at_once_and_keeps_their_order():
+    ctxs = limpet.connect_many(["local"] * 4 + ["ssh://bad host"])
+    assert isinstance(ctxs[-1], ValueError)               # its entry says why
+    live = ctxs[:4]
+    with limpet.group(live) as g:
+        pids = g.call(os.getpid)
+        assert pids == [c.agent["pid"] for c in live] and len(set(pids)) == 4
+        t = time.monotonic()
+        assert g.call(time.sleep, 0.5) == [None] * 4       # at once, not one after another
+        assert time.monotonic() - t < 1.5
+        live[2].shutdown()
+        got = g.call(abs, -1)
+        assert got[:2] == [1, 1] and got[3] == 1
+        assert isinstance(got[2], ConnectionError)         # a gone context, in its place
