@@ -21,8 +21,23 @@ from . import wire
 from ._limpet import PROTOCOL_VERSION, VERSION as __version__
 from . import _helpers, _limpet
 from ._discovery import servers
-from ._results import ProtocolError, RemoteError, Secret
-from ._context import Context, Group, Ref, connect, connect_many, group
+
+# Execution contexts are imported on first use: a host that embeds the server pays
+# nothing for them (they pull in logging, pickle, subprocess, decimal...: 21 ms and
+# 3.8 MB at `import limpet` when they were imported here).
+_LAZY = {"ProtocolError": "_results", "RemoteError": "_results", "Secret": "_results",
+         "connect": "_context", "Context": "_context", "Ref": "_context",
+         "group": "_context", "Group": "_context", "connect_many": "_context"}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError("module 'limpet' has no attribute %r" % name)
+    import importlib
+    value = getattr(importlib.import_module("." + module, __name__), name)
+    globals()[name] = value
+    return value
 
 __all__ = ["start", "servers", "Server", "wire", "PROTOCOL_VERSION", "__version__",
            "ProtocolError", "RemoteError", "Secret", "connect", "Context", "Ref",

@@ -261,3 +261,17 @@ def test_a_group_calls_every_context_at_once_and_keeps_their_order():
         got = g.call(abs, -1)
         assert got[:2] == [1, 1] and got[3] == 1
         assert isinstance(got[2], ConnectionError)         # a gone context, in its place
+
+
+def test_a_host_that_embeds_the_server_does_not_load_contexts(tmp_path):
+    """Contexts are imported on first use: import limpet and start() stay as light as they
+    were (contexts pull in logging, pickle, subprocess, decimal...)."""
+    code = ("import sys, limpet\nserver = limpet.start({})\n"
+            "print(sorted(m for m in ('limpet._context', 'limpet._results', 'limpet._agent',"
+            " 'subprocess', 'decimal', 'concurrent.futures') if m in sys.modules))\n"
+            "server.stop()\nprint(limpet.connect.__module__)\n")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(limpet.__file__)),
+               XDG_RUNTIME_DIR=str(tmp_path))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=30, env=env)
+    assert p.stdout.splitlines() == ["[]", "limpet._context"], p.stderr
