@@ -11,6 +11,8 @@ typedef struct engine {
     PyObject *underscore;       /* "_", the name the display hook binds */
     PyObject *compile_name;     /* "compile", looked up in builtins */
     PyObject *filters_name;     /* "filters", warnings' list */
+    PyObject *compiler_name;    /* "compiler", codeop's inside CommandCompiler */
+    PyObject *flags_name;       /* "flags", its __future__ flags: read on every line */
     PyObject *warnings;         /* the warnings module, once a compile needed it */
     PyObject *limpet_filter;    /* error_filter("<limpet>"): the usual filename's, made once */
 } engine_t;
@@ -254,6 +256,13 @@ static PyObject *compile_source(engine_t *e, PyObject *source, const char *filen
     return code;
 }
 
+/* codeop's compiler inside ps's CommandCompiler, which holds its flags: a
+ * new reference, or NULL with an exception set. */
+static PyObject *inner_compiler(pysession_t *ps)
+{
+    return PyObject_GetAttr(ps->compiler, ps->engine->compiler_name);
+}
+
 /* The flags of the REPL compiler of ps (codeop's own, and the __future__
  * features it has seen) in *flags: 0, or -1 with an exception set. */
 static int compiler_flags(pysession_t *ps, int *flags)
@@ -262,8 +271,8 @@ static int compiler_flags(pysession_t *ps, int *flags)
     long v;
     int r = -1;
 
-    if ((inner = PyObject_GetAttrString(ps->compiler, "compiler")) == NULL ||
-        (f = PyObject_GetAttrString(inner, "flags")) == NULL)
+    if ((inner = inner_compiler(ps)) == NULL ||
+        (f = PyObject_GetAttr(inner, ps->engine->flags_name)) == NULL)
         goto out;
     if ((v = PyLong_AsLong(f)) == -1 && PyErr_Occurred())
         goto out;
@@ -289,8 +298,8 @@ static int compiler_add_flags(pysession_t *ps, int old, int found)
 
     if (flags == old)
         return 0;
-    if ((inner = PyObject_GetAttrString(ps->compiler, "compiler")) == NULL ||
-        (f = PyLong_FromLong(flags)) == NULL || PyObject_SetAttrString(inner, "flags", f) != 0)
+    if ((inner = inner_compiler(ps)) == NULL || (f = PyLong_FromLong(flags)) == NULL ||
+        PyObject_SetAttr(inner, ps->engine->flags_name, f) != 0)
         goto out;
     r = 0;
 out:
@@ -757,10 +766,14 @@ int lp_py_engine_init(lp_engine_t *eng, PyObject *module, PyObject *env, PyObjec
     if ((e->underscore = PyUnicode_InternFromString("_")) == NULL ||
         (e->compile_name = PyUnicode_InternFromString("compile")) == NULL ||
         (e->filters_name = PyUnicode_InternFromString("filters")) == NULL ||
+        (e->compiler_name = PyUnicode_InternFromString("compiler")) == NULL ||
+        (e->flags_name = PyUnicode_InternFromString("flags")) == NULL ||
         (e->limpet_filter = error_filter("<limpet>")) == NULL) {
         Py_XDECREF(e->underscore);
         Py_XDECREF(e->compile_name);
         Py_XDECREF(e->filters_name);
+        Py_XDECREF(e->compiler_name);
+        Py_XDECREF(e->flags_name);
         PyMem_RawFree(e);
         return -1;
     }
@@ -786,6 +799,8 @@ void lp_py_engine_free(lp_engine_t *eng)
     Py_DECREF(e->underscore);
     Py_DECREF(e->compile_name);
     Py_DECREF(e->filters_name);
+    Py_DECREF(e->compiler_name);
+    Py_DECREF(e->flags_name);
     Py_DECREF(e->limpet_filter);
     Py_XDECREF(e->warnings);
     PyMem_RawFree(e);
