@@ -40,20 +40,19 @@ int lp_conn_send_raw(lp_conn_t *c, const void *data, size_t len)
 }
 
 /* The port's side of a connection (lp_port_t): its sessions know only this. */
+static lp_conn_t *conn_of(lp_port_t *p)
+{
+    return (lp_conn_t *)((char *)p - offsetof(lp_conn_t, port));
+}
+
 static int port_send(lp_port_t *p, const void *data, size_t len)
 {
-    return lp_conn_send_raw((lp_conn_t *)((char *)p - offsetof(lp_conn_t, port)), data, len);
+    return lp_conn_send_raw(conn_of(p), data, len);
 }
 
-static bool port_congested(lp_port_t *p)
-{
-    return lp_writer_congested(&((lp_conn_t *)((char *)p - offsetof(lp_conn_t, port)))->out);
-}
+static bool port_congested(lp_port_t *p) { return lp_writer_congested(&conn_of(p)->out); }
 
-static void port_poke(lp_port_t *p)
-{
-    lp_watch_poke((lp_conn_t *)((char *)p - offsetof(lp_conn_t, port)));
-}
+static void port_poke(lp_port_t *p) { lp_watch_poke(conn_of(p)); }
 
 void lp_conn_init_port(lp_conn_t *c)
 {
