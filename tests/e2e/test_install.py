@@ -25,3 +25,18 @@ def test_pip_install_offline(tmp_path):
                        cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert version.split()[1] == p.stdout.split()[0]
+
+
+def test_ci_runs_the_readme_test_command_as_written():
+    """CI (.ci/run) must run the README's test command, exactly as its quickstart gives it."""
+    root = SOURCE_ROOT
+    with open(os.path.join(root, "README.md")) as f:
+        readme = f.read()
+    block = readme.split("## Quickstart", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    test_line = [line for line in block.splitlines() if line.startswith("./scripts/test")]
+    assert len(test_line) == 1
+    with open(os.path.join(root, ".ci", "run")) as f:
+        commands = [line for line in f.read().splitlines()
+                    if line.strip() and not line.startswith("#")]
+    assert commands[-1] == test_line[0]                 # the last thing CI does, verbatim
+    assert os.access(os.path.join(root, ".ci", "run"), os.X_OK)
