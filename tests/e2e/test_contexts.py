@@ -275,3 +275,16 @@ def test_a_host_that_embeds_the_server_does_not_load_contexts(tmp_path):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=30, env=env)
     assert p.stdout.splitlines() == ["[]", "limpet._context"], p.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a mount namespace")
+def test_a_far_side_with_a_read_only_filesystem(tmp_path):
+    """Nothing is written to the far disk: the agent runs from memory on a Python whose
+    whole filesystem is read-only (a private mount namespace, / remounted read-only)."""
+    readonly = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                'mount -o remount,bind,ro / && exec "$0" "$@"']
+    with limpet.connect("readonly", command=readonly, python=sys.executable) as ctx:
+        assert ctx.call(os.getpid) == ctx.agent["pid"]
+        with pytest.raises(OSError, match="Read-only"):
+            ctx.call(open, str(tmp_path / "x"), "w")       # it really is read-only there
+        assert ctx.call(sorted, [2, 1]) == [1, 2]
