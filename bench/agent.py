@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""bench/agent.py [BUILD]: the far side of execution contexts, measured before the caller's
-C side exists (issue 11): cold start of the agent (stage 1 + stage 2 + handshake + one call)
-against `python3 -c pass` (and -S) and pypy3's, in one run, and the call round trip through
-the test harness (the reference peer in Python). Medians of 15 starts and 300 calls; a
-measurement, never a test. BUILD defaults to build/."""
+"""bench/agent.py [BUILD]: execution contexts as a user starts them, limpet.connect("local"):
+from nothing to the first result (stage 1 + stage 2 + handshake + one call) against
+`python3 -c pass` (and -S) and pypy3's, interleaved in one run, and the call round trip on
+a connected context. Medians of 15 starts and 300 calls; a measurement, never a test.
+BUILD defaults to build/."""
 import os
 import shutil
 import statistics
@@ -13,9 +13,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build")
-sys.path[:0] = [os.path.join(BUILD, "python"), os.path.join(ROOT, "tests", "e2e")]
+sys.path[:0] = [os.path.join(BUILD, "python")]
 
-from test_agent import Far  # noqa: E402 - the one harness that speaks to an agent
+import limpet  # noqa: E402 - the build's
 
 
 def timed(fn):
@@ -25,9 +25,8 @@ def timed(fn):
 
 
 def start_and_call(python):
-    far = Far(python)
-    far.call(os.getpid)
-    far.close()
+    with limpet.connect("local", python=python) as ctx:
+        ctx.call(os.getpid)
 
 
 def main():
@@ -46,10 +45,10 @@ def main():
     for k, v in times.items():
         m = statistics.median(v)
         print(f"  {k:45s} {m * 1000:8.1f} ms  {m / base:5.2f}x python3 -c pass")
-    far = Far(sys.executable)
-    calls = [timed(lambda: far.call(abs, -1)) for _ in range(300)]
-    far.close()
-    print(f"  {'call round trip (agent on python3, Python harness)':45s} "
+    with limpet.connect("local") as ctx:
+        calls = [timed(lambda: ctx.call(abs, -1)) for _ in range(300)]
+    label = 'call round trip, limpet.connect("local")'
+    print(f"  {label:45s} "
           f"{statistics.median(calls) * 1e6:8.0f} us")
 
 
