@@ -2,9 +2,9 @@
 
 Sent zlib-compressed to a Python that has nothing else installed and run from memory by the
 stage-1 command line, which leaves the rest of the link on fd 0. Standard library only;
-CPython 3.6 and later, PyPy 3 (no syntax newer than 3.6 here). This increment serves calls,
-results, exceptions, references, interrupts and deadlines, logs and the far stdio; modules,
-streams and chains follow (issue 11).
+CPython 3.6 and later, PyPy 3 (no syntax newer than 3.6 here). It serves calls, results,
+exceptions, references, interrupts and deadlines, streams, logs and the far stdio, and starts
+and relays the contexts chained below it.
 """
 import io
 import json
@@ -22,6 +22,7 @@ PREAMBLE = b"\0limpet\n"
 HEADER_MAX = 65536
 PAYLOAD_MAX = 16 << 20
 PICKLE_PROTOCOL = 4  # what every Python from 3.4 reads
+READY = b"limpet-ready\n"  # stage 1's word on stderr that it waits for stage 2 (a prompt may come first)
 
 
 class Link:
@@ -66,6 +67,44 @@ class Link:
         return header, payload
 
 
+def launch(argv, payload, password=None, ready=False, timeout=30.0):
+    """Starts argv (a command that ends with stage 1) with pipes on its stdio, answers the one
+    password prompt it may print on stderr, and writes stage 2 (payload): at once, or with
+    ready once stage 1 says it waits for it (so that a password never lands in the agent's
+    bytes, nor the agent's bytes in a password). The caller and a relaying agent both use it."""
+    import select
+    import subprocess
+    p = subprocess.Popen(argv, stdin=-1, stdout=-1, stderr=-1, start_new_session=True)
+    seen, sent, deadline = b"", False, time.time() + timeout
+    try:
+        while ready and READY not in seen:
+            left = deadline - time.time()
+            if left <= 0 or not select.select([p.stderr], [], [], left)[0]:
+                raise OSError("%s did not start within %.0f s" % (argv[0], timeout))
+            chunk = os.read(p.stderr.fileno(), 4096)
+            if not chunk:
+                said = seen.decode("utf-8", "replace").strip()[-300:] or "no message"
+                raise (PermissionError if sent else OSError)("%s ended%s: %s" % (
+                    argv[0], " after the password was given" if sent else "", said))
+            seen += chunk
+            last = seen.rstrip(b" ").rsplit(b"\n", 1)[-1]
+            if READY not in seen and last.endswith(b":") and (not sent or b"assword" in last):
+                if password is None or sent:
+                    raise PermissionError("%s asked for a password%s" % (
+                        argv[0], " again: the one given was refused" if sent else
+                        "; give it as password=limpet.Secret(...)"))
+                p.stdin.write(password + b"\n")
+                p.stdin.flush()
+                sent, seen = True, b""
+        p.stdin.write(payload)
+        p.stdin.flush()
+    except BaseException:
+        p.kill()
+        p.wait()
+        raise
+    return p
+
+
 def take_stdio():
     """The link keeps the real fds 0 and 1; fd 0 becomes /dev/null and fds 1 and 2 become
     pipes whose lines are sent as log frames (Python's output and child processes' alike)."""
@@ -90,8 +129,9 @@ def take_stdio():
     return rfd, wfd, pipes
 
 
-def forward_lines(link, fd, origin, level):
-    """Sends each line written to fd as a log frame; a partial line waits for its end."""
+def forward_lines(link, fd, origin, level, path=None):
+    """Sends each line written to fd as a log frame (from path: a chained context's command,
+    such as ssh); a partial line waits for its end."""
     pending = b""
     while True:
         chunk = os.read(fd, 65536)
@@ -100,8 +140,11 @@ def forward_lines(link, fd, origin, level):
         lines = (pending + chunk).split(b"\n")
         pending = lines.pop()
         for line in lines:
-            link.send({"op": "log", "level": level, "logger": origin, "origin": origin,
-                       "created_ms": int(time.time() * 1000)}, line)
+            h = {"op": "log", "level": level, "logger": origin, "origin": origin,
+                 "created_ms": int(time.time() * 1000)}
+            if path:
+                h["from"] = path
+            link.send(h, line)
 
 
 class LinkHandler(logging.Handler):
@@ -141,6 +184,8 @@ class Agent:
         self.lock = threading.Lock()
         self.queue = queue.Queue()  # calls for the workers
         self.idle = 0               # workers waiting for a call (under lock)
+        self.channels = {}          # stream id -> [credit, closed, Condition]
+        self.children = {}          # context id -> (Popen, Link) of the contexts chained below
 
     def work(self):
         """A worker: runs calls as they come; a thread start per call cost more than the
@@ -159,10 +204,11 @@ class Agent:
             user = str(os.getuid())
         os.write(self.link.wfd, PREAMBLE)
         self.link.send({"op": "hello", "id": 0, "protocol": [1], "client": "limpet-agent",
-                        "caps": ["call", "channel", "module", "log"],
+                        "caps": ["call", "channel", "module", "log", "route"],
                         "agent": {"python": "%d.%d.%d" % sys.version_info[:3],
                                   "implementation": sys.implementation.name,
                                   "pid": os.getpid(), "user": user,
+                                  "executable": sys.executable,
                                   "host": os.uname().nodename, "name": name}})
         self.link.preamble()
         welcome, _ = self.link.recv()
@@ -174,10 +220,20 @@ class Agent:
         while True:
             h, payload = self.link.recv()
             op = h.get("op")
-            if op == "call":
+            if "to" in h:
+                self.relay_down(h, payload)
+            elif op == "call":
                 self.start_call(h, payload)
             elif op == "interrupt":
                 self.interrupt(h)
+            elif op in ("channel-ack", "channel-close"):
+                self.credit(h)
+            elif op == "spawn":
+                threading.Thread(target=self.spawn, args=(h, payload), daemon=True).start()
+            elif op == "kill":
+                child = self.children.get(h.get("context"))
+                if child is not None:
+                    child[0].kill()
             elif op == "ref-release":
                 with self.lock:
                     for ref in h.get("refs", []):
@@ -189,6 +245,8 @@ class Agent:
                                 "message": "not available in this agent"})
 
     def start_call(self, h, payload):
+        if h.get("stream"):  # the credit is there before the first item can need it
+            self.channels[h["id"]] = [int(h["stream"]), False, threading.Condition()]
         state = {"status": None}
         with self.lock:
             self.calls[h["id"]] = (None, state)
@@ -202,6 +260,95 @@ class Agent:
             timer = threading.Timer(timeout / 1000.0, self.expire, (h["id"],))
             timer.daemon = True
             timer.start()
+
+    # --- streams: a call's items, sent while the caller has granted credit ----------------
+
+    def pump(self, re, items):
+        ch = self.channels[re]
+        try:
+            for item in items:
+                with ch[2]:
+                    while ch[0] <= 0 and not ch[1]:
+                        ch[2].wait(0.05)  # short: an interrupt lands between waits
+                    if ch[1]:
+                        break
+                    ch[0] -= 1
+                self.send_value(re, item, False, "channel-data")
+        finally:
+            self.channels.pop(re, None)
+            if ch[1] and hasattr(items, "close"):
+                items.close()  # the caller stopped early: GeneratorExit in the generator
+            self.link.send({"op": "channel-close", "channel": re})
+
+    def credit(self, h):
+        ch = self.channels.get(h.get("channel"))
+        if ch is None:
+            return
+        with ch[2]:
+            if h["op"] == "channel-close":
+                ch[1] = True
+            elif isinstance(h.get("n"), int) and 0 < h["n"] <= 65536:
+                ch[0] += h["n"]
+            ch[2].notify()
+
+    # --- chains: contexts started from here, their frames relayed both ways ---------------
+
+    def spawn(self, h, payload):
+        n, proc = h.get("secret", 0), None
+        try:
+            proc = launch(h["argv"], payload[n:], payload[:n] if n else None, h.get("ready"))
+            link = Link(proc.stdout.fileno(), proc.stdin.fileno())
+            link.preamble()
+            hello, _ = link.recv()
+            os.write(link.wfd, PREAMBLE)
+            link.send({"op": "done", "re": hello.get("id", 0), "status": "ok", "protocol": 1,
+                       "log_level": h.get("log_level", logging.INFO)})
+        except Exception as e:  # noqa: BLE001 - the caller gets why, as text
+            why = str(e) or type(e).__name__
+            if proc is not None:  # it started, then never said hello: what it said instead
+                proc.kill()
+                import select
+                if select.select([proc.stderr], [], [], 1)[0]:
+                    why += ": " + os.read(proc.stderr.fileno(), 4096).decode(
+                        "utf-8", "replace").strip()
+            self.link.send({"op": "error", "re": h["id"], "message": why, "code":
+                            "denied" if isinstance(e, PermissionError) else "spawn-failed"})
+            return
+        cid = h["context"]
+        threading.Thread(target=forward_lines, daemon=True,
+                         args=(self.link, proc.stderr.fileno(), "stderr", logging.WARNING,
+                               [cid])).start()
+        self.children[cid] = (proc, link)
+        self.link.send({"op": "done", "re": h["id"], "status": "ok",
+                        "agent": hello.get("agent", {})})
+        why = "the far side closed the link"
+        try:
+            while True:
+                up, data = link.recv()
+                up["from"] = [cid] + list(up.get("from", ()))
+                self.link.send(up, data)
+        except Exception as e:  # noqa: BLE001 - EOF, or a child that broke the protocol
+            if not isinstance(e, EOFError):
+                why = "%s: %s" % (type(e).__name__, e)
+        self.children.pop(cid, None)
+        proc.kill()  # its link is gone: nothing it does can reach anyone
+        proc.wait()
+        self.link.send({"op": "ended", "from": [cid], "reason": why})
+
+    def relay_down(self, h, payload):
+        path = h.pop("to")
+        child = self.children.get(path[0]) if isinstance(path, list) and path else None
+        if child is None:
+            if "id" in h:
+                self.link.send({"op": "error", "re": h["id"], "code": "no-such-context",
+                                "message": "no context %r here" % (path,)})
+            return
+        if len(path) > 1:
+            h["to"] = path[1:]
+        try:
+            child[1].send(h, payload)
+        except OSError:
+            pass  # it ended: its relay thread says so
 
     def stop_call(self, call_id, status):
         """Interrupts call call_id with status; where this interpreter cannot (PyPy), the
@@ -242,6 +389,8 @@ class Agent:
             up.persistent_load = self.unpickle_arg
             fn, args, kwargs = up.load()
             value = fn(*args, **kwargs)
+            if h.get("stream"):
+                value = self.pump(re, value)
         except BaseException as e:  # noqa: BLE001 - every failure goes back to the caller
             error = e
         while True:
@@ -265,21 +414,22 @@ class Agent:
         self.link.send({"op": "done", "re": re,
                         "status": "ok" if error is None else state["status"] or "exception"})
 
-    def send_value(self, re, value, as_ref):
+    def send_value(self, re, value, as_ref, op="result"):
         data = None
+        key = "channel" if op == "channel-data" else "re"
         if not as_ref:
             try:
                 data = pickle.dumps(value, PICKLE_PROTOCOL)
             except Exception:  # noqa: BLE001 - not picklable: it stays here, as a Ref
                 data = None
         if data is not None and len(data) <= PAYLOAD_MAX:
-            self.link.send({"op": "result", "re": re}, data)
+            self.link.send({"op": op, key: re}, data)
             return
         with self.lock:
             ref, self.next_ref = self.next_ref, self.next_ref + 1
             self.refs[ref] = value
         t = type(value)
-        self.link.send({"op": "result", "re": re, "ref": ref,
+        self.link.send({"op": op, key: re, "ref": ref,
                         "type": t.__module__ + "." + t.__qualname__,
                         "repr": safe_repr(value)[:256]})
 

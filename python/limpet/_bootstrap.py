@@ -19,10 +19,14 @@ def agent_payload():
         return zlib.compress(f.read(), 9)
 
 
-def stage1_argv(payload_len, name, python="python3"):
-    """stage1_argv(payload_len, name, python="python3") -> list of str
+def stage1_argv(payload_len, name, python="python3", ready=False):
+    """stage1_argv(payload_len, name, python="python3", ready=False) -> list of str
 
     The command that starts a far Python and makes it run the payload_len bytes of stage 2
-    written to its stdin; name ("USER@HOST") is how the process shows in ps.
+    written to its stdin; name ("USER@HOST") is how the process shows in ps. With ready, it
+    first says so on stderr (_agent.READY), for commands that may ask for a password first.
     """
-    return [python, "-c", _STAGE1 % payload_len, "limpet:" + name]
+    code = _STAGE1 % payload_len
+    if ready:
+        code = code.replace(";", ';os.write(2,b"limpet-ready\\n");', 1)
+    return [python, "-c", code, "limpet:" + name]

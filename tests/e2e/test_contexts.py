@@ -15,6 +15,7 @@ import time
 import pytest
 
 import limpet
+from fake_far import fake_far
 from test_ssh_bridge import Sshd
 
 PYPY = shutil.which("pypy3")
@@ -141,13 +142,7 @@ def test_bad_addresses_are_refused(address):
         limpet.connect(address)
 
 
-FAKE = textwrap.dedent('''
-    import json, os, struct, sys
-    def send(h, p=b""):
-        b = json.dumps(h).encode()
-        os.write(1, struct.pack(">II", len(b), len(p)) + b + p)
-    os.write(1, b"\\0limpet\\n")
-    send({"op": "hello", "id": 0, "protocol": [1], "client": "fake", "caps": ["call"]})
+FAKE = fake_far('''
     data = b""
     while True:
         chunk = os.read(0, 65536)
