@@ -13,10 +13,29 @@ _STAGE1 = ('import os,sys,zlib;n=%d;b=b"";'
            'exec(zlib.decompress(b))')
 
 
+def agent_source(path=os.path.join(os.path.dirname(__file__), "_agent.py")):
+    """agent_source() -> bytes: the agent as sent: without its docstrings and comments,
+    which are for readers here, not for the far interpreter (a third of the bytes)."""
+    import ast
+    with open(path, "rb") as f:
+        tree = ast.parse(f.read())
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.unparse(tree).encode()
+
+
+_PAYLOAD = []
+
+
 def agent_payload():
-    """agent_payload() -> bytes: the agent's source, compressed (stage 2)."""
-    with open(os.path.join(os.path.dirname(__file__), "_agent.py"), "rb") as f:
-        return zlib.compress(f.read(), 9)
+    """agent_payload() -> bytes: the agent, compressed (stage 2); made once a process."""
+    if not _PAYLOAD:
+        _PAYLOAD.append(zlib.compress(agent_source(), 9))
+    return _PAYLOAD[0]
 
 
 def stage1_argv(payload_len, name, python="python3", ready=False):
