@@ -31,6 +31,7 @@ from ._results import ProtocolError, RemoteError, Secret, loads
 
 HANDSHAKE_TIMEOUT = 30.0   # s: a far Python that has not said hello by then is given up
 SHUTDOWN_TIMEOUT = 2.0     # s: for the far side to leave after bye, before it is killed
+LOCAL_GRACE = 5.0          # s: past a call's timeout, the caller stops waiting for the far side
 STREAM_WINDOW = 64         # items a stream may send ahead of the caller's reading
 _USER = re.compile(r"^(sudo|su):([A-Za-z0-9._][A-Za-z0-9._-]{0,63})$")
 _SSH = re.compile(r"^ssh://(?:([A-Za-z0-9._][A-Za-z0-9._-]*)@)?([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])"
@@ -150,6 +151,7 @@ class _Stream:
         self.taken = 0                # items taken since the last ack
         self.closed = self.finished = False
         self.failure = None
+        self.deadline = None          # monotonic: past it (timeout + grace), stop waiting
 
     def frame(self, h, payload):
         with self.cond:
@@ -177,7 +179,11 @@ class _Stream:
     def __next__(self):
         with self.cond:
             while not self.items and not self.finished:
-                self.cond.wait()
+                left = None if self.deadline is None else self.deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError("limpet: %r did not end the stream within %.1f s of "
+                                       "its timeout" % (self.ctx.name, LOCAL_GRACE))
+                self.cond.wait(left)
             if not self.items:
                 if self.failure is not None:
                     raise self.failure
@@ -532,8 +538,15 @@ class Context:
 
         Its exception, raised here as its own type where it may come back (else
         limpet.RemoteError), with the far traceback as .remote_traceback and as a note.
+        With timeout, a far side that does not answer in time even to say it stopped the
+        call (a hung or hostile one) costs TimeoutError here LOCAL_GRACE seconds later.
         """
-        return self.call_async(fn, *args, timeout=timeout, **kwargs).result()
+        future = self.call_async(fn, *args, timeout=timeout, **kwargs)
+        try:
+            return future.result(None if timeout is None else timeout + LOCAL_GRACE)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError("limpet: %r did not answer within %.1f s of the call's "
+                               "timeout" % (self.name, LOCAL_GRACE)) from None
 
     def stream(self, fn, *args, timeout=None, window=STREAM_WINDOW, **kwargs):
         """stream(fn, *args, timeout=None, window=64, **kwargs) -> iterator
@@ -550,6 +563,8 @@ class Context:
         if timeout is not None:
             header["timeout_ms"] = max(0, int(timeout * 1000))
         stream = _Stream(self, window)
+        if timeout is not None:
+            stream.deadline = time.monotonic() + timeout + LOCAL_GRACE
         stream.rid = self._request(header, self._pickle(fn, args, kwargs), stream)
         return stream
 

@@ -241,24 +241,33 @@ def test_a_hop_through_any_command(local):
 
 
 CHAIN_CALLER = textwrap.dedent('''
-    import limpet, os, sys, time
+    import itertools, limpet, os, sys, time
     a = limpet.connect("local")
     b = limpet.connect("local", via=a)
     c = b.sudo(sys.argv[1]) if sys.argv[1] != "-" else limpet.connect("local", via=b)
     print(a.agent["pid"], b.agent["pid"], c.agent["pid"], c.call(os.getppid), flush=True)
+    if sys.argv[2] == "calling":                # killed while a call runs on every hop
+        for ctx in (a, b):
+            ctx.call_async(time.sleep, 60)
+        c.call(time.sleep, 60)
+    elif sys.argv[2] == "streaming":            # killed in the middle of a stream
+        for _ in c.stream(itertools.count, window=8):
+            time.sleep(0.01)
     time.sleep(60)
 ''')
 
 
-def test_killing_the_caller_leaves_no_hop_behind(tmp_path):
+@pytest.mark.parametrize("point", ["idle", "calling", "streaming"])
+def test_killing_the_caller_leaves_no_hop_behind(tmp_path, point):
     script = tmp_path / "caller.py"
     script.write_text(CHAIN_CALLER)
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(limpet.__file__)))
     user = "root" if os.geteuid() == 0 and shutil.which("sudo") else "-"
-    caller = subprocess.Popen([sys.executable, str(script), user], stdout=subprocess.PIPE,
-                              env=env)
+    caller = subprocess.Popen([sys.executable, str(script), user, point],
+                              stdout=subprocess.PIPE, env=env)
     pids = [int(p) for p in caller.stdout.readline().split()]
     assert len(pids) == 4
+    time.sleep(0.3)                                       # into the call or the stream
     if user != "-":
         pids.append(pids[3])                              # sudo itself, between b and c
     os.kill(caller.pid, signal.SIGKILL)

@@ -182,6 +182,23 @@ def test_a_hostile_far_side_costs_an_exception_never_a_hang(tmp_path, mode):
     ctx.shutdown()
 
 
+def test_a_silent_far_side_costs_a_timeout_when_the_call_has_one(tmp_path, monkeypatch):
+    from limpet import _context
+    monkeypatch.setattr(_context, "LOCAL_GRACE", 0.5)
+    fake = tmp_path / "fake.py"
+    fake.write_text(FAKE)
+    ctx = limpet.connect("fake", command=[sys.executable, str(fake), "silent", "--"])
+    t = time.monotonic()
+    with pytest.raises(TimeoutError, match="did not answer"):
+        ctx.call(abs, 1, timeout=0.2)
+    with pytest.raises(TimeoutError, match="did not end the stream"):
+        list(ctx.stream(range, 3, timeout=0.2))
+    assert time.monotonic() - t < 3
+    t = time.monotonic()
+    ctx.shutdown()                                        # never blocked by it
+    assert time.monotonic() - t < 4
+
+
 CALLER = textwrap.dedent('''
     import limpet, os, sys, time
     ctx = limpet.connect("local")
