@@ -388,8 +388,11 @@ class _Link:
 class Context:
     """A far interpreter running limpet's agent: ctx.call(fn, *args, **kwargs)."""
 
-    def __init__(self, link, name, path, agent, allow=()):
+    def __init__(self, link, name, path, agent, allow=(), output="log"):
+        if output not in ("log", "streams"):
+            raise ValueError("limpet: output is 'log' or 'streams'")
         self.name = name
+        self._output = output
         self.agent = agent
         self._link, self._path = link, list(path)
         self._allow = tuple(allow or ())
@@ -421,7 +424,11 @@ class Context:
 
     def _notice(self, h, payload):
         op = h.get("op")
-        if op == "log":
+        if op == "log" and self._output == "streams" and h.get("origin") in ("stdout", "stderr"):
+            out = sys.stdout if h["origin"] == "stdout" else sys.stderr
+            out.write(payload.decode("utf-8", "replace") + "\n")
+            out.flush()
+        elif op == "log":
             logger = self._log.getChild(str(h.get("logger", "far")))
             level = h.get("level") if isinstance(h.get("level"), int) else logging.INFO
             logger.log(level, "%s", payload.decode("utf-8", "replace"))
@@ -498,7 +505,7 @@ class Context:
         _Pickler(buf, self).dump((fn, args, kwargs))
         return buf.getvalue()
 
-    def _spawn(self, address, python, ssh_options, allow, command, password):
+    def _spawn(self, address, python, ssh_options, allow, command, password, output):
         argv, ready = _far_argv(address, python, ssh_options, command, password, self.agent)
         secret = password.reveal().encode() if password is not None else b""
         call = _Call(self)
@@ -515,7 +522,7 @@ class Context:
         finally:
             self._link.forget(rid)
         return Context(self._link, "%s/%s" % (self.name, address), self._path + [str(rid)],
-                       done.get("agent", {}), allow)
+                       done.get("agent", {}), allow, output)
 
     # --- what users call ---------------------------------------------------------------
 
@@ -576,11 +583,13 @@ class Context:
         """sudo(user, password=None) -> Context: a context as user, started with sudo from
         this one (a chain: its frames go through this context's link). password (a
         limpet.Secret) answers sudo's prompt, and never shows anywhere."""
-        return connect("sudo:" + user, via=self, password=password, allow=self._allow)
+        return connect("sudo:" + user, via=self, password=password, allow=self._allow,
+                       output=self._output)
 
     def su(self, user, password=None):
         """su(user, password=None) -> Context: as sudo, with su (user's password)."""
-        return connect("su:" + user, via=self, password=password, allow=self._allow)
+        return connect("su:" + user, via=self, password=password, allow=self._allow,
+                       output=self._output)
 
     def shutdown(self, timeout=SHUTDOWN_TIMEOUT):
         """Says bye, gives the far side timeout seconds to leave, then makes it."""
@@ -671,9 +680,9 @@ def _far_argv(address, python, ssh_options, command, password, here):
 
 
 def connect(address, *, python=None, ssh_options=None, via=None, allow=None, command=None,
-            password=None):
+            password=None, output="log"):
     """connect(address, *, python=None, ssh_options=None, via=None, allow=None, command=None,
-               password=None)
+               password=None, output="log")
 
     Starts a far interpreter with nothing installed but Python and returns its Context:
     "local" (a child; python= picks it), "ssh://[user@]host[:port]" (the system ssh;
@@ -681,15 +690,17 @@ def connect(address, *, python=None, ssh_options=None, via=None, allow=None, com
     answers their prompt), or any address with command= (an argv prefix that starts a Python
     with stdio, such as ["docker", "exec", "-i", "c1"]). via=ctx starts it from ctx's far
     side instead of here, through ctx's link (a chain). allow= names the classes a result
-    may be made of besides plain data.
+    may be made of besides plain data. The far stdout and stderr (its child processes'
+    too) arrive as log lines under limpet.ctx.<name>, or with output="streams" on this
+    process's sys.stdout and sys.stderr.
     """
     if password is not None and not isinstance(password, Secret):
         password = Secret(password)
     if via is not None:
-        return via._spawn(address, python, ssh_options, allow, command, password)
+        return via._spawn(address, python, ssh_options, allow, command, password, output)
     argv, ready = _far_argv(address, python, ssh_options, command, password, None)
     link = _Link(address, argv, password, ready)
-    return Context(link, address, (), link.hello, allow)
+    return Context(link, address, (), link.hello, allow, output)
 
 class Group:
     """Contexts used together: group.call(fn, ...) runs on all of them at once."""

@@ -97,6 +97,28 @@ def test_far_logs_and_output_arrive_in_the_callers_logging(local, caplog):
     assert ("limpet.ctx.local.stdout", "from-print") in got
 
 
+OUTPUT_TO_STREAMS = textwrap.dedent('''
+    import limpet, os, time
+    with limpet.connect("local", output="streams") as ctx:
+        ctx.call(os.system, "echo child-out; echo child-err >&2")
+        ctx.call(os.write, 2, b"written\\n")
+        time.sleep(0.5)                       # output is forwarded beside the answers
+''')
+
+
+def test_far_output_may_go_to_the_callers_own_streams(tmp_path):
+    script = tmp_path / "streams.py"
+    script.write_text(OUTPUT_TO_STREAMS)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(limpet.__file__)))
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=60, env=env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "child-out\n"
+    assert "child-err\n" in p.stderr and "written\n" in p.stderr
+    with pytest.raises(ValueError, match="output"):
+        limpet.connect("local", output="files")
+
+
 @pytest.mark.skipif(PYPY is None, reason="pypy3 is not installed")
 def test_the_far_side_may_be_pypy():
     with limpet.connect("local", python=PYPY) as ctx:
