@@ -493,27 +493,38 @@ def install_module():
     sys.modules["limpet_agent"] = mod
 
 
-def set_process_name(name):
-    """The short name ps shows (Linux), where ctypes is there to set it."""
+def set_process_name(arg):
+    """ps shows limpet:USER@HOST:PID: the PID goes into the spaces stage 1's last argument
+    (arg) keeps for it, in place in the process's argv memory, and the short name into comm
+    (Linux, through /proc: no ctypes to import)."""
+    name = (arg.rstrip() + str(os.getpid())).encode()
     try:
-        import ctypes
-        libc = ctypes.CDLL(None)
-        libc.prctl(15, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)  # PR_SET_NAME
-    except Exception:  # noqa: BLE001 - only cosmetic
+        with open("/proc/self/comm", "wb") as f:
+            f.write(name[:15])
+        with open("/proc/self/stat", "rb") as f:
+            end = int(f.read().rsplit(b")", 1)[1].split()[46])  # arg_end, field 49
+        where = end - len(arg.encode()) - 1
+        with open("/proc/self/mem", "r+b", buffering=0) as mem:
+            mem.seek(where)
+            if mem.read(len(name)) == arg.encode()[:len(name)] and len(name) <= len(arg):
+                mem.seek(where)
+                mem.write(name)
+    except (OSError, ValueError, IndexError):  # not Linux, or no /proc: only cosmetic
         pass
 
 
 def main():
-    name = sys.argv[-1] if len(sys.argv) > 1 else "limpet"
+    arg = sys.argv[-1] if len(sys.argv) > 1 else "limpet:"
+    name = arg.rstrip() + str(os.getpid())
     rfd, wfd, pipes = take_stdio()
     install_module()
     link = Link(rfd, wfd)
     agent = Agent(link)
+    set_process_name(arg)  # before hello: once it has said hello, ps shows who it is
     try:
         welcome = agent.hello(name)
     except (EOFError, ValueError):
         os._exit(2)
-    set_process_name("limpet:" + name.split(":", 1)[-1])
     for fd, origin, level in ((pipes[0], "stdout", logging.INFO),
                               (pipes[1], "stderr", logging.WARNING)):
         threading.Thread(target=forward_lines, args=(link, fd, origin, level), daemon=True).start()

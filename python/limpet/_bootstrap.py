@@ -48,4 +48,4 @@ def stage1_argv(payload_len, name, python="python3", ready=False):
     code = _STAGE1 % payload_len
     if ready:
         code = code.replace(";", ';os.write(2,b"limpet-ready\\n");', 1)
-    return [python, "-c", code, "limpet:" + name]
+    return [python, "-c", code, "limpet:%s:%s" % (name, " " * 7)]  # the agent writes its PID

@@ -116,7 +116,7 @@ def test_bootstrap_is_small_and_the_agent_says_who_it_is(far):
     assert agent["implementation"] in ("cpython", "pypy")
     assert far.hello["caps"] and "call" in far.hello["caps"]
     with open(f"/proc/{far.proc.pid}/cmdline", "rb") as f:
-        assert f.read().split(b"\0")[-2] == b"limpet:test@local"
+        assert f.read().split(b"\0")[-2] == b"limpet:test@local:%-7d" % far.proc.pid
 
 
 def test_a_call_returns_its_value(far):

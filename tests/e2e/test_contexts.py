@@ -4,6 +4,7 @@ results, far logs and output, deadlines, a hostile far side, the caller's death.
 import concurrent.futures
 import logging
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -31,8 +32,12 @@ def test_a_call_runs_in_a_child_with_nothing_installed(local):
     pid = local.call(os.getpid)
     assert pid != os.getpid() and pid == local.agent["pid"]
     assert local.call(sorted, [3, 1, 2], reverse=True) == [3, 2, 1]
-    with open(f"/proc/{pid}/cmdline", "rb") as f:
-        assert f.read().split(b"\0")[-2].startswith(b"limpet:")
+    name = f"limpet:{pwd.getpwuid(os.getuid()).pw_name}@{os.uname().nodename}:{pid}"
+    with open(f"/proc/{pid}/cmdline", "rb") as f:             # ps: limpet:USER@HOST:PID
+        assert f.read().split(b"\0")[-2].decode().rstrip() == name
+    with open(f"/proc/{pid}/comm") as f:
+        assert f.read().strip() == name[:15]
+    assert local.agent["name"] == name
 
 
 def test_a_far_exception_comes_back_as_itself_with_where_it_failed(local):
