@@ -95,12 +95,13 @@ static PyObject *raise_broker(int r, uint32_t link, const char *reason)
         return PyErr_Format(PyExc_ValueError, "limpet: that key is expected already");
     if (r == LP_WIRE_ENOMEM)
         return PyErr_NoMemory();
-    if (r == LP_WIRE_EINVAL || r == LP_WIRE_ETOOLARGE)
-        return PyErr_Format(PyExc_ValueError, "limpet: %s", lp_wire_strerror(r));
     if (reason == NULL && broker != NULL && lp_broker_state(broker, link, why) != 0)
-        reason = why;
-    if (reason == NULL || reason[0] == '\0')
+        reason = why; /* the link ended: say why, whatever the call's own code */
+    if (reason == NULL || reason[0] == '\0') {
+        if (r == LP_WIRE_EINVAL || r == LP_WIRE_ETOOLARGE)
+            return PyErr_Format(PyExc_ValueError, "limpet: %s", lp_wire_strerror(r));
         reason = lp_wire_strerror(r);
+    }
     PyErr_SetString(PyExc_ConnectionError, reason);
     return NULL;
 }
