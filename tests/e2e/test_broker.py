@@ -293,3 +293,17 @@ def test_the_real_agent_after_a_python_handshake():
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+
+
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", "") or not os.environ.get("LIMPET_BIN"),
+                    reason="needs the build's bench programs, without the ASan preload")
+def test_the_round_trip_bench_runs():
+    """bench/broker_rtt.py runs to the end and prints its three ways (figures are not judged)."""
+    build = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+        os.environ["LIMPET_BIN"]))))
+    root = os.environ.get("LIMPET_SOURCE_ROOT", ".")
+    p = subprocess.run([sys.executable, os.path.join(root, "bench", "broker_rtt.py"), build,
+                        "200", "1"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    for way in ("raw", "broker", "thread", "thread/broker"):
+        assert "  %s" % way in p.stdout
