@@ -88,9 +88,11 @@ static PyObject *raise_broker(int r, uint32_t link, const char *reason)
 
     if (r == -ETIMEDOUT)
         return PyErr_Format(PyExc_TimeoutError, "limpet: no reply in time");
-    if (r == -ENOENT)
+    if (r == -ENOENT && (broker == NULL || lp_broker_state(broker, link, why) == 0))
         return PyErr_Format(PyExc_KeyError, "limpet: that key is not expected on link %u",
                             (unsigned)link);
+    if (r == -ENOENT)
+        reason = why; /* a link of the parent, after a fork: it has ended here */
     if (r == -EEXIST)
         return PyErr_Format(PyExc_ValueError, "limpet: that key is expected already");
     if (r == LP_WIRE_ENOMEM)

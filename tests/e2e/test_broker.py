@@ -243,6 +243,11 @@ def test_a_forked_child_does_not_inherit_links(far):
             _limpet.ctx_send(far.link, wire.encode({"op": "echo", "id": 1}))
         except ConnectionError as e:
             code = 0 if "closed here" in str(e) else 2
+        try:
+            _limpet.ctx_wait(far.link, 1, 5)
+            code = 3
+        except ConnectionError:
+            pass
         os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
