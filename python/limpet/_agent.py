@@ -98,6 +98,12 @@ def launch(argv, payload, password=None, ready=False, timeout=30.0):
                 sent, seen = True, b""
         p.stdin.write(payload)
         p.stdin.flush()
+    except BrokenPipeError:  # it ended before reading the agent: what it said is why
+        p.wait()
+        said = os.read(p.stderr.fileno(), 4096) if select.select([p.stderr], [], [], 1)[0] \
+            else b""
+        raise OSError("%s ended: %s" % (argv[0], said.decode("utf-8", "replace").strip()
+                                        or "exit status %s" % p.returncode))
     except BaseException:
         p.kill()
         p.wait()

@@ -2,20 +2,17 @@
 
 Stage 1 is a command line of about 120 bytes that needs no quoting inside single quotes: it
 reads exactly the stage-2 bytes from fd 0 and runs them, leaving the rest of fd 0 to the link.
-Stage 2 is the agent (_agent.py), zlib-compressed. The C broker of issue 11 will carry both,
-generated from here at build time.
+Stage 2 is the agent (_agent.py) without its docstrings and comments, zlib-compressed. Both
+are made in C (src/context/bootstrap.c; the agent compressed at build time, from
+agent_source() here).
 """
 import os
-import zlib
-
-_STAGE1 = ('import os,sys,zlib;n=%d;b=b"";'
-           'exec("while len(b)<n:b+=os.read(0,n-len(b)) or sys.exit(1)");'
-           'exec(zlib.decompress(b))')
 
 
 def agent_source(path=os.path.join(os.path.dirname(__file__), "_agent.py")):
     """agent_source() -> bytes: the agent as sent: without its docstrings and comments,
-    which are for readers here, not for the far interpreter (a third of the bytes)."""
+    which are for readers here, not for the far interpreter (a third of the bytes). The
+    build runs it (src/context/gen_agent_blob.py) to make the C copy."""
     import ast
     with open(path, "rb") as f:
         tree = ast.parse(f.read())
@@ -28,24 +25,19 @@ def agent_source(path=os.path.join(os.path.dirname(__file__), "_agent.py")):
     return ast.unparse(tree).encode()
 
 
-_PAYLOAD = []
-
-
 def agent_payload():
-    """agent_payload() -> bytes: the agent, compressed (stage 2); made once a process."""
-    if not _PAYLOAD:
-        _PAYLOAD.append(zlib.compress(agent_source(), 9))
-    return _PAYLOAD[0]
+    """agent_payload() -> bytes: the agent compressed (stage 2), as the build made it."""
+    from ._limpet import agent_payload as built
+    return built()
 
 
 def stage1_argv(payload_len, name, python="python3", ready=False):
     """stage1_argv(payload_len, name, python="python3", ready=False) -> list of str
 
     The command that starts a far Python and makes it run the payload_len bytes of stage 2
-    written to its stdin; name ("USER@HOST") is how the process shows in ps. With ready, it
-    first says so on stderr (_agent.READY), for commands that may ask for a password first.
+    written to its stdin; name ("USER@HOST") is how the process shows in ps (the agent adds
+    its PID). With ready, it first says so on stderr (_agent.READY), for commands that may
+    ask for a password first. Made in C (src/context/bootstrap.c).
     """
-    code = _STAGE1 % payload_len
-    if ready:
-        code = code.replace(";", ';os.write(2,b"limpet-ready\\n");', 1)
-    return [python, "-c", code, "limpet:%s:%s" % (name, " " * 7)]  # the agent writes its PID
+    from ._limpet import stage1_argv as built
+    return built(payload_len, name, python, ready)

@@ -1,6 +1,7 @@
 /* clock.c: the one clock (io.h). */
 #include "io/io.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <time.h>
 
@@ -27,4 +28,40 @@ int lp_clock_left_ms(uint64_t deadline)
     if (now >= deadline)
         return 0;
     return deadline - now > INT_MAX ? INT_MAX : (int)(deadline - now);
+}
+
+int lp_clock_cond_init(pthread_cond_t *cv)
+{
+    pthread_condattr_t a;
+    int r;
+
+    if ((r = pthread_condattr_init(&a)) != 0)
+        return -r;
+    if ((r = pthread_condattr_setclock(&a, CLOCK_MONOTONIC)) == 0)
+        r = pthread_cond_init(cv, &a);
+    pthread_condattr_destroy(&a);
+    return -r;
+}
+
+int lp_clock_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadline)
+{
+    struct timespec until;
+    int left = lp_clock_left_ms(deadline);
+
+    if (left < 0)
+        return -pthread_cond_wait(cv, mu);
+    if (left == 0)
+        return -ETIMEDOUT;
+    /* the coarse clock decides whether time is left; the wait itself is on
+     * the precise one, which the coarse one trails by a tick at most */
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += left / 1000;
+    until.tv_nsec += (long)(left % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    return pthread_cond_timedwait(cv, mu, &until) == ETIMEDOUT && lp_clock_left_ms(deadline) == 0
+               ? -ETIMEDOUT
+               : 0;
 }

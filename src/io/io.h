@@ -76,6 +76,14 @@ uint64_t lp_clock_deadline(int timeout_ms);
 /* Milliseconds left until deadline (a lp_clock_ms value): 0 once it has
  * passed, at most INT_MAX, -1 for LP_CLOCK_NEVER (as poll(2) takes it). */
 int lp_clock_left_ms(uint64_t deadline);
+/* Initializes cv to measure its timed waits on the monotonic clock (a
+ * change of the wall clock must not end or stretch a wait). 0 or -errno. */
+int lp_clock_cond_init(pthread_cond_t *cv);
+/* Waits on cv (initialized by lp_clock_cond_init; mu held) until it is
+ * signalled or deadline (a lp_clock_ms value, LP_CLOCK_NEVER: no end)
+ * passes: 0, or -ETIMEDOUT once the deadline has passed. Spurious wake-ups
+ * return 0: callers loop on their condition. */
+int lp_clock_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadline);
 
 /* thread.c */
 

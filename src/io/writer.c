@@ -264,6 +264,16 @@ void lp_writer_kill(lp_writer_t *w)
     pthread_mutex_unlock(&w->mu);
 }
 
+size_t lp_writer_queued(lp_writer_t *w)
+{
+    size_t n;
+
+    pthread_mutex_lock(&w->mu);
+    n = lp_buf_len(w->pending);
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
 bool lp_writer_dead(lp_writer_t *w)
 {
     bool d;

@@ -58,6 +58,9 @@ bool lp_writer_congested(lp_writer_t *w);
 /* Refuses every later write and shuts a socket down (a peer that is gone,
  * or a server that stops); a blocking writer wakes and fails. */
 void lp_writer_kill(lp_writer_t *w);
+/* Bytes accepted and still queued (0 once w is dead): a caller that
+ * bounds its own output below the hard maximum waits on this. */
+size_t lp_writer_queued(lp_writer_t *w);
 /* True once w is dead. */
 bool lp_writer_dead(lp_writer_t *w);
 

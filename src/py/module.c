@@ -40,7 +40,8 @@ static int limpet_exec(PyObject *mod)
         PyModule_AddStringConstant(mod, "VERSION", LIMPET_VERSION) != 0 ||
         PyModule_AddFunctions(mod, lp_py_wire_methods) != 0 ||
         PyModule_AddFunctions(mod, lp_py_session_methods) != 0 ||
-        PyModule_AddFunctions(mod, lp_py_client_methods) != 0)
+        PyModule_AddFunctions(mod, lp_py_client_methods) != 0 ||
+        PyModule_AddFunctions(mod, lp_py_context_methods) != 0)
         return -1;
     return 0;
 }

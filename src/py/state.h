@@ -61,6 +61,9 @@ int lp_py_server_type(PyObject *module, lp_modstate_t *st);
 
 extern PyMethodDef lp_py_session_methods[];
 
+/* context_funcs.c */
+extern PyMethodDef lp_py_context_methods[];
+
 /* wire_funcs.c */
 extern PyMethodDef lp_py_wire_methods[];
 
