@@ -11,26 +11,22 @@ import ast
 import collections
 import concurrent.futures
 import io
-import itertools
 import logging
 import os
 import pickle
 import re
-import select
 import shlex
-import subprocess
 import sys
 import threading
 import time
 import types
 import weakref
 
-from . import _bootstrap, wire
-from ._agent import define as _define, launch as _launch
+from . import _bootstrap, _limpet, wire
+from ._agent import define as _define
+from ._link import HANDSHAKE_TIMEOUT, SHUTDOWN_TIMEOUT, _Link
 from ._results import ProtocolError, RemoteError, Secret, loads
 
-HANDSHAKE_TIMEOUT = 30.0   # s: a far Python that has not said hello by then is given up
-SHUTDOWN_TIMEOUT = 2.0     # s: for the far side to leave after bye, before it is killed
 LOCAL_GRACE = 5.0          # s: past a call's timeout, the caller stops waiting for the far side
 STREAM_WINDOW = 64         # items a stream may send ahead of the caller's reading
 _USER = re.compile(r"^(sudo|su):([A-Za-z0-9._][A-Za-z0-9._-]{0,63})$")
@@ -141,20 +137,19 @@ class _Call:
 
 
 class _Stream:
-    """ctx.stream(...): the items of a far generator as they come, within a credit window."""
+    """ctx.stream(...): the items of a far generator as they come, within a credit window.
+    The consuming thread waits for them itself, in C (one wake-up per batch)."""
 
-    def __init__(self, ctx, window):
-        self.ctx, self.window, self.rid = ctx, window, None
-        self.items, self.frames = [], []
-        self.cond = threading.Condition()
+    def __init__(self, ctx, window, deadline):
+        self.ctx, self.window, self.deadline = ctx, window, deadline
+        self.rid = None
+        self.items, self.frames = collections.deque(), []
         self.outstanding = window     # items the far side may still send
         self.taken = 0                # items taken since the last ack
         self.closed = self.finished = False
-        self.failure = None
-        self.deadline = None          # monotonic: past it (timeout + grace), stop waiting
 
-    def frame(self, h, payload):
-        with self.cond:
+    def take(self, frames):
+        for h, payload in frames:
             op = h.get("op")
             if op == "channel-data":
                 if self.outstanding <= 0:
@@ -164,51 +159,59 @@ class _Stream:
                 self.items.append((h, payload))
             elif op != "channel-close":
                 self.frames.append((h, payload))
-                self.finished = op in ("done", "error")
-            self.cond.notify_all()
-            return self.finished
+                if op in ("done", "error"):
+                    self.finish()
+                    return
 
-    def end(self, exc):
-        with self.cond:
-            self.failure, self.finished = exc, True
-            self.cond.notify_all()
+    def finish(self):
+        if not self.finished:
+            self.finished = True
+            self.ctx._waiting.discard(self.rid)
+            _limpet.ctx_forget(self.ctx._link.id, self.rid)
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        with self.cond:
-            while not self.items and not self.finished:
-                left = None if self.deadline is None else self.deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise TimeoutError("limpet: %r did not end the stream within %.1f s of "
-                                       "its timeout" % (self.ctx.name, LOCAL_GRACE))
-                self.cond.wait(left)
-            if not self.items:
-                if self.failure is not None:
-                    raise self.failure
+        while not self.items:
+            if self.finished:
+                if self.closed:
+                    raise StopIteration
                 self.ctx._outcome(self.frames)      # raises the far exception, if any
                 raise StopIteration
-            h, payload = self.items.pop(0)
-            self.taken += 1
-            ack = 0
-            if self.taken >= max(1, self.window // 2) and not self.closed:
-                ack, self.taken = self.taken, 0
-                self.outstanding += ack
-        if ack:
             try:
-                self.ctx._send({"op": "channel-ack", "channel": self.rid, "n": ack})
+                frames = self.ctx._link.wait(self.rid, self.deadline, self.ctx)
+            except TimeoutError:
+                self.finish()
+                raise TimeoutError("limpet: %r did not end the stream within %.1f s of its "
+                                   "timeout" % (self.ctx.name, LOCAL_GRACE)) from None
+            except BaseException:
+                self.finish()
+                raise
+            try:
+                self.take(frames)
+            except ProtocolError as e:
+                self.finish()
+                self.ctx._link.disconnect("protocol error: %s" % e)
+                raise
+        h, payload = self.items.popleft()
+        self.taken += 1
+        if self.taken >= max(1, self.window // 2) and not self.finished:
+            self.outstanding += self.taken
+            try:
+                self.ctx._send({"op": "channel-ack", "channel": self.rid, "n": self.taken})
             except (OSError, ConnectionError):
                 pass                               # it ended: the next wait says why
+            self.taken = 0
         return self.ctx._value(h, payload)
 
     def close(self):
         """Stops the far generator (GeneratorExit there) and drops what it still sends."""
-        with self.cond:
-            if self.closed or self.finished:
-                return
-            self.closed = True
-            self.items.clear()
+        if self.closed or self.finished:
+            return
+        self.closed = True
+        self.items.clear()
+        self.finish()
         self.ctx._post({"op": "channel-close", "channel": self.rid})
         try:
             self.ctx._link.send()
@@ -222,167 +225,10 @@ class _Stream:
         self.close()
 
     def __del__(self):
-        if not (self.closed or self.finished):
-            self.closed = True                     # a finalizer: post, never take a lock
+        if not (self.closed or self.finished) and self.rid is not None:
+            self.closed = True                     # a finalizer: post, never send
+            self.finish()
             self.ctx._post({"op": "channel-close", "channel": self.rid})
-
-
-class _Link:
-    """A far process started here and its stdio: the frames of its context and of every
-    context chained below it. A reader thread hands each frame to what waits for it (by
-    `re`, or `channel` for a stream's items) or to the context it comes `from`."""
-
-    def __init__(self, name, argv, password, ready):
-        secret = password.reveal().encode() if password is not None else None
-        try:
-            self.proc = _launch(argv, _bootstrap.agent_payload(), secret, ready,
-                                HANDSHAKE_TIMEOUT)
-        except PermissionError as e:
-            raise PermissionError("limpet: %r: %s" % (name, e)) from None
-        except OSError as e:
-            raise ConnectionError("limpet: %r did not start: %s" % (name, e)) from None
-        self.name = name
-        self.lock = threading.Lock()
-        self.ids = itertools.count(1)
-        self.pending = {}                          # id -> _Call or _Stream
-        self.contexts = weakref.WeakValueDictionary()  # path (tuple) -> Context
-        self.closed = None                         # why the link ended, once it has
-        self.posted = collections.deque()          # frames from finalizers, sent before the next
-        self._stderr = []
-        threading.Thread(target=self._read_stderr, daemon=True).start()
-        try:
-            self.hello = self._handshake()
-        except BaseException:
-            self.kill()
-            raise
-        threading.Thread(target=self._read, name="limpet.ctx." + name, daemon=True).start()
-
-    def send(self, data=b""):
-        with self.lock:
-            if self.closed is not None:
-                raise ConnectionError("limpet: the context %r has ended: %s" % (self.name,
-                                                                                 self.closed))
-            while self.posted:
-                self.proc.stdin.write(self.posted.popleft())
-            self.proc.stdin.write(data)
-            self.proc.stdin.flush()
-
-    def post(self, data):
-        """Sends data before the next frame: for finalizers, which may run inside send()
-        (garbage collection happens anywhere) and so must not take its lock."""
-        self.posted.append(data)
-
-    def expect(self, handler):
-        """A new request id, whose answer goes to handler."""
-        with self.lock:
-            rid = next(self.ids)
-            self.pending[rid] = handler
-        return rid
-
-    def forget(self, rid):
-        with self.lock:
-            self.pending.pop(rid, None)
-
-    def _read_stderr(self):
-        for line in self.proc.stderr:              # what ssh or the command says before Python
-            self._stderr.append(line.decode("utf-8", "replace").rstrip())
-            del self._stderr[:-20]
-
-    def _handshake(self):
-        dec, head = wire.Decoder(wire.HELLO_HEADER_MAX, 0), b""
-        deadline = time.monotonic() + HANDSHAKE_TIMEOUT
-        fd = self.proc.stdout.fileno()
-        frame = None
-        while frame is None:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise ConnectionError("limpet: %r did not start within %.0f s" % (
-                    self.name, HANDSHAKE_TIMEOUT))
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                self.proc.wait(timeout=5)
-                why = "; ".join(self._stderr[-3:]) or "exit status %s" % self.proc.returncode
-                raise ConnectionError("limpet: %r ended before its agent started: %s" % (
-                    self.name, why))
-            if len(head) < len(wire.PREAMBLE):       # the preamble first, then frames
-                head += chunk
-                if len(head) < len(wire.PREAMBLE):
-                    continue
-                if head[:len(wire.PREAMBLE)] != wire.PREAMBLE:
-                    raise ProtocolError("%r is not a limpet agent" % self.name)
-                chunk = head[len(wire.PREAMBLE):]
-            dec.feed(chunk)
-            frame = dec.next()
-        hello = frame[0]
-        if hello.get("op") != "hello" or "call" not in hello.get("caps", ()):
-            raise ProtocolError("%r did not say hello as an agent does" % self.name)
-        self._dec = wire.Decoder()
-        self._dec.feed(dec.pending)
-        self.send(wire.PREAMBLE + wire.encode({
-            "op": "done", "re": hello.get("id", 0), "status": "ok", "protocol": 1,
-            "log_level": logging.getLogger().getEffectiveLevel()}))
-        return hello.get("agent", {})
-
-    def _read(self):
-        fd = self.proc.stdout.fileno()
-        why = "the far side closed the link"
-        try:
-            while True:
-                frame = self._dec.next()
-                if frame is None:
-                    chunk = os.read(fd, 1 << 20)
-                    if not chunk:
-                        break
-                    self._dec.feed(chunk)
-                    continue
-                self._dispatch(*frame)
-        except (wire.WireError, ProtocolError) as e:
-            self.disconnect("protocol error: %s" % e)
-            return
-        except OSError as e:
-            why = str(e)
-        self.end(why)
-
-    def _dispatch(self, h, payload):
-        key = h.get("re", h.get("channel"))
-        if key is not None and h.get("op") != "log":
-            if not isinstance(key, int):
-                raise ProtocolError("%r sent a frame that answers no request" % self.name)
-            with self.lock:
-                handler = self.pending.get(key)
-            if handler is not None and handler.frame(h, payload):
-                self.forget(key)
-            return                                  # or a late answer to an abandoned call
-        path = h.get("from", [])
-        ctx = self.contexts.get(tuple(path)) if isinstance(path, list) else None
-        if ctx is not None:
-            ctx._notice(h, payload)
-
-    def end(self, why, error=ConnectionError, path=()):
-        """The context at path (and the ones below it) ended: every call waiting on them
-        gets error; the whole link when path is empty."""
-        with self.lock:
-            if not path and self.closed is None:
-                self.closed = why
-            ended = [c for p, c in list(self.contexts.items()) if p[:len(path)] == tuple(path)]
-            lost = [(k, h) for k, h in self.pending.items() if h.ctx in ended]
-            for k, _ in lost:
-                del self.pending[k]
-        for ctx in ended:
-            if ctx._closed is None:
-                ctx._closed = why
-            ctx._ended.set()
-        for _, handler in lost:
-            handler.end(error("limpet: the context %r has ended: %s" % (handler.ctx.name, why)))
-
-    def disconnect(self, why):
-        self.end(why, ProtocolError)
-        threading.Thread(target=self.kill, daemon=True).start()
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
 
 
 class Context:
@@ -397,6 +243,7 @@ class Context:
         self._link, self._path = link, list(path)
         self._allow = tuple(allow or ())
         self._refs = weakref.WeakValueDictionary()
+        self._waiting = set()                  # ids a thread waits for in C
         self._closed = None                    # why it ended, once it has
         self._ended = threading.Event()
         self._log = logging.getLogger("limpet.ctx." + name)
@@ -413,14 +260,58 @@ class Context:
         self._link.send(wire.encode(header, payload))
 
     def _request(self, header, payload, handler):
-        rid = self._link.expect(handler)
-        header["id"] = rid
+        """Sends a request whose answer the service thread hands to handler."""
+        rid = header["id"] = self._link.new_id()
+        self._link.pending[rid] = handler
         try:
             self._send(header, payload)
         except BaseException:
-            self._link.forget(rid)
+            self._link.pending.pop(rid, None)
             raise
         return rid
+
+    def _expect(self, header, payload):
+        """Sends a request whose answer this thread waits for itself (ctx_wait)."""
+        rid = header["id"] = self._link.new_id()
+        _limpet.ctx_expect(self._link.id, rid)
+        self._waiting.add(rid)
+        try:
+            self._send(header, payload)
+        except BaseException:
+            self._waiting.discard(rid)
+            _limpet.ctx_forget(self._link.id, rid)
+            raise
+        return rid
+
+    def _exchange(self, header, payload, wait):
+        """The frames that answer a request, up to its done: waited for here, in C without
+        the GIL, for at most wait seconds (None: as long as the context lives). Ctrl+C
+        interrupts the far call too."""
+        rid = self._expect(header, payload)
+        deadline = None if wait is None else time.monotonic() + wait
+        frames = []
+        try:
+            while True:
+                for frame in self._link.wait(rid, deadline, self):
+                    frames.append(frame)
+                    if frame[0].get("op") in ("done", "error"):
+                        return frames
+        except KeyboardInterrupt:
+            try:
+                self._send({"op": "interrupt", "call": rid})
+            except (OSError, ConnectionError):
+                pass
+            raise
+        finally:
+            self._waiting.discard(rid)
+            _limpet.ctx_forget(self._link.id, rid)
+
+    def _settle(self, frames):
+        try:
+            return self._outcome(frames)
+        except ProtocolError as e:
+            self._link.disconnect("protocol error: %s" % e)  # a far side never gets a second try
+            raise
 
     def _notice(self, h, payload):
         op = h.get("op")
@@ -508,21 +399,18 @@ class Context:
     def _spawn(self, address, python, ssh_options, allow, command, password, output):
         argv, ready = _far_argv(address, python, ssh_options, command, password, self.agent)
         secret = password.reveal().encode() if password is not None else b""
-        call = _Call(self)
-        rid = self._link.expect(call)
-        header = {"op": "spawn", "id": rid, "context": str(rid), "argv": argv,
-                  "secret": len(secret), "ready": ready,
+        header = {"op": "spawn", "argv": argv, "secret": len(secret), "ready": ready,
                   "log_level": logging.getLogger().getEffectiveLevel()}
+        header["context"] = str(self._link.new_id())
         try:
-            self._send(header, secret + _bootstrap.agent_payload())
-            done = call.future.result(timeout=HANDSHAKE_TIMEOUT + 5)
-        except concurrent.futures.TimeoutError:
+            frames = self._exchange(header, secret + _bootstrap.agent_payload(),
+                                    HANDSHAKE_TIMEOUT + 5)
+        except TimeoutError:
             raise ConnectionError("limpet: %r did not start within %.0f s" % (
                 address, HANDSHAKE_TIMEOUT)) from None
-        finally:
-            self._link.forget(rid)
-        return Context(self._link, "%s/%s" % (self.name, address), self._path + [str(rid)],
-                       done.get("agent", {}), allow, output)
+        done = self._settle(frames)
+        return Context(self._link, "%s/%s" % (self.name, address),
+                       self._path + [header["context"]], done.get("agent", {}), allow, output)
 
     # --- what users call ---------------------------------------------------------------
 
@@ -548,12 +436,16 @@ class Context:
         With timeout, a far side that does not answer in time even to say it stopped the
         call (a hung or hostile one) costs TimeoutError here LOCAL_GRACE seconds later.
         """
-        future = self.call_async(fn, *args, timeout=timeout, **kwargs)
+        header = {"op": "call"}
+        if timeout is not None:
+            header["timeout_ms"] = max(0, int(timeout * 1000))
         try:
-            return future.result(None if timeout is None else timeout + LOCAL_GRACE)
-        except concurrent.futures.TimeoutError:
+            frames = self._exchange(header, self._pickle(fn, args, kwargs),
+                                    None if timeout is None else timeout + LOCAL_GRACE)
+        except TimeoutError:
             raise TimeoutError("limpet: %r did not answer within %.1f s of the call's "
                                "timeout" % (self.name, LOCAL_GRACE)) from None
+        return self._settle(frames)
 
     def stream(self, fn, *args, timeout=None, window=STREAM_WINDOW, **kwargs):
         """stream(fn, *args, timeout=None, window=64, **kwargs) -> iterator
@@ -569,10 +461,9 @@ class Context:
         header = {"op": "call", "stream": window}
         if timeout is not None:
             header["timeout_ms"] = max(0, int(timeout * 1000))
-        stream = _Stream(self, window)
-        if timeout is not None:
-            stream.deadline = time.monotonic() + timeout + LOCAL_GRACE
-        stream.rid = self._request(header, self._pickle(fn, args, kwargs), stream)
+        stream = _Stream(self, window, None if timeout is None else
+                         time.monotonic() + timeout + LOCAL_GRACE)
+        stream.rid = self._expect(header, self._pickle(fn, args, kwargs))
         return stream
 
     def refs(self):
@@ -609,14 +500,8 @@ class Context:
             self._link.end("shut down", path=self._path)
             return
         self._link.end("shut down")
-        try:
-            self._link.proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            self._link.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self._link.kill()
+        self._link.close()                         # its end of the pipes: the far side leaves
+        self._link.reap(timeout)
 
     def __enter__(self):
         return self

@@ -1,0 +1,278 @@
+"""The link to a far process started here (docs/contexts.md, "Threads and waiting").
+
+A _Link starts the far Python (the agent's launch()), does the handshake on its pipes, then
+hands them to the C broker (src/context/broker.c through _limpet.ctx_*): one I/O thread for
+every link in the process. A thread that calls waits for its own reply in C without the GIL
+(ctx_expect, ctx_wait: one wake-up); what nobody waits for (far logs, notices, the answers of
+call_async, the end of a link) goes to the one service thread here. What the command says on
+stderr (ssh, sudo) is read by the one stderr thread. So 100 contexts are 3 threads, not 200.
+"""
+import collections
+import logging
+import os
+import select
+import selectors
+import threading
+import time
+import weakref
+
+from . import _bootstrap, _limpet, wire
+from ._agent import launch
+from ._results import ProtocolError
+
+HANDSHAKE_TIMEOUT = 30.0   # s: a far Python that has not said hello by then is given up
+SHUTDOWN_TIMEOUT = 2.0     # s: for the far side to leave, before it is killed
+
+_LINKS = {}                # broker link id -> _Link
+_START = threading.Lock()
+_THREADS = {}              # "service", "stderr" -> the thread, once started
+_STDERR = selectors.DefaultSelector()
+_log = logging.getLogger("limpet")
+
+
+def _started(name, target):
+    with _START:
+        if name not in _THREADS:
+            _THREADS[name] = threading.Thread(target=target, name="limpet." + name, daemon=True)
+            _THREADS[name].start()
+
+
+def _serve_events():
+    """Frames nobody waits for, and the ends of links, in arrival order."""
+    while True:
+        event = _limpet.ctx_next_event(None)
+        if event is None:
+            continue
+        link = _LINKS.get(event[0])
+        if link is None:
+            continue
+        try:
+            if event[1] is None:
+                link.ended(event[2])
+            else:
+                link.dispatch(event[1], event[2])
+        except ProtocolError as e:
+            link.disconnect("protocol error: %s" % e)
+        except Exception:  # noqa: BLE001 - one bad frame must not stop every context's logs
+            _log.exception("limpet: a frame from %r could not be handled", link.name)
+
+
+def _read_stderr():
+    """What the commands that start far Pythons (ssh, sudo) say once they have started."""
+    while True:
+        for key, _ in _STDERR.select(1.0):
+            try:
+                chunk = os.read(key.fd, 65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                chunk = b""
+            if not chunk:
+                _STDERR.unregister(key.fd)
+                os.close(key.fd)
+            else:
+                key.data.said(chunk)
+
+
+def _ending_reason(exc):
+    """ProtocolError for a link the broker ended over a protocol error, else ConnectionError."""
+    return ProtocolError if str(exc).startswith("protocol error") else ConnectionError
+
+
+class _Link:
+    """One far process started here: the frames of its context and of every context
+    chained below it."""
+
+    def __init__(self, name, argv, password, ready):
+        secret = password.reveal().encode() if password is not None else None
+        try:
+            self.proc = launch(argv, _bootstrap.agent_payload(), secret, ready,
+                               HANDSHAKE_TIMEOUT)
+        except PermissionError as e:
+            raise PermissionError("limpet: %r: %s" % (name, e)) from None
+        except OSError as e:
+            raise ConnectionError("limpet: %r did not start: %s" % (name, e)) from None
+        self.name = name
+        self.pending = {}                          # id -> what waits for a call_async
+        self.contexts = weakref.WeakValueDictionary()  # path (tuple) -> Context
+        self.closed = None                         # why the link ended, once it has
+        self.posted = collections.deque()          # frames from finalizers, for the next send
+        self.stderr = []                           # the command's last lines
+        self._ids = iter(range(1, 1 << 62))
+        self._lock = threading.Lock()
+        try:
+            self.hello, initial = self._handshake()
+            rfd, wfd = os.dup(self.proc.stdout.fileno()), os.dup(self.proc.stdin.fileno())
+            try:
+                self.id = _limpet.ctx_link(rfd, wfd, initial)
+            except BaseException:
+                os.close(rfd)
+                os.close(wfd)
+                raise
+        except BaseException:
+            self.kill()
+            raise
+        self.proc.stdout.close()
+        self.proc.stdin.close()
+        _LINKS[self.id] = self
+        _started("service", _serve_events)
+        err = os.dup(self.proc.stderr.fileno())   # now the stderr thread's
+        self.proc.stderr.close()
+        os.set_blocking(err, False)
+        _STDERR.register(err, selectors.EVENT_READ, self)
+        _started("stderr", _read_stderr)
+
+    # --- handshake, on the pipes, before the broker has them -------------------------------
+
+    def _handshake(self):
+        dec, head = wire.Decoder(wire.HELLO_HEADER_MAX, 0), b""
+        deadline = time.monotonic() + HANDSHAKE_TIMEOUT
+        out, err = self.proc.stdout.fileno(), self.proc.stderr.fileno()
+        frame = None
+        while frame is None:
+            left = deadline - time.monotonic()
+            ready = select.select([out, err], [], [], max(0, left))[0] if left > 0 else []
+            if not ready:
+                raise ConnectionError("limpet: %r did not start within %.0f s" % (
+                    self.name, HANDSHAKE_TIMEOUT))
+            if err in ready:
+                self.said(os.read(err, 65536) or b"")
+                if out not in ready:
+                    continue
+            chunk = os.read(out, 65536)
+            if not chunk:
+                self.proc.wait(timeout=5)
+                self.said(self.proc.stderr.read())
+                why = "; ".join(self.stderr[-3:]) or "exit status %s" % self.proc.returncode
+                raise ConnectionError("limpet: %r ended before its agent started: %s" % (
+                    self.name, why))
+            if len(head) < len(wire.PREAMBLE):       # the preamble first, then frames
+                head += chunk
+                if len(head) < len(wire.PREAMBLE):
+                    continue
+                if head[:len(wire.PREAMBLE)] != wire.PREAMBLE:
+                    raise ProtocolError("%r is not a limpet agent" % self.name)
+                chunk = head[len(wire.PREAMBLE):]
+            dec.feed(chunk)
+            frame = dec.next()
+        hello = frame[0]
+        if hello.get("op") != "hello" or "call" not in hello.get("caps", ()):
+            raise ProtocolError("%r did not say hello as an agent does" % self.name)
+        self.proc.stdin.write(wire.PREAMBLE + wire.encode({
+            "op": "done", "re": hello.get("id", 0), "status": "ok", "protocol": 1,
+            "log_level": logging.getLogger().getEffectiveLevel()}))
+        self.proc.stdin.flush()
+        return hello.get("agent", {}), dec.pending
+
+    def said(self, chunk):
+        """Lines the command wrote on stderr: kept for the error that may follow, and logged
+        once its context exists (ssh's warnings, for one)."""
+        lines = chunk.decode("utf-8", "replace").splitlines()
+        self.stderr = (self.stderr + lines)[-20:]
+        root = self.contexts.get(())
+        for line in lines if root is not None else ():
+            root._log.getChild("stderr").warning("%s", line)
+
+    # --- frames ----------------------------------------------------------------------------
+
+    def new_id(self):
+        with self._lock:
+            return next(self._ids)
+
+    def send(self, data=b""):
+        if self.closed is not None:
+            raise ConnectionError("limpet: the context %r has ended: %s" % (self.name,
+                                                                             self.closed))
+        chunks = []
+        while self.posted:
+            chunks.append(self.posted.popleft())
+        if data:
+            chunks.append(data)
+        if chunks:
+            try:
+                _limpet.ctx_send(self.id, b"".join(chunks))
+            except ConnectionError as e:
+                raise _ending_reason(e)("limpet: the context %r has ended: %s" % (
+                    self.name, e)) from None
+
+    def post(self, data):
+        """Sends data before the next frame: for finalizers, which run anywhere."""
+        self.posted.append(data)
+
+    def wait(self, rid, deadline, ctx):
+        """The frames that came for rid (at least one); TimeoutError at deadline (monotonic;
+        None: never); ConnectionError or ProtocolError once ctx has ended."""
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            return _limpet.ctx_wait(self.id, rid, left)
+        except KeyError:                          # forgotten: its context ended (below us)
+            raise ConnectionError("limpet: the context %r has ended: %s" % (
+                ctx.name, ctx._closed)) from None
+        except ConnectionError as e:
+            raise _ending_reason(e)("limpet: the context %r has ended: %s" % (
+                ctx.name, ctx._closed or e)) from None
+
+    def dispatch(self, h, payload):
+        key = h.get("re", h.get("channel"))
+        if key is not None and h.get("op") != "log":
+            if not isinstance(key, int):
+                raise ProtocolError("%r sent a frame that answers no request" % self.name)
+            with self._lock:
+                handler = self.pending.get(key)
+            if handler is not None and handler.frame(h, payload):
+                with self._lock:
+                    self.pending.pop(key, None)
+            return                                  # or a late answer to an abandoned call
+        path = h.get("from", [])
+        ctx = self.contexts.get(tuple(path)) if isinstance(path, list) else None
+        if ctx is not None:
+            ctx._notice(h, payload)
+
+    # --- ends ------------------------------------------------------------------------------
+
+    def end(self, why, error=ConnectionError, path=()):
+        """The context at path (and the ones below it) ended: whatever waits on them gets
+        error; the whole link when path is empty."""
+        with self._lock:
+            if not path and self.closed is None:
+                self.closed = why
+            ended = [c for p, c in list(self.contexts.items()) if p[:len(path)] == tuple(path)]
+            lost = [(k, h) for k, h in self.pending.items() if h.ctx in ended]
+            for k, _ in lost:
+                del self.pending[k]
+        for ctx in ended:
+            if ctx._closed is None:
+                ctx._closed = why
+            ctx._ended.set()
+            for rid in list(ctx._waiting):         # a thread waiting in C: wake it
+                _limpet.ctx_forget(self.id, rid)
+        for _, handler in lost:
+            handler.end(error("limpet: the context %r has ended: %s" % (handler.ctx.name, why)))
+
+    def ended(self, reason):
+        """The broker says the link ended (the far side left, or broke the protocol)."""
+        _LINKS.pop(self.id, None)
+        self.end(reason, ProtocolError if reason.startswith("protocol error") else
+                 ConnectionError)
+        threading.Thread(target=self.reap, daemon=True).start()
+
+    def disconnect(self, why):
+        """This side refuses the far side (a refused pickle, a broken promise)."""
+        self.end(why, ProtocolError)
+        self.close()
+        threading.Thread(target=self.kill, daemon=True).start()
+
+    def close(self):
+        _LINKS.pop(self.id, None)
+        _limpet.ctx_close(self.id)
+
+    def reap(self, timeout=SHUTDOWN_TIMEOUT):
+        try:
+            self.proc.wait(timeout=timeout)
+        except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired: it did not leave
+            self.kill()
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
