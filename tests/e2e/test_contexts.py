@@ -327,3 +327,42 @@ def test_a_far_side_with_a_read_only_filesystem(tmp_path):
         with pytest.raises(OSError, match="Read-only"):
             ctx.call(open, str(tmp_path / "x"), "w")       # it really is read-only there
         assert ctx.call(sorted, [2, 1]) == [1, 2]
+
+
+CTRL_C = textwrap.dedent('''
+    import limpet, os, sys, time
+
+    def spin(path):
+        try:
+            x = 0
+            while True:
+                x += 1
+        finally:
+            with open(path, "w") as f:
+                f.write("stopped")
+
+    with limpet.connect("local") as ctx:
+        print("calling", flush=True)
+        try:
+            ctx.call(spin, sys.argv[1])
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+        deadline = time.monotonic() + 5
+        while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        print("far side", open(sys.argv[1]).read(), ctx.call(abs, -1), flush=True)
+''')
+
+
+def test_ctrl_c_in_a_waiting_call_stops_the_far_call_too(tmp_path):
+    script = tmp_path / "ctrlc.py"
+    script.write_text(CTRL_C)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(limpet.__file__)))
+    p = subprocess.Popen([sys.executable, str(script), str(tmp_path / "flag")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert p.stdout.readline() == "calling\n"
+    time.sleep(0.5)                                       # the call spins on the far side
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert out == "interrupted\nfar side stopped 1\n"
