@@ -22,6 +22,7 @@ PREAMBLE = b"\0limpet\n"
 HEADER_MAX = 65536
 PAYLOAD_MAX = 16 << 20
 PICKLE_PROTOCOL = 4  # what every Python from 3.4 reads
+ABANDON_AFTER = 2.0  # s: an interrupted call that has not stopped by then is given up
 READY = b"limpet-ready\n"  # stage 1's word on stderr that it waits for stage 2 (a prompt may come first)
 
 
@@ -177,8 +178,20 @@ def interrupt_thread(thread_id, exc=KeyboardInterrupt):
         set_async = ctypes.pythonapi.PyThreadState_SetAsyncExc
     except (ImportError, AttributeError):
         return False  # PyPy: no C API; the call is reported abandoned
+    if thread_id == 0:
+        return True  # the question only: it can
     arg = ctypes.py_object(exc) if exc is not None else None
     return set_async(ctypes.c_ulong(thread_id), arg) == 1
+
+
+def tracer(state):
+    """A trace function that raises KeyboardInterrupt in the traced thread once state has a
+    status (interrupted, deadline-exceeded)."""
+    def trace(frame, event, arg):
+        if state["status"] is not None:
+            raise KeyboardInterrupt
+        return trace
+    return trace
 
 
 class Agent:
@@ -364,10 +377,23 @@ class Agent:
             entry = self.calls.get(call_id)
             if entry is None or entry[0] is None or entry[1].get("answered"):
                 return False
-            entry[1]["status"] = status
-            if interrupt_thread(entry[0]):
+            state = entry[1]
+            state["status"] = status
+            stoppable = interrupt_thread(entry[0]) or state.get("traced")
+        if not stoppable:                # PyPy, and no deadline: nothing can stop it
+            return self.abandon(call_id, state)
+        # raised at the next bytecode (or line, traced) it runs; stuck in C (time.sleep in
+        # a worker, a blocking read), it runs none: then it is abandoned after all
+        timer = threading.Timer(ABANDON_AFTER, self.abandon, (call_id, state))
+        timer.daemon = True
+        timer.start()
+        return True
+
+    def abandon(self, call_id, state):
+        with self.lock:
+            if state.get("answered"):
                 return True
-            entry[1]["answered"] = True
+            state["answered"] = True
         self.link.send({"op": "done", "re": call_id, "status": "abandoned"})
         return True
 
@@ -394,11 +420,16 @@ class Agent:
             up = pickle.Unpickler(io.BytesIO(payload))
             up.persistent_load = self.unpickle_arg
             fn, args, kwargs = up.load()
+            if h.get("timeout_ms") is not None and not interrupt_thread(0, None):
+                state["traced"] = True  # no asynchronous exceptions here (PyPy): a deadline
+                sys.settrace(tracer(state))  # is kept by a trace function, at a cost
             value = fn(*args, **kwargs)
             if h.get("stream"):
                 value = self.pump(re, value)
         except BaseException as e:  # noqa: BLE001 - every failure goes back to the caller
             error = e
+        if state.get("traced"):
+            sys.settrace(None)
         while True:
             # an interrupt aimed at the call may land here, after it returned: take the
             # call off the table (no new one can come), drop any that is pending, then send
