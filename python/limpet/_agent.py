@@ -3,11 +3,12 @@
 Sent zlib-compressed to a Python that has nothing else installed and run from memory by the
 stage-1 command line, which leaves the rest of the link on fd 0. Standard library only;
 CPython 3.6 and later, PyPy 3 (no syntax newer than 3.6 here). This increment serves calls,
-results, exceptions, references, interrupts and deadlines, logs and the far stdio; modules,
-streams and chains follow (issue 11).
+results, exceptions, references, interrupts and deadlines, logs, the far stdio and the
+modules this side lacks (asked of the caller); streams and chains follow (issue 11).
 """
 import io
 import json
+import linecache
 import logging
 import os
 import pickle
@@ -123,10 +124,10 @@ class LinkHandler(logging.Handler):
 def interrupt_thread(thread_id, exc=KeyboardInterrupt):
     """Raises exc in another thread, where this interpreter allows it (None: clears one
     pending). True when it did."""
-    try:
-        import ctypes
+    try:  # no import here: the reader calls this while a worker may hold the import lock
+        ctypes = sys.modules["ctypes"]  # imported at start by set_process_name
         set_async = ctypes.pythonapi.PyThreadState_SetAsyncExc
-    except (ImportError, AttributeError):
+    except (KeyError, AttributeError):
         return False  # PyPy: no C API; the call is reported abandoned
     arg = ctypes.py_object(exc) if exc is not None else None
     return set_async(ctypes.c_ulong(thread_id), arg) == 1
@@ -141,6 +142,8 @@ class Agent:
         self.lock = threading.Lock()
         self.queue = queue.Queue()  # calls for the workers
         self.idle = 0               # workers waiting for a call (under lock)
+        self.asks = {}              # this side's request id -> [Event, (header, payload)]
+        self.asked = 0              # the last such id (the caller's ids are another count)
 
     def work(self):
         """A worker: runs calls as they come; a thread start per call cost more than the
@@ -184,9 +187,33 @@ class Agent:
                         self.refs.pop(ref, None)
             elif op == "bye":
                 return
+            elif "re" in h:  # the answer to one of this side's requests
+                with self.lock:
+                    slot = self.asks.get(h["re"])
+                if slot:
+                    slot[1] = (h, payload)
+                    slot[0].set()
             elif "id" in h:
                 self.link.send({"op": "error", "re": h["id"], "code": "not-supported",
                                 "message": "not available in this agent"})
+
+    def request(self, header, payload=b"", timeout=30):
+        """Sends a request of this side's own (header gets its id) and waits for its one
+        answer: (header, payload). The main thread routes answers here by their re and never
+        imports, so a worker may wait here inside an import."""
+        slot = [threading.Event(), None]
+        with self.lock:
+            self.asked += 1
+            rid = header["id"] = self.asked
+            self.asks[rid] = slot
+        try:
+            self.link.send(header, payload)
+            if not slot[0].wait(timeout):
+                raise TimeoutError("no answer to %s within %d s" % (header["op"], timeout))
+        finally:
+            with self.lock:
+                self.asks.pop(rid, None)
+        return slot[1]
 
     def start_call(self, h, payload):
         state = {"status": None}
@@ -343,6 +370,58 @@ def install_module():
     sys.modules["limpet_agent"] = mod
 
 
+class Finder:
+    """The last entry of sys.meta_path: a module this side cannot import is asked of the
+    caller (module-get), with those it imports. What was sent is kept in memory, as are the
+    names the caller lacks, so each is asked once; nothing is written to disk. No
+    importlib.abc: its imports would cost every start; the PEP 451 methods suffice."""
+
+    def __init__(self, agent):
+        self.agent = agent
+        self.got = {}   # name -> (source bytes, is a package, origin)
+        self.lack = {}  # name -> why the caller cannot give it ("": it has no such module)
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in self.got and name not in self.lack:
+            self.ask(name)
+        if name in self.got:
+            src, pkg, origin = self.got[name]
+            spec = type(sys.__spec__)(name, self, origin=origin, is_package=pkg)
+            spec.has_location = True  # __file__ = origin: far tracebacks name the module
+            return spec
+        if self.lack[name]:
+            raise ImportError(self.lack[name], name=name)
+        return None
+
+    def ask(self, name):
+        try:
+            h, data = self.agent.request({"op": "module-get", "name": name})
+            if h.get("op") == "error":
+                self.lack[name] = str(h.get("message"))
+                return
+            at = 0
+            for m in h.get("modules", ()):
+                n = int(m["len"])
+                self.got[str(m["name"])] = (data[at:at + n], bool(m["package"]),
+                                            "<limpet:caller>" + str(m["path"]))
+                at += n
+            for n in h.get("missing", ()):
+                self.lack.setdefault(str(n), "")
+        except (TimeoutError, KeyError, TypeError, ValueError) as e:
+            raise ImportError("limpet: no module %r from the caller: %s" % (name, e), name=name)
+        if name not in self.got:
+            self.lack.setdefault(name, "")
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        src, _, origin = self.got[module.__spec__.name]
+        text = src.decode("utf-8", "replace")
+        linecache.cache[origin] = (len(text), None, text.splitlines(True), origin)
+        exec(compile(src, origin, "exec", dont_inherit=True), module.__dict__)
+
+
 def set_process_name(name):
     """The short name ps shows (Linux), where ctypes is there to set it."""
     try:
@@ -359,6 +438,7 @@ def main():
     install_module()
     link = Link(rfd, wfd)
     agent = Agent(link)
+    sys.meta_path.append(Finder(agent))  # last: what this side has wins
     try:
         welcome = agent.hello(name)
     except (EOFError, ValueError):

@@ -24,7 +24,7 @@ import time
 import types
 import weakref
 
-from . import _bootstrap, wire
+from . import _bootstrap, _modules, wire
 from ._agent import define as _define
 from ._results import ProtocolError, RemoteError, loads
 
@@ -115,6 +115,7 @@ class Context:
         self._refs = weakref.WeakValueDictionary()
         self._closed = None                    # why the link ended, once it has
         self._log = logging.getLogger("limpet.ctx." + name)
+        self._modules = _modules.State()       # what the far side's imports were sent
         payload = _bootstrap.agent_payload()
         self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, env=env, start_new_session=True)
@@ -203,6 +204,9 @@ class Context:
             logger = self._log.getChild(str(h.get("logger", "far")))
             level = h.get("level") if isinstance(h.get("level"), int) else logging.INFO
             logger.log(level, "%s", payload.decode("utf-8", "replace"))
+            return
+        if op == "module-get":                      # the far side imports a module it lacks
+            self._write(_modules.serve(self._modules, h))
             return
         with self._lock:
             entry = self._pending.get(h.get("re"))
