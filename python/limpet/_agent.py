@@ -3,8 +3,8 @@
 Sent zlib-compressed to a Python that has nothing else installed and run from memory by the
 stage-1 command line, which leaves the rest of the link on fd 0. Standard library only;
 CPython 3.6 and later, PyPy 3 (no syntax newer than 3.6 here). This increment serves calls,
-results, exceptions, references, interrupts and deadlines, logs, the far stdio and the
-modules this side lacks (asked of the caller); streams and chains follow (issue 11).
+results, exceptions, references, interrupts and deadlines, logs, the far stdio and
+modules from the caller; streams and chains follow (issue 11).
 """
 import io
 import json
@@ -142,8 +142,8 @@ class Agent:
         self.lock = threading.Lock()
         self.queue = queue.Queue()  # calls for the workers
         self.idle = 0               # workers waiting for a call (under lock)
-        self.asks = {}              # this side's request id -> [Event, (header, payload)]
-        self.asked = 0              # the last such id (the caller's ids are another count)
+        self.asks = {}              # id of a request of ours -> [Event, (header, payload)]
+        self.asked = 0              # the last such id (apart from the caller's ids)
 
     def work(self):
         """A worker: runs calls as they come; a thread start per call cost more than the
@@ -198,9 +198,10 @@ class Agent:
                                 "message": "not available in this agent"})
 
     def request(self, header, payload=b"", timeout=30):
-        """Sends a request of this side's own (header gets its id) and waits for its one
-        answer: (header, payload). The main thread routes answers here by their re and never
-        imports, so a worker may wait here inside an import."""
+        """Asks the caller; waits for the one answer, (header, payload). serve() routes
+        it here and never imports: a worker may wait here holding the import lock."""
+        if threading.current_thread() is threading.main_thread():
+            raise RuntimeError("the reader cannot wait for an answer")  # it brings them
         slot = [threading.Event(), None]
         with self.lock:
             self.asked += 1
@@ -209,7 +210,7 @@ class Agent:
         try:
             self.link.send(header, payload)
             if not slot[0].wait(timeout):
-                raise TimeoutError("no answer to %s within %d s" % (header["op"], timeout))
+                raise TimeoutError("no answer to %s within %g s" % (header["op"], timeout))
         finally:
             with self.lock:
                 self.asks.pop(rid, None)
@@ -371,10 +372,9 @@ def install_module():
 
 
 class Finder:
-    """The last entry of sys.meta_path: a module this side cannot import is asked of the
-    caller (module-get), with those it imports. What was sent is kept in memory, as are the
-    names the caller lacks, so each is asked once; nothing is written to disk. No
-    importlib.abc: its imports would cost every start; the PEP 451 methods suffice."""
+    """Last in sys.meta_path: asks the caller for what this side lacks (module-get) and
+    keeps what it was sent and what the caller lacks, in memory. (No importlib.abc: its
+    imports would slow every start.)"""
 
     def __init__(self, agent):
         self.agent = agent
@@ -387,7 +387,7 @@ class Finder:
         if name in self.got:
             src, pkg, origin = self.got[name]
             spec = type(sys.__spec__)(name, self, origin=origin, is_package=pkg)
-            spec.has_location = True  # __file__ = origin: far tracebacks name the module
+            spec.has_location = True  # __file__ = origin, for tracebacks
             return spec
         if self.lack[name]:
             raise ImportError(self.lack[name], name=name)
@@ -407,7 +407,7 @@ class Finder:
                 at += n
             for n in h.get("missing", ()):
                 self.lack.setdefault(str(n), "")
-        except (TimeoutError, KeyError, TypeError, ValueError) as e:
+        except (RuntimeError, TimeoutError, KeyError, TypeError, ValueError) as e:
             raise ImportError("limpet: no module %r from the caller: %s" % (name, e), name=name)
         if name not in self.got:
             self.lack.setdefault(name, "")
@@ -438,7 +438,6 @@ def main():
     install_module()
     link = Link(rfd, wfd)
     agent = Agent(link)
-    sys.meta_path.append(Finder(agent))  # last: what this side has wins
     try:
         welcome = agent.hello(name)
     except (EOFError, ValueError):
@@ -451,6 +450,7 @@ def main():
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(welcome.get("log_level", logging.INFO))
+    sys.meta_path.append(Finder(agent))  # last: what this side has wins
     try:
         agent.serve()
     except (EOFError, ValueError, OSError):
