@@ -407,6 +407,8 @@ class Finder:
                 at += n
             for n in h.get("missing", ()):
                 self.lack.setdefault(str(n), "")
+            for n, why in h.get("refused", {}).items():
+                self.lack.setdefault(str(n), str(why))
         except (RuntimeError, TimeoutError, KeyError, TypeError, ValueError) as e:
             raise ImportError("limpet: no module %r from the caller: %s" % (name, e), name=name)
         if name not in self.got:

@@ -69,15 +69,17 @@ def _valid(name):
 def answer(state, name):
     """answer(state, name) -> (header fields, payload): the done or error for name, with the
     modules name imports that state was not sent yet (breadth first, within MODULES_MAX,
-    BYTES_MAX and HEADER_BUDGET); state records what it sends."""
+    BYTES_MAX and HEADER_BUDGET), the names it imports that the caller lacks, and the
+    compiled modules of its package it may import, refused; state records what it says."""
     found = None if name in state.missing else _find(name)
     if isinstance(found, str):
         return {"op": "error", "code": "not-supported", "message": found}, b""
     if not found:
         _lack(state, name)
-        return {"op": "done", "status": "ok", "modules": [], "missing": [name]}, b""
+        return {"op": "done", "status": "ok", "modules": [], "missing": [name],
+                "refused": {}}, b""
     top = name.partition(".")[0]
-    modules, sources, missing = [], [], []
+    modules, sources, missing, refused = [], [], [], {}
     queue, seen, size, budget = [(name, found)], {name}, 0, HEADER_BUDGET
     while queue and len(modules) < MODULES_MAX:
         mod, (source, package, path) = queue.pop(0)
@@ -98,14 +100,16 @@ def answer(state, name):
                 missing.append(dep)
                 budget -= len(dep) + 4
                 _lack(state, dep)
+            elif isinstance(got, str) and dep.partition(".")[0] == top and len(
+                    got) + len(dep) + 8 < budget:   # its C speed-ups: no asking for them
+                refused[dep] = got
+                budget -= len(got) + len(dep) + 8
+                _lack(state, dep)
             elif isinstance(got, tuple) and (dep.partition(".")[0] == top
                                              or not _third_party(got[2])):
                 queue.append((dep, got))
-    if name not in state.sent:       # cannot happen but by a bound: say it plainly
-        return {"op": "error", "code": "not-supported",
-                "message": "limpet: %r is too large to send" % name}, b""
-    return ({"op": "done", "status": "ok", "modules": modules, "missing": missing},
-            b"".join(sources))
+    return ({"op": "done", "status": "ok", "modules": modules, "missing": missing,
+             "refused": refused}, b"".join(sources))
 
 
 def _lack(state, name):
