@@ -23,7 +23,7 @@ _STDLIB_NAMES = frozenset(getattr(sys, "stdlib_module_names", ())) | frozenset(
     sys.builtin_module_names)
 _STDLIB_DIRS = tuple({os.path.join(os.path.realpath(sysconfig.get_path(k)), "")
                       for k in ("stdlib", "platstdlib")})
-_IMPORTS = {}  # source path -> ((mtime_ns, size), ((name, certain), ...)): what it imports
+_IMPORTS = {}  # (name, path) -> ((mtime_ns, size), ((name, certain), ...)): what it imports
 
 
 class State:
@@ -155,8 +155,12 @@ def _spec(name):
     parent, _, _ = name.rpartition(".")
     path = None
     if parent:
-        pspec = _spec(parent)
-        path = pspec and pspec.submodule_search_locations
+        pmod = sys.modules.get(parent)
+        if pmod is not None:
+            path = getattr(pmod, "__path__", None)  # a package may have changed it
+        else:
+            pspec = _spec(parent)
+            path = pspec and pspec.submodule_search_locations
         if not path:
             return None
         path = list(path)
@@ -192,7 +196,7 @@ def _imports(name, package, path, source):
         stamp = (st.st_mtime_ns, st.st_size)
     except OSError:
         stamp = None
-    cached = _IMPORTS.get(path)
+    cached = _IMPORTS.get((name, path))   # the name: relative imports resolve against it
     if stamp is not None and cached is not None and cached[0] == stamp:
         return cached[1]
     try:
@@ -216,7 +220,7 @@ def _imports(name, package, path, source):
         names.append((dotted, certain))
     result = tuple(dict.fromkeys(names))
     if stamp is not None and path:
-        _IMPORTS[path] = (stamp, result)
+        _IMPORTS[name, path] = (stamp, result)
     return result
 
 

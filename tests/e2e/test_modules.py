@@ -40,6 +40,9 @@ TREE = {
             raise ValueError("leaf failed")
         """),
     "fwd_broken.py": "X = 1\nimport fwd_nothere\n",
+    "fwd_unrun/__init__.py": "from . import inner\nraise SystemExit('the caller ran me')\n",
+    "fwd_unrun/inner.py": "from . import leaf\n",
+    "fwd_unrun/leaf.py": "V = 7\n",
     "fwd_broken2.py": "import fwd_nothere\n",
     "fwd_std.py": "import json, os.path, collections, email.mime.text, xml.dom.minidom\n"
                   "from concurrent import futures\nimport fwdpkg.lazy\nN = 3\n",
@@ -140,6 +143,14 @@ def test_a_module_that_imports_a_missing_module(local, tree, monkeypatch):
         local.call(importlib.import_module, "fwd_broken2")
     assert answers[-1][1]["missing"] == []          # the caller does not say it again
     assert local._modules.gets == 2 and local._modules.missing == {"fwd_nothere"}
+
+
+def test_the_caller_finds_what_it_sends_without_running_it(local):
+    with pytest.raises(SystemExit, match="the caller ran me"):      # it runs there only
+        local.call(importlib.import_module, "fwd_unrun.inner")
+    assert not [m for m in sys.modules if m.startswith("fwd_unrun")]
+    assert list(local._modules.sent) == ["fwd_unrun", "fwd_unrun.inner", "fwd_unrun.leaf"]
+    assert local._modules.gets == 1
 
 
 def test_a_compiled_module_is_refused_naming_it(local):
