@@ -92,6 +92,8 @@ def answer(state, name):
         state.sent[mod] = None
         size, budget = size + len(source), budget - cost
         for dep, certain in _imports(mod, package, path, source):
+            if len(modules) + len(queue) >= MODULES_MAX:
+                break                 # no reading of files that cannot go in this answer
             if dep in seen or dep in state.sent or dep in state.missing:
                 continue
             seen.add(dep)

@@ -104,6 +104,12 @@ def test_a_chain_of_modules_takes_one_round_trip_not_one_each(local):
     assert local._modules.gets == 1 and len(local._modules.sent) == CHAIN + 1
 
 
+def test_an_answer_is_bounded_and_the_far_side_asks_for_the_rest(local, monkeypatch):
+    monkeypatch.setattr(_modules, "MODULES_MAX", 5)
+    assert local.call(importlib.import_module, "fwdchain.m%d" % (CHAIN - 1)) is not None
+    assert local._modules.gets == 3 and len(local._modules.sent) == CHAIN + 1   # 5, 5, 3
+
+
 def test_a_far_traceback_shows_the_forwarded_source(local, tree):
     import fwdpkg.sub.leaf
     with pytest.raises(ValueError, match="leaf failed") as e:
