@@ -3,11 +3,12 @@
 Sent zlib-compressed to a Python that has nothing else installed and run from memory by the
 stage-1 command line, which leaves the rest of the link on fd 0. Standard library only;
 CPython 3.6 and later, PyPy 3 (no syntax newer than 3.6 here). It serves calls, results,
-exceptions, references, interrupts and deadlines, streams, logs and the far stdio, and starts
-and relays the contexts chained below it.
+exceptions, references, interrupts and deadlines, streams, logs and the far stdio, modules
+from the caller, and starts and relays the contexts chained below it.
 """
 import io
 import json
+import linecache
 import logging
 import os
 import pickle
@@ -173,15 +174,25 @@ class LinkHandler(logging.Handler):
 def interrupt_thread(thread_id, exc=KeyboardInterrupt):
     """Raises exc in another thread, where this interpreter allows it (None: clears one
     pending). True when it did."""
-    try:
-        import ctypes
+    try:  # no import here: the reader calls this while a worker may hold the import lock
+        ctypes = sys.modules["ctypes"]  # imported by a worker: warm_up(), run_call()
         set_async = ctypes.pythonapi.PyThreadState_SetAsyncExc
-    except (ImportError, AttributeError):
+    except (KeyError, AttributeError):
         return False  # PyPy: no C API; the call is reported abandoned
     if thread_id == 0:
         return True  # the question only: it can
     arg = ctypes.py_object(exc) if exc is not None else None
     return set_async(ctypes.c_ulong(thread_id), arg) == 1
+
+
+def warm_up():
+    """Imports ctypes, which interrupts need, off the reader thread (which must never import)
+    and off the first call's way; True when this interpreter can interrupt a thread."""
+    try:
+        import ctypes  # noqa: F401 - for interrupt_thread
+    except ImportError:
+        pass
+    return interrupt_thread(0, None)
 
 
 def tracer(state):
@@ -205,6 +216,8 @@ class Agent:
         self.idle = 0               # workers waiting for a call (under lock)
         self.channels = {}          # stream id -> [credit, closed, Condition]
         self.children = {}          # context id -> (Popen, Link) of the contexts chained below
+        self.asks = {}              # id of a request of ours -> [Event, (header, payload)]
+        self.asked = 0              # the last such id (apart from the caller's ids)
 
     def work(self):
         """A worker: runs calls as they come; a thread start per call cost more than the
@@ -259,9 +272,34 @@ class Agent:
                         self.refs.pop(ref, None)
             elif op == "bye":
                 return
+            elif "re" in h:  # the answer to one of this side's requests
+                with self.lock:
+                    slot = self.asks.get(h["re"])
+                if slot:
+                    slot[1] = (h, payload)
+                    slot[0].set()
             elif "id" in h:
                 self.link.send({"op": "error", "re": h["id"], "code": "not-supported",
                                 "message": "not available in this agent"})
+
+    def request(self, header, payload=b"", timeout=30):
+        """Asks the caller; waits for the one answer, (header, payload). serve() routes
+        it here and never imports: a worker may wait here holding the import lock."""
+        if threading.current_thread() is threading.main_thread():
+            raise RuntimeError("the reader cannot wait for an answer")  # it brings them
+        slot = [threading.Event(), None]
+        with self.lock:
+            self.asked += 1
+            rid = header["id"] = self.asked
+            self.asks[rid] = slot
+        try:
+            self.link.send(header, payload)
+            if not slot[0].wait(timeout):
+                raise TimeoutError("no answer to %s within %g s" % (header["op"], timeout))
+        finally:
+            with self.lock:
+                self.asks.pop(rid, None)
+        return slot[1]
 
     def start_call(self, h, payload):
         if h.get("stream"):  # the credit is there before the first item can need it
@@ -420,7 +458,7 @@ class Agent:
             up = pickle.Unpickler(io.BytesIO(payload))
             up.persistent_load = self.unpickle_arg
             fn, args, kwargs = up.load()
-            if h.get("timeout_ms") is not None and not interrupt_thread(0, None):
+            if h.get("timeout_ms") is not None and not warm_up():
                 state["traced"] = True  # no asynchronous exceptions here (PyPy): a deadline
                 sys.settrace(tracer(state))  # is kept by a trace function, at a cost
             value = fn(*args, **kwargs)
@@ -530,6 +568,59 @@ def install_module():
     sys.modules["limpet_agent"] = mod
 
 
+class Finder:
+    """Last in sys.meta_path: asks the caller for what this side lacks (module-get) and
+    keeps what it was sent and what the caller lacks, in memory. (No importlib.abc: its
+    imports would slow every start.)"""
+
+    def __init__(self, agent):
+        self.agent = agent
+        self.got = {}   # name -> (source bytes, is a package, origin)
+        self.lack = {}  # name -> why the caller cannot give it ("": it has no such module)
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in self.got and name not in self.lack:
+            self.ask(name)
+        if name in self.got:
+            src, pkg, origin = self.got[name]
+            spec = type(sys.__spec__)(name, self, origin=origin, is_package=pkg)
+            spec.has_location = True  # __file__ = origin, for tracebacks
+            return spec
+        if self.lack[name]:
+            raise ImportError(self.lack[name], name=name)
+        return None
+
+    def ask(self, name):
+        try:
+            h, data = self.agent.request({"op": "module-get", "name": name})
+            if h.get("op") == "error":
+                self.lack[name] = str(h.get("message"))
+                return
+            at = 0
+            for m in h.get("modules", ()):
+                n = int(m["len"])
+                self.got[str(m["name"])] = (data[at:at + n], bool(m["package"]),
+                                            "<limpet:caller>" + str(m["path"]))
+                at += n
+            for n in h.get("missing", ()):
+                self.lack.setdefault(str(n), "")
+            for n, why in h.get("refused", {}).items():
+                self.lack.setdefault(str(n), str(why))
+        except (RuntimeError, TimeoutError, KeyError, TypeError, ValueError) as e:
+            raise ImportError("limpet: no module %r from the caller: %s" % (name, e), name=name)
+        if name not in self.got:
+            self.lack.setdefault(name, "")
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        src, _, origin = self.got[module.__spec__.name]
+        text = src.decode("utf-8", "replace")
+        linecache.cache[origin] = (len(text), None, text.splitlines(True), origin)
+        exec(compile(src, origin, "exec", dont_inherit=True), module.__dict__)
+
+
 def set_process_name(arg):
     """ps shows limpet:USER@HOST:PID: the PID goes into the spaces stage 1's last argument
     (arg) keeps for it, in place in the process's argv memory, and the short name into comm
@@ -562,6 +653,7 @@ def main():
         welcome = agent.hello(name)
     except (EOFError, ValueError):
         os._exit(2)
+    threading.Thread(target=warm_up, daemon=True).start()
     for fd, origin, level in ((pipes[0], "stdout", logging.INFO),
                               (pipes[1], "stderr", logging.WARNING)):
         threading.Thread(target=forward_lines, args=(link, fd, origin, level), daemon=True).start()
@@ -569,6 +661,7 @@ def main():
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(welcome.get("log_level", logging.INFO))
+    sys.meta_path.append(Finder(agent))  # last: what this side has wins
     try:
         agent.serve()
     except (EOFError, ValueError, OSError):

@@ -22,7 +22,7 @@ import time
 import types
 import weakref
 
-from . import _bootstrap, _limpet, wire
+from . import _bootstrap, _limpet, _modules, wire
 from ._agent import define as _define
 from ._link import HANDSHAKE_TIMEOUT, SHUTDOWN_TIMEOUT, _Link
 from ._results import ProtocolError, RemoteError, Secret, loads
@@ -248,6 +248,7 @@ class Context:
         self._ended = threading.Event()
         self._log = logging.getLogger("limpet.ctx." + name)
         link.contexts[tuple(path)] = self
+        self._modules = _modules.State()       # what the far side's imports were sent
 
     # --- the link -------------------------------------------------------------------
 
@@ -325,6 +326,13 @@ class Context:
             logger.log(level, "%s", payload.decode("utf-8", "replace"))
         elif op == "ended" and self._path:        # its process is gone, and what it started
             self._link.end(str(h.get("reason", "it ended")), path=self._path)
+        elif op == "module-get":                   # the far side imports a module it lacks
+            reply = _modules.serve(self._modules, h)
+            if reply is not None:
+                try:
+                    self._send(*reply)
+                except (OSError, ConnectionError):
+                    pass                                # it ended meanwhile
 
     def _outcome(self, frames):
         done = frames[-1][0]

@@ -28,6 +28,8 @@ _START = threading.Lock()
 _THREADS = {}              # "service", "stderr" -> the thread, once started
 _STDERR = selectors.DefaultSelector()
 _log = logging.getLogger("limpet")
+_HANDLED = [0]             # the number of the last event the service thread has handled
+_CAUGHT_UP = threading.Condition()
 
 
 def _started(name, target):
@@ -40,14 +42,15 @@ def _started(name, target):
 def _serve_events():
     """Frames nobody waits for, and the ends of links, in arrival order."""
     while True:
-        event = _limpet.ctx_next_event(None)
-        if event is None:
+        got = _limpet.ctx_next_event(None, True)
+        if got is None:
             continue
+        event, seq = got
         link = _LINKS.get(event[0])
-        if link is None:
-            continue
         try:
-            if event[1] is None:
+            if link is None:
+                pass
+            elif event[1] is None:
                 link.ended(event[2])
             else:
                 link.dispatch(event[1], event[2])
@@ -55,6 +58,19 @@ def _serve_events():
             link.disconnect("protocol error: %s" % e)
         except Exception:  # noqa: BLE001 - one bad frame must not stop every context's logs
             _log.exception("limpet: a frame from %r could not be handled", link.name)
+        with _CAUGHT_UP:
+            _HANDLED[0] = seq
+            _CAUGHT_UP.notify_all()
+
+
+def caught_up(seq, timeout=2.0):
+    """Waits until the service thread has handled the first seq events: what a far call
+    logged or printed before it answered is logged here before the call returns. Bounded:
+    a service thread busy with a long answer delays a call, never blocks it."""
+    if _HANDLED[0] >= seq or threading.current_thread() is _THREADS.get("service"):
+        return
+    with _CAUGHT_UP:
+        _CAUGHT_UP.wait_for(lambda: _HANDLED[0] >= seq, timeout)
 
 
 def _read_stderr():
@@ -200,11 +216,14 @@ class _Link:
         self.posted.append(data)
 
     def wait(self, rid, deadline, ctx):
-        """The frames that came for rid (at least one); TimeoutError at deadline (monotonic;
-        None: never); ConnectionError or ProtocolError once ctx has ended."""
+        """The frames that came for rid (at least one), once the events that came before them
+        are handled; TimeoutError at deadline (monotonic; None: never); ConnectionError or
+        ProtocolError once ctx has ended."""
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
-            return _limpet.ctx_wait(self.id, rid, left)
+            frames, seq = _limpet.ctx_wait(self.id, rid, left, True)
+            caught_up(seq)
+            return frames
         except KeyError:                          # forgotten: its context ended (below us)
             raise ConnectionError("limpet: the context %r has ended: %s" % (
                 ctx.name, ctx._closed)) from None

@@ -50,6 +50,10 @@ typedef struct lp_broker_msg {
     uint32_t link;              /* the link it came from */
     lp_frame_t frame;           /* owned header and payload; header NULL for an end */
     int err;                    /* an end's code (see above); 0 for a frame */
+    uint64_t seq;               /* an event: its number (from 1, in the order posted); a
+                                 * frame for a waiter: how many events were posted before it,
+                                 * so that a caller can let the service thread catch up (the
+                                 * log lines a call wrote come before its answer) */
     char reason[LP_BROKER_REASON_MAX]; /* an end's reason; "" for a frame */
 } lp_broker_msg_t;
 

@@ -56,6 +56,7 @@ struct lp_broker {
     lp_broker_msg_t *ev_head;  /* the event queue, oldest first */
     lp_broker_msg_t **ev_tail;
     size_t ev_bytes;           /* payload bytes in the event queue */
+    uint64_t ev_seq;           /* events posted so far */
     pthread_cond_t ev_cv;      /* an event was queued */
     pthread_cond_t room_cv;    /* a link's queue went below send_max, a turn was given
                                   back, or a link ended */

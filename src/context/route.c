@@ -191,6 +191,7 @@ void lp_broker_forget(lp_broker_t *b, uint32_t link, int64_t key)
 static void event_post(lp_broker_t *b, lp_broker_msg_t *m)
 {
     m->next = NULL;
+    m->seq = ++b->ev_seq;
     *b->ev_tail = m;
     b->ev_tail = &m->next;
     b->ev_bytes += event_cost(m);
@@ -206,6 +207,7 @@ bool lp_route_frame(lp_broker_t *b, lp_broker_msg_t *m, bool has_key, int64_t ke
         return b->ev_bytes > b->cfg.events_max;
     }
     m->next = NULL;
+    m->seq = b->ev_seq;
     *w->tail = m;
     w->tail = &m->next;
     pthread_cond_signal(&w->cv); /* the one wake-up of this reply */

@@ -279,21 +279,23 @@ PyDoc_STRVAR(ctx_wait_doc,
 "Wait (GIL released) for frames routed to key, then return all of them as a\n"
 "list of (header dict, payload bytes). TimeoutError after timeout seconds;\n"
 "ConnectionError(reason) once the link ended and nothing is left; KeyError\n"
-"when key is not expected.");
+"when key is not expected. with_seq: (that list, how many events had been\n"
+"posted before its last frame came).");
 
 static PyObject *ctx_wait(PyObject *mod, PyObject *args, PyObject *kw)
 {
-    static const char *const kwlist[] = {"link", "key", "timeout", NULL};
+    static const char *const kwlist[] = {"link", "key", "timeout", "with_seq", NULL};
     char reason[LP_BROKER_REASON_MAX];
     unsigned int link;
     long long key;
     PyObject *timeout = Py_None, *list = NULL;
     lp_broker_msg_t *got = NULL;
     lp_broker_t *b;
-    uint64_t deadline;
-    int ms, r;
+    uint64_t deadline, seq = 0;
+    int ms, r, with_seq = 0;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "IL|O", (char **)kwlist, &link, &key, &timeout) ||
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "IL|Op", (char **)kwlist, &link, &key, &timeout,
+                                     &with_seq) ||
         (ms = timeout_ms_of(timeout)) == -2 || (b = get_broker()) == NULL)
         return NULL;
     deadline = lp_clock_deadline(ms);
@@ -319,7 +321,10 @@ static PyObject *ctx_wait(PyObject *mod, PyObject *args, PyObject *kw)
             goto out;
         }
         Py_DECREF(t);
+        seq = m->seq;
     }
+    if (with_seq && list != NULL) /* N: the tuple takes the list's reference */
+        list = Py_BuildValue("(NK)", list, (unsigned long long)seq);
 out:
     lp_broker_msg_free(got);
     return list;
@@ -343,21 +348,22 @@ static PyObject *ctx_forget(PyObject *mod, PyObject *args)
 }
 
 PyDoc_STRVAR(ctx_next_event_doc,
-"ctx_next_event(timeout=None)\n--\n\n"
+"ctx_next_event(timeout=None, with_seq=False)\n--\n\n"
 "The next frame no waiter expected, as (link, header dict, payload bytes), or\n"
 "a link's end as (link, None, reason str); None after timeout seconds.\n"
-"For one service thread; links are not read while 64 MiB of events wait.");
+"For one service thread; links are not read while 64 MiB of events wait.\n"
+"with_seq: (that tuple, its number), events being numbered from 1.");
 
 static PyObject *ctx_next_event(PyObject *mod, PyObject *args, PyObject *kw)
 {
-    static const char *const kwlist[] = {"timeout", NULL};
+    static const char *const kwlist[] = {"timeout", "with_seq", NULL};
     PyObject *timeout = Py_None, *t;
     lp_broker_msg_t *ev = NULL;
     lp_broker_t *b;
     uint64_t deadline;
-    int ms, r;
+    int ms, r, with_seq = 0;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O", (char **)kwlist, &timeout) ||
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|Op", (char **)kwlist, &timeout, &with_seq) ||
         (ms = timeout_ms_of(timeout)) == -2 || (b = get_broker()) == NULL)
         return NULL;
     deadline = lp_clock_deadline(ms);
@@ -382,6 +388,8 @@ static PyObject *ctx_next_event(PyObject *mod, PyObject *args, PyObject *kw)
                                          PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1));
         Py_XDECREF(pair);
     }
+    if (with_seq && t != NULL) /* N: the tuple takes t's reference */
+        t = Py_BuildValue("(NK)", t, (unsigned long long)ev->seq);
     lp_broker_msg_free(ev);
     return t;
 }
