@@ -137,22 +137,48 @@ def take_stdio():
     return rfd, wfd, pipes
 
 
-def forward_lines(link, fd, origin, level, path=None):
-    """Sends each line written to fd as a log frame (from path: a chained context's command,
-    such as ssh); a partial line waits for its end."""
-    pending = b""
-    while True:
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            return
-        lines = (pending + chunk).split(b"\n")
-        pending = lines.pop()
-        for line in lines:
-            h = {"op": "log", "level": level, "logger": origin, "origin": origin,
-                 "created_ms": int(time.time() * 1000)}
-            if path:
-                h["from"] = path
-            link.send(h, line)
+class Lines:
+    """What is written to fd, sent line by line as log frames (from path: a chained context's
+    command, such as ssh). Bytes are taken off the pipe only under the lock, so drain() can
+    promise that what was written before it has been sent."""
+
+    def __init__(self, link, fd, origin, level, path=None):
+        self.link, self.fd, self.path = link, fd, path
+        self.head = {"op": "log", "level": level, "logger": origin, "origin": origin}
+        self.lock = threading.Lock()
+        self.pending = b""
+        os.set_blocking(fd, False)
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        import select
+        while select.select([self.fd], [], [])[0] and self.pump(False):
+            pass
+
+    def pump(self, flush):
+        """Sends what the pipe holds (and, with flush, a partial last line); False at its end."""
+        with self.lock:
+            while True:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except BlockingIOError:
+                    chunk = None
+                if not chunk:
+                    break
+                lines = (self.pending + chunk).split(b"\n")
+                self.pending = lines.pop()
+                for line in lines:
+                    self.send(line)
+            if flush and self.pending:
+                self.send(self.pending)
+                self.pending = b""
+            return chunk is None
+
+    def send(self, line):
+        h = dict(self.head, created_ms=int(time.time() * 1000))
+        if self.path:
+            h["from"] = self.path
+        self.link.send(h, line)
 
 
 class LinkHandler(logging.Handler):
@@ -216,6 +242,7 @@ class Agent:
         self.idle = 0               # workers waiting for a call (under lock)
         self.channels = {}          # stream id -> [credit, closed, Condition]
         self.children = {}          # context id -> (Popen, Link) of the contexts chained below
+        self.output = []            # Lines of the far stdout and stderr
         self.asks = {}              # id of a request of ours -> [Event, (header, payload)]
         self.asked = 0              # the last such id (apart from the caller's ids)
 
@@ -330,6 +357,7 @@ class Agent:
                     if ch[1]:
                         break
                     ch[0] -= 1
+                self.drain()
                 self.send_value(re, item, False, "channel-data")
         finally:
             self.channels.pop(re, None)
@@ -372,9 +400,7 @@ class Agent:
                             "denied" if isinstance(e, PermissionError) else "spawn-failed"})
             return
         cid = h["context"]
-        threading.Thread(target=forward_lines, daemon=True,
-                         args=(self.link, proc.stderr.fileno(), "stderr", logging.WARNING,
-                               [cid])).start()
+        Lines(self.link, proc.stderr.fileno(), "stderr", logging.WARNING, [cid])
         self.children[cid] = (proc, link)
         self.link.send({"op": "done", "re": h["id"], "status": "ok",
                         "agent": hello.get("agent", {})})
@@ -482,12 +508,23 @@ class Agent:
                 continue
         if answered:
             return  # abandoned: the caller has had its answer
+        self.drain()
         if error is None:
             self.send_value(re, value, h.get("ref", False))
         else:
             self.send_exception(re, error)
         self.link.send({"op": "done", "re": re,
                         "status": "ok" if error is None else state["status"] or "exception"})
+
+    def drain(self):
+        """What the call printed, or its child processes wrote, goes out before its answer."""
+        for f in (sys.stdout, sys.stderr):
+            try:
+                f.flush()
+            except Exception:  # noqa: BLE001 - a far stream the call replaced or broke
+                pass
+        for lines in self.output:
+            lines.pump(True)
 
     def send_value(self, re, value, as_ref, op="result"):
         data = None
@@ -654,9 +691,8 @@ def main():
     except (EOFError, ValueError):
         os._exit(2)
     threading.Thread(target=warm_up, daemon=True).start()
-    for fd, origin, level in ((pipes[0], "stdout", logging.INFO),
-                              (pipes[1], "stderr", logging.WARNING)):
-        threading.Thread(target=forward_lines, args=(link, fd, origin, level), daemon=True).start()
+    agent.output = [Lines(link, pipes[0], "stdout", logging.INFO),
+                    Lines(link, pipes[1], "stderr", logging.WARNING)]
     handler = LinkHandler(link)
     root = logging.getLogger()
     root.addHandler(handler)

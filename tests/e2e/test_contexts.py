@@ -366,3 +366,14 @@ def test_ctrl_c_in_a_waiting_call_stops_the_far_call_too(tmp_path):
     out, err = p.communicate(timeout=30)
     assert p.returncode == 0, err
     assert out == "interrupted\nfar side stopped 1\n"
+
+
+def test_what_a_call_prints_and_logs_is_there_before_it_returns(local, caplog):
+    caplog.set_level(logging.INFO)
+    for i in range(20):                                   # never a race: each time, in order
+        caplog.clear()
+        local.call(os.system, f"echo child-{i}; echo -n partial-{i}")
+        local.call(print, f"printed-{i}")
+        local.call(logging.getLogger("app").warning, f"logged-{i}")
+        assert [r.getMessage() for r in caplog.records] == [
+            f"child-{i}", f"partial-{i}", f"printed-{i}", f"logged-{i}"]
