@@ -403,3 +403,18 @@ def test_a_far_side_that_ignores_the_window_is_disconnected(tmp_path):
             pass
     assert time.monotonic() - t < 5
     ctx.shutdown()
+
+
+@root_only
+def test_ssh_as_a_later_hop_and_sudo_as_a_first_one(sshd, caplog):
+    caplog.set_level(logging.INFO)
+    with limpet.connect(f"sudo:{DEPLOY}") as deploy:                 # sudo, from here
+        assert deploy.call(os.getuid) == uid(DEPLOY)
+        assert deploy.name == f"sudo:{DEPLOY}"
+    with limpet.connect("local") as local:
+        web1 = limpet.connect(sshd.web1, via=local, ssh_options=sshd.options)
+        assert web1.call(os.getuid) == uid(DEPLOY)                   # ssh run by the far side
+        root = web1.sudo("root")
+        assert root.call(os.getuid) == 0
+        assert root.name == f"local/{sshd.web1}/sudo:root"
+        assert list(root.stream(range, 3)) == [0, 1, 2]
