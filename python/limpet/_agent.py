@@ -7,21 +7,73 @@ results, exceptions, references, interrupts and deadlines, logs and the far stdi
 streams and chains follow (issue 11).
 """
 import io
-import json
-import logging
 import os
-import pickle
 import queue
 import struct
 import sys
 import threading
+from _thread import start_new_thread
 import time
-import traceback
+
+try:  # the C codecs json itself uses, without json's modules (json.decoder imports re)
+    from _json import make_encoder, make_scanner
+except ImportError:  # PyPy
+    make_encoder = make_scanner = None
+try:  # pickle.py imports re; _pickle is the same pickle without it
+    import _pickle as pickle
+except ImportError:  # PyPy
+    import pickle
 
 PREAMBLE = b"\0limpet\n"
 HEADER_MAX = 65536
 PAYLOAD_MAX = 16 << 20
 PICKLE_PROTOCOL = 4  # what every Python from 3.4 reads
+
+
+class JsonContext:
+    """What _json's scanner reads from a json.JSONDecoder: the same settings as json.loads."""
+    strict = True
+    object_hook = object_pairs_hook = None
+    parse_float, parse_int = float, int
+    memo = {}
+
+    @staticmethod
+    def parse_constant(name):
+        return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}[name]
+
+
+def json_default(o):
+    raise TypeError("%s is not JSON serializable" % type(o).__name__)
+
+
+if make_scanner is not None:
+    _scan = make_scanner(JsonContext())
+    _encode = make_encoder(None, json_default, __import__("_json").encode_basestring_ascii,
+                           None, ":", ",", False, False, True)
+
+    def encode_header(header):
+        """header (a dict) -> bytes: json.dumps(header, separators=(",", ":")), ASCII."""
+        return "".join(_encode(header, 0)).encode()
+
+    def decode_header(text):
+        """text -> the JSON value it holds, as json.loads(text) gives it; ValueError if it
+        is not JSON."""
+        text = text.strip(" \t\n\r")
+        try:
+            value, end = _scan(text, 0)
+        except StopIteration:
+            raise ValueError("not JSON")
+        if end != len(text):
+            raise ValueError("extra data after the JSON value")
+        return value
+else:
+    def encode_header(header):
+        import json
+        return json.dumps(header, separators=(",", ":")).encode()
+
+    def decode_header(text):
+        import json
+        return json.loads(text)
 
 
 class Link:
@@ -33,7 +85,7 @@ class Link:
         self.lock = threading.Lock()
 
     def send(self, header, payload=b""):
-        h = json.dumps(header, separators=(",", ":")).encode()
+        h = encode_header(header)
         data = memoryview(struct.pack(">II", len(h), len(payload)) + h + payload)
         with self.lock:
             while data:
@@ -58,7 +110,7 @@ class Link:
         if hlen > HEADER_MAX or plen > PAYLOAD_MAX:
             raise ValueError("frame over the limit")
         self._fill(8 + hlen + plen)
-        header = json.loads(bytes(self.buf[8:8 + hlen]).decode("utf-8"))
+        header = decode_header(bytes(self.buf[8:8 + hlen]).decode("utf-8"))
         payload = bytes(self.buf[8 + hlen:8 + hlen + plen])
         del self.buf[:8 + hlen + plen]
         if not isinstance(header, dict):
@@ -104,20 +156,62 @@ def forward_lines(link, fd, origin, level):
                        "created_ms": int(time.time() * 1000)}, line)
 
 
-class LinkHandler(logging.Handler):
-    """The far side's log records, as log frames."""
+def log_to_link(logging, link, level):
+    """Sends the far side's log records as log frames: a handler on the root logger."""
 
-    def __init__(self, link):
-        logging.Handler.__init__(self)
-        self.link = link
+    class LinkHandler(logging.Handler):
+        def emit(self, record):
+            try:
+                text = self.format(record).encode("utf-8", "backslashreplace")
+                link.send({"op": "log", "level": record.levelno, "logger": record.name,
+                           "origin": "logging", "created_ms": int(record.created * 1000)},
+                          text)
+            except Exception:  # noqa: BLE001 - a log record must never break the call
+                self.handleError(record)
 
-    def emit(self, record):
-        try:
-            text = self.format(record).encode("utf-8", "backslashreplace")
-            self.link.send({"op": "log", "level": record.levelno, "logger": record.name,
-                            "origin": "logging", "created_ms": int(record.created * 1000)}, text)
-        except Exception:  # noqa: BLE001 - a log record must never break the caller's call
-            self.handleError(record)
+    root = logging.getLogger()
+    root.addHandler(LinkHandler())
+    root.setLevel(level)
+
+
+class LogHook:
+    """A sys.meta_path entry that calls log_to_link when the far code first imports logging:
+    importing it at every start would cost more than the rest of the agent (5 ms, with
+    traceback and re)."""
+
+    def __init__(self, link, level):
+        self.link, self.level = link, level
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "logging":
+            return None
+        sys.meta_path.remove(self)
+        for finder in sys.meta_path:
+            spec = getattr(finder, "find_spec", lambda *a: None)(name, path, target)
+            if spec is not None:
+                spec.loader = LoadThen(spec.loader, self.installed)
+                return spec
+        return None
+
+    def installed(self, module):
+        log_to_link(module, self.link, self.level)
+
+
+class LoadThen:
+    """A module's loader that calls then(module) once the module has run."""
+
+    def __init__(self, loader, then):
+        self.loader, self.then = loader, then
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        self.then(module)
+
+    def __getattr__(self, name):  # get_source and the rest, for tracebacks
+        return getattr(self.loader, name)
 
 
 def interrupt_thread(thread_id, exc=KeyboardInterrupt):
@@ -195,7 +289,7 @@ class Agent:
             start = self.idle == 0     # a worker per call in flight, kept for the next ones
             self.idle -= 0 if start else 1
         if start:
-            threading.Thread(target=self.work, daemon=True).start()
+            start_new_thread(self.work, ())  # threading's start() waits for it to run
         self.queue.put((h, payload, state))
         timeout = h.get("timeout_ms")
         if isinstance(timeout, int) and timeout >= 0:
@@ -250,7 +344,8 @@ class Agent:
             try:
                 with self.lock:
                     self.calls.pop(re, None)
-                    interrupt_thread(threading.get_ident(), None)
+                    if state["status"] is not None:  # ctypes only after an interrupt
+                        interrupt_thread(threading.get_ident(), None)
                     answered = state.get("answered")
                     state["answered"] = True
                 break
@@ -288,6 +383,7 @@ class Agent:
         frames = e.__traceback__
         if frames is not None and frames.tb_frame.f_code.co_name == "run_call":
             frames = frames.tb_next  # the agent's own frame: not the caller's business
+        import traceback  # here: 2 ms at every start otherwise
         tb = "".join(traceback.format_exception(t, e, frames))
         try:
             data = pickle.dumps(e, PICKLE_PROTOCOL)
@@ -344,12 +440,11 @@ def install_module():
 
 
 def set_process_name(name):
-    """The short name ps shows (Linux), where ctypes is there to set it."""
+    """The short name ps shows (Linux: prctl(PR_SET_NAME) without ctypes, 2 ms to import)."""
     try:
-        import ctypes
-        libc = ctypes.CDLL(None)
-        libc.prctl(15, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)  # PR_SET_NAME
-    except Exception:  # noqa: BLE001 - only cosmetic
+        with open("/proc/self/comm", "wb") as f:
+            f.write(name.encode()[:15])
+    except (OSError, ValueError):  # not Linux: only cosmetic
         pass
 
 
@@ -364,13 +459,13 @@ def main():
     except (EOFError, ValueError):
         os._exit(2)
     set_process_name("limpet:" + name.split(":", 1)[-1])
-    for fd, origin, level in ((pipes[0], "stdout", logging.INFO),
-                              (pipes[1], "stderr", logging.WARNING)):
-        threading.Thread(target=forward_lines, args=(link, fd, origin, level), daemon=True).start()
-    handler = LinkHandler(link)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(welcome.get("log_level", logging.INFO))
+    for fd, origin, level in ((pipes[0], "stdout", 20), (pipes[1], "stderr", 30)):  # INFO, WARNING
+        start_new_thread(forward_lines, (link, fd, origin, level))
+    level = welcome.get("log_level", 20)
+    if "logging" in sys.modules:  # a sitecustomize imported it
+        log_to_link(sys.modules["logging"], link, level)
+    else:
+        sys.meta_path.insert(0, LogHook(link, level))
     try:
         agent.serve()
     except (EOFError, ValueError, OSError):

@@ -13,10 +13,15 @@ _STAGE1 = ('import os,sys,zlib;n=%d;b=b"";'
            'exec(zlib.decompress(b))')
 
 
+_PAYLOAD = []  # made once per process: compressing costs 1 ms, twice per connect
+
+
 def agent_payload():
     """agent_payload() -> bytes: the agent's source, compressed (stage 2)."""
-    with open(os.path.join(os.path.dirname(__file__), "_agent.py"), "rb") as f:
-        return zlib.compress(f.read(), 9)
+    if not _PAYLOAD:
+        with open(os.path.join(os.path.dirname(__file__), "_agent.py"), "rb") as f:
+            _PAYLOAD.append(zlib.compress(f.read(), 9))
+    return _PAYLOAD[0]
 
 
 def stage1_argv(payload_len, name, python="python3"):

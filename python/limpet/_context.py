@@ -119,14 +119,18 @@ class Context:
         self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, env=env, start_new_session=True)
         self._stderr = []
-        threading.Thread(target=self._read_stderr, daemon=True).start()
+        hello = concurrent.futures.Future()
         try:
-            self._write(payload)
-            self.agent = self._handshake()
+            self._write(payload)           # the pipe holds it: the child reads it when it can
+            # the threads start while the far Python does (a thread start waits for the GIL
+            # handoff, milliseconds on a busy machine); the reader says whether it said hello
+            threading.Thread(target=self._read_stderr, daemon=True).start()
+            threading.Thread(target=self._read, args=(hello,), name="limpet.ctx." + name,
+                             daemon=True).start()
+            self.agent = hello.result()
         except BaseException:
             self._kill()
             raise
-        threading.Thread(target=self._read, name="limpet.ctx." + name, daemon=True).start()
 
     # --- the link -------------------------------------------------------------------
 
@@ -177,7 +181,12 @@ class Context:
             "log_level": logging.getLogger().getEffectiveLevel()}))
         return hello.get("agent", {})
 
-    def _read(self):
+    def _read(self, hello):
+        try:
+            hello.set_result(self._handshake())
+        except BaseException as e:  # noqa: BLE001 - raised in the thread that connects
+            hello.set_exception(e)
+            return
         fd = self._proc.stdout.fileno()
         why = "the far side closed the link"
         try:
