@@ -8,12 +8,11 @@ streams and chains follow (issue 11).
 """
 import io
 import os
-import queue
 import struct
 import sys
-import threading
-from _thread import start_new_thread
 import time
+from _collections import deque
+from _thread import allocate_lock, get_ident, start_new_thread  # threading: 1 ms of imports
 
 try:  # the C codecs json itself uses, without json's modules (json.decoder imports re)
     from _json import make_encoder, make_scanner
@@ -82,7 +81,7 @@ class Link:
     def __init__(self, rfd, wfd):
         self.rfd, self.wfd = rfd, wfd
         self.buf = bytearray()
-        self.lock = threading.Lock()
+        self.lock = allocate_lock()
 
     def send(self, header, payload=b""):
         h = encode_header(header)
@@ -226,14 +225,41 @@ def interrupt_thread(thread_id, exc=KeyboardInterrupt):
     return set_async(ctypes.c_ulong(thread_id), arg) == 1
 
 
+class Calls:
+    """A FIFO for the workers: queue.Queue without the imports of queue and threading."""
+
+    def __init__(self):
+        self.items, self.waiters = deque(), deque()
+        self.lock = allocate_lock()
+
+    def put(self, item):
+        with self.lock:
+            if not self.waiters:
+                self.items.append(item)
+                return
+            waiter = self.waiters.popleft()  # handed over: no other get() can take it
+        waiter[1] = item
+        waiter[0].release()
+
+    def get(self):
+        with self.lock:
+            if self.items:
+                return self.items.popleft()
+            waiter = [allocate_lock(), None]
+            waiter[0].acquire()
+            self.waiters.append(waiter)
+        waiter[0].acquire()
+        return waiter[1]
+
+
 class Agent:
     def __init__(self, link):
         self.link = link
         self.refs = {}           # id -> object the caller holds a Ref to
         self.next_ref = 1
         self.calls = {}          # call id -> (thread id, state dict)
-        self.lock = threading.Lock()
-        self.queue = queue.Queue()  # calls for the workers
+        self.lock = allocate_lock()
+        self.queue = Calls()        # calls for the workers
         self.idle = 0               # workers waiting for a call (under lock)
 
     def work(self):
@@ -293,6 +319,7 @@ class Agent:
         self.queue.put((h, payload, state))
         timeout = h.get("timeout_ms")
         if isinstance(timeout, int) and timeout >= 0:
+            import threading  # only for deadlines: 1 ms at every start otherwise
             timer = threading.Timer(timeout / 1000.0, self.expire, (h["id"],))
             timer.daemon = True
             timer.start()
@@ -329,7 +356,7 @@ class Agent:
     def run_call(self, h, payload, state):
         re = h["id"]
         with self.lock:
-            self.calls[re] = (threading.get_ident(), state)
+            self.calls[re] = (get_ident(), state)
         value = error = None
         try:
             up = pickle.Unpickler(io.BytesIO(payload))
@@ -345,7 +372,7 @@ class Agent:
                 with self.lock:
                     self.calls.pop(re, None)
                     if state["status"] is not None:  # ctypes only after an interrupt
-                        interrupt_thread(threading.get_ident(), None)
+                        interrupt_thread(get_ident(), None)
                     answered = state.get("answered")
                     state["answered"] = True
                 break
