@@ -85,10 +85,13 @@ class Link:
 
     def send(self, header, payload=b""):
         h = encode_header(header)
-        data = memoryview(struct.pack(">II", len(h), len(payload)) + h + payload)
+        head = struct.pack(">II", len(h), len(payload)) + h
+        parts = [head + payload] if len(payload) < 65536 else [head, payload]  # no big copy
         with self.lock:
-            while data:
-                data = data[os.write(self.wfd, data):]
+            for data in parts:
+                data = memoryview(data)
+                while data:
+                    data = data[os.write(self.wfd, data):]
 
     def _fill(self, n):
         while len(self.buf) < n:

@@ -15,7 +15,7 @@ import time
 import pytest
 
 import limpet
-from test_ssh_bridge import Sshd
+from sshd import Sshd
 
 PYPY = shutil.which("pypy3")
 
