@@ -241,7 +241,7 @@ def many_rows(t, quick):
     """k local contexts started and one call on each."""
     k = 10 if quick else 100
     rows = {f"raw: {k} python3 -c pass at once": lambda: many_raw(k),
-            f"limpet.connect_many, group(...).call": lambda: many_limpet(k),
+            "limpet.connect_many, group(...).call": lambda: many_limpet(k),
             f"execnet: {k} popen gateways, 32 at a time": lambda: many_pooled(Execnet, k),
             f"mitogen: {k} router.local(), 32 at a time": lambda: many_pooled(Mitogen, k)}
     timed = {}
