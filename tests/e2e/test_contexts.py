@@ -288,3 +288,12 @@ def test_a_far_side_with_a_read_only_filesystem(tmp_path):
         with pytest.raises(OSError, match="Read-only"):
             ctx.call(open, str(tmp_path / "x"), "w")       # it really is read-only there
         assert ctx.call(sorted, [2, 1]) == [1, 2]
+
+
+def test_threading_knows_the_far_main_thread():
+    """The agent does not import threading at start; the first call to import it runs on a
+    worker, which threading must still not take for the main thread."""
+    probe = ("(lambda t: (t.main_thread().ident == t.get_ident(), t.main_thread().name))"
+             "(__import__('threading'))")
+    with limpet.connect("local") as ctx:
+        assert ctx.call(eval, probe) == (False, "MainThread")
