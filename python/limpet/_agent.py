@@ -287,6 +287,9 @@ class Agent:
                                   "implementation": sys.implementation.name,
                                   "pid": os.getpid(), "user": user,
                                   "host": os.uname().nodename, "name": name}})
+        # threading takes the thread that first imports it for the main thread: this one,
+        # then, not a worker running far code; here, while the caller reads the hello
+        import threading  # noqa: F401
         self.link.preamble()
         welcome, _ = self.link.recv()
         if welcome.get("op") != "done" or welcome.get("status") != "ok":
@@ -489,9 +492,6 @@ def main():
     except (EOFError, ValueError):
         os._exit(2)
     set_process_name("limpet:" + name.split(":", 1)[-1])
-    # threading takes the thread that first imports it for the main thread: this one, then,
-    # not a worker running far code; after the hello, while the caller makes its first call
-    import threading  # noqa: F401
     for fd, origin, level in ((pipes[0], "stdout", 20), (pipes[1], "stderr", 30)):  # INFO, WARNING
         start_new_thread(forward_lines, (link, fd, origin, level))
     level = welcome.get("log_level", 20)
