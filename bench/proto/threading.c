@@ -10,8 +10,10 @@
  *             design for "execute inline, let a watcher read meanwhile")
  *   follower  one thread reads and replies, but wakes a follower thread on
  *             each request, as leader/followers does to pass on the socket
+ *   raw-pipe  raw over two pipes, as a child's stdin and stdout
  * Prints the median and p99 round trip of each, and its ratio to raw, all
- * measured in one run. Build: cc -O2 -pthread threading.c -o threading */
+ * measured in one run. Build: cc -O2 -pthread threading.c -o threading
+ * Usage: pingpong [ROUNDS (max 16)] [ROUND TRIPS] [MODEL: only it and raw] */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -52,13 +54,19 @@ static int full_read(int fd, char *buf, size_t n)
 
 /* --- server models ------------------------------------------------------ */
 
-static void serve_raw(int fd)
+/* Echoes each request from rfd to wfd: one fd for a socket, two for pipes. */
+static void echo(int rfd, int wfd)
 {
     char buf[MSG];
 
-    while (full_read(fd, buf, MSG) == 0)
-        if (write(fd, buf, MSG) != MSG)
+    while (full_read(rfd, buf, MSG) == 0)
+        if (write(wfd, buf, MSG) != MSG)
             return;
+}
+
+static void serve_raw(int fd)
+{
+    echo(fd, fd);
 }
 
 struct handoff {
@@ -199,33 +207,52 @@ static void tcp_pair(int sv[2])
     setsockopt(sv[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-static struct result run(const char *name, void (*serve)(int), bool tcp)
+enum transport { UNIX, TCP, PIPE };
+
+static struct result run(const char *name, void (*serve)(int), enum transport how)
 {
-    int sv[2];
+    int sv[2], up[2], down[2], rfd, wfd;   /* pipes: up to the server, down from it */
     uint64_t *rtt = malloc(sizeof(*rtt) * (size_t)iters);
     char buf[MSG] = {0};
     struct result res = {name, 0, 0};
     pid_t pid;
 
-    if (tcp)
-        tcp_pair(sv);
-    else
-        socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-    if ((pid = fork()) == 0) {
-        close(sv[0]);
-        serve(sv[1]);
-        _exit(0);
+    if (how == PIPE) {
+        if (pipe(up) != 0 || pipe(down) != 0)
+            exit(1);
+        if ((pid = fork()) == 0) {
+            close(up[1]);
+            close(down[0]);
+            echo(up[0], down[1]);
+            _exit(0);
+        }
+        close(up[0]);
+        close(down[1]);
+        rfd = down[0], wfd = up[1];
+    } else {
+        if (how == TCP)
+            tcp_pair(sv);
+        else
+            socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+        if ((pid = fork()) == 0) {
+            close(sv[0]);
+            serve(sv[1]);
+            _exit(0);
+        }
+        close(sv[1]);
+        rfd = wfd = sv[0];
     }
-    close(sv[1]);
     for (int i = -WARMUP; i < iters; i++) {
         uint64_t t0 = now_ns();
 
-        if (write(sv[0], buf, MSG) != MSG || full_read(sv[0], buf, MSG) != 0)
+        if (write(wfd, buf, MSG) != MSG || full_read(rfd, buf, MSG) != 0)
             exit(1);
         if (i >= 0)
             rtt[i] = now_ns() - t0;
     }
-    close(sv[0]);
+    close(rfd);
+    if (wfd != rfd)
+        close(wfd);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     qsort(rtt, (size_t)iters, sizeof(*rtt), cmp_u64);
@@ -237,26 +264,32 @@ static struct result run(const char *name, void (*serve)(int), bool tcp)
 
 int main(int argc, char **argv)
 {
-    struct { const char *name; void (*serve)(int); bool tcp; } models[] = {
-        {"raw", serve_raw, false}, {"handoff", serve_handoff, false},
-        {"watcher", serve_watcher, false}, {"follower", serve_follower, false},
-        {"raw-tcp", serve_raw, true},
+    struct { const char *name; void (*serve)(int); enum transport how; } models[] = {
+        {"raw", serve_raw, UNIX}, {"handoff", serve_handoff, UNIX},
+        {"watcher", serve_watcher, UNIX}, {"follower", serve_follower, UNIX},
+        {"raw-tcp", serve_raw, TCP}, {"raw-pipe", NULL, PIPE},
     };
     enum { N_MODELS = sizeof(models) / sizeof(models[0]) };
     int rounds = argc > 1 ? atoi(argv[1]) : 5;
+    const char *only = argc > 3 ? argv[3] : NULL;   /* one model, and raw to compare */
     struct result all[N_MODELS][16];
 
     if (argc > 2)
         iters = atoi(argv[2]);
+    if (rounds < 1 || rounds > 16 || iters < 1)
+        return 2;
     /* interleave rounds so that drift in machine load hits every model alike */
-    for (int r = 0; r < rounds && r < 16; r++)
+    for (int r = 0; r < rounds; r++)
         for (int m = 0; m < N_MODELS; m++)
-            all[m][r] = run(models[m].name, models[m].serve, models[m].tcp);
+            if (only == NULL || m == 0 || strcmp(only, models[m].name) == 0)
+                all[m][r] = run(models[m].name, models[m].serve, models[m].how);
     printf("%-10s %12s %12s %10s   (%d rounds x %d round trips, 64-byte messages)\n",
            "model", "median us", "p99 us", "vs raw", rounds, iters);
     for (int m = 0; m < N_MODELS; m++) {
         double med[16], p99[16];
 
+        if (only != NULL && m != 0 && strcmp(only, models[m].name) != 0)
+            continue;
         for (int r = 0; r < rounds; r++) {
             med[r] = all[m][r].median_us;
             p99[r] = all[m][r].p99_us;
@@ -271,7 +304,8 @@ int main(int argc, char **argv)
         all[m][0].p99_us = p99[rounds / 2];
     }
     for (int m = 0; m < N_MODELS; m++)
-        printf("%-10s %12.1f %12.1f %9.2fx\n", models[m].name, all[m][0].median_us,
+        if (only == NULL || m == 0 || strcmp(only, models[m].name) == 0)
+            printf("%-10s %12.1f %12.1f %9.2fx\n", models[m].name, all[m][0].median_us,
                all[m][0].p99_us, all[m][0].median_us / all[0][0].median_us);
     return 0;
 }

@@ -7,18 +7,23 @@ exceptions, references, interrupts and deadlines, streams, logs and the far stdi
 from the caller, and starts and relays the contexts chained below it.
 """
 import io
-import json
-import linecache
-import logging
 import os
-import pickle
-import queue
 import struct
 import sys
-import threading
 import time
-import traceback
+from _collections import deque
+from _thread import allocate_lock, get_ident, start_new_thread  # threading: 1 ms of imports
 
+try:  # the C codecs json itself uses, without json's modules (json.decoder imports re)
+    from _json import make_encoder, make_scanner
+except ImportError:  # PyPy
+    make_encoder = make_scanner = None
+try:  # pickle.py imports re; _pickle is the same pickle without it
+    import _pickle as pickle
+except ImportError:  # PyPy
+    import pickle
+
+threading = None  # imported by Agent.hello, in the main thread, while the caller reads
 PREAMBLE = b"\0limpet\n"
 HEADER_MAX = 65536
 PAYLOAD_MAX = 16 << 20
@@ -27,20 +32,69 @@ ABANDON_AFTER = 2.0  # s: an interrupted call that has not stopped by then is gi
 READY = b"limpet-ready\n"  # stage 1's word on stderr that it waits for stage 2 (a prompt may come first)
 
 
+class JsonContext:
+    """What _json's scanner reads from a json.JSONDecoder: the same settings as json.loads."""
+    strict = True
+    object_hook = object_pairs_hook = None
+    parse_float, parse_int = float, int
+    memo = {}
+
+    @staticmethod
+    def parse_constant(name):
+        return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}[name]
+
+
+def json_default(o):
+    raise TypeError("%s is not JSON serializable" % type(o).__name__)
+
+
+if make_scanner is not None:
+    _scan = make_scanner(JsonContext())
+    _encode = make_encoder(None, json_default, __import__("_json").encode_basestring_ascii,
+                           None, ":", ",", False, False, True)
+
+    def encode_header(header):
+        """header (a dict) -> bytes: json.dumps(header, separators=(",", ":")), ASCII."""
+        return "".join(_encode(header, 0)).encode()
+
+    def decode_header(text):
+        """text -> the JSON value it holds, as json.loads(text) gives it; ValueError if it
+        is not JSON."""
+        text = text.strip(" \t\n\r")
+        try:
+            value, end = _scan(text, 0)
+        except StopIteration:
+            raise ValueError("not JSON")
+        if end != len(text):
+            raise ValueError("extra data after the JSON value")
+        return value
+else:
+    def encode_header(header):
+        import json
+        return json.dumps(header, separators=(",", ":")).encode()
+
+    def decode_header(text):
+        import json
+        return json.loads(text)
+
+
 class Link:
     """Frames over two file descriptors: one reader (the main thread), writers under a lock."""
 
     def __init__(self, rfd, wfd):
         self.rfd, self.wfd = rfd, wfd
         self.buf = bytearray()
-        self.lock = threading.Lock()
+        self.lock = allocate_lock()
 
     def send(self, header, payload=b""):
-        h = json.dumps(header, separators=(",", ":")).encode()
-        data = memoryview(struct.pack(">II", len(h), len(payload)) + h + payload)
+        h = encode_header(header)
+        head = struct.pack(">II", len(h), len(payload)) + h
+        parts = [head + payload] if len(payload) < 65536 else [head, payload]  # no big copy
         with self.lock:
-            while data:
-                data = data[os.write(self.wfd, data):]
+            for data in parts:
+                data = memoryview(data)
+                while data:
+                    data = data[os.write(self.wfd, data):]
 
     def _fill(self, n):
         while len(self.buf) < n:
@@ -61,7 +115,7 @@ class Link:
         if hlen > HEADER_MAX or plen > PAYLOAD_MAX:
             raise ValueError("frame over the limit")
         self._fill(8 + hlen + plen)
-        header = json.loads(bytes(self.buf[8:8 + hlen]).decode("utf-8"))
+        header = decode_header(bytes(self.buf[8:8 + hlen]).decode("utf-8"))
         payload = bytes(self.buf[8 + hlen:8 + hlen + plen])
         del self.buf[:8 + hlen + plen]
         if not isinstance(header, dict):
@@ -145,10 +199,10 @@ class Lines:
     def __init__(self, link, fd, origin, level, path=None):
         self.link, self.fd, self.path = link, fd, path
         self.head = {"op": "log", "level": level, "logger": origin, "origin": origin}
-        self.lock = threading.Lock()
+        self.lock = allocate_lock()
         self.pending = b""
         os.set_blocking(fd, False)
-        threading.Thread(target=self.run, daemon=True).start()
+        start_new_thread(self.run, ())
 
     def run(self):
         import select
@@ -181,20 +235,62 @@ class Lines:
         self.link.send(h, line)
 
 
-class LinkHandler(logging.Handler):
-    """The far side's log records, as log frames."""
+def log_to_link(logging, link, level):
+    """Sends the far side's log records as log frames: a handler on the root logger."""
 
-    def __init__(self, link):
-        logging.Handler.__init__(self)
-        self.link = link
+    class LinkHandler(logging.Handler):
+        def emit(self, record):
+            try:
+                text = self.format(record).encode("utf-8", "backslashreplace")
+                link.send({"op": "log", "level": record.levelno, "logger": record.name,
+                           "origin": "logging", "created_ms": int(record.created * 1000)},
+                          text)
+            except Exception:  # noqa: BLE001 - a log record must never break the call
+                self.handleError(record)
 
-    def emit(self, record):
-        try:
-            text = self.format(record).encode("utf-8", "backslashreplace")
-            self.link.send({"op": "log", "level": record.levelno, "logger": record.name,
-                            "origin": "logging", "created_ms": int(record.created * 1000)}, text)
-        except Exception:  # noqa: BLE001 - a log record must never break the caller's call
-            self.handleError(record)
+    root = logging.getLogger()
+    root.addHandler(LinkHandler())
+    root.setLevel(level)
+
+
+class LogHook:
+    """A sys.meta_path entry that calls log_to_link when the far code first imports logging:
+    importing it at every start would cost more than the rest of the agent (5 ms, with
+    traceback and re)."""
+
+    def __init__(self, link, level):
+        self.link, self.level = link, level
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "logging":
+            return None
+        sys.meta_path.remove(self)
+        for finder in sys.meta_path:
+            spec = getattr(finder, "find_spec", lambda *a: None)(name, path, target)
+            if spec is not None:
+                spec.loader = LoadThen(spec.loader, self.installed)
+                return spec
+        return None
+
+    def installed(self, module):
+        log_to_link(module, self.link, self.level)
+
+
+class LoadThen:
+    """A module's loader that calls then(module) once the module has run."""
+
+    def __init__(self, loader, then):
+        self.loader, self.then = loader, then
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        self.then(module)
+
+    def __getattr__(self, name):  # get_source and the rest, for tracebacks
+        return getattr(self.loader, name)
 
 
 def interrupt_thread(thread_id, exc=KeyboardInterrupt):
@@ -231,14 +327,41 @@ def tracer(state):
     return trace
 
 
+class Calls:
+    """A FIFO for the workers: queue.Queue without the imports of queue and threading."""
+
+    def __init__(self):
+        self.items, self.waiters = deque(), deque()
+        self.lock = allocate_lock()
+
+    def put(self, item):
+        with self.lock:
+            if not self.waiters:
+                self.items.append(item)
+                return
+            waiter = self.waiters.popleft()  # handed over: no other get() can take it
+        waiter[1] = item
+        waiter[0].release()
+
+    def get(self):
+        with self.lock:
+            if self.items:
+                return self.items.popleft()
+            waiter = [allocate_lock(), None]
+            waiter[0].acquire()
+            self.waiters.append(waiter)
+        waiter[0].acquire()
+        return waiter[1]
+
+
 class Agent:
     def __init__(self, link):
         self.link = link
         self.refs = {}           # id -> object the caller holds a Ref to
         self.next_ref = 1
         self.calls = {}          # call id -> (thread id, state dict)
-        self.lock = threading.Lock()
-        self.queue = queue.Queue()  # calls for the workers
+        self.lock = allocate_lock()
+        self.queue = Calls()        # calls for the workers
         self.idle = 0               # workers waiting for a call (under lock)
         self.channels = {}          # stream id -> [credit, closed, Condition]
         self.children = {}          # context id -> (Popen, Link) of the contexts chained below
@@ -269,6 +392,10 @@ class Agent:
                                   "pid": os.getpid(), "user": user,
                                   "executable": sys.executable,
                                   "host": os.uname().nodename, "name": name}})
+        # threading takes the thread that first imports it for the main thread: this one,
+        # then, not a worker running far code; here, while the caller reads the hello
+        global threading
+        import threading
         self.link.preamble()
         welcome, _ = self.link.recv()
         if welcome.get("op") != "done" or welcome.get("status") != "ok":
@@ -288,7 +415,7 @@ class Agent:
             elif op in ("channel-ack", "channel-close"):
                 self.credit(h)
             elif op == "spawn":
-                threading.Thread(target=self.spawn, args=(h, payload), daemon=True).start()
+                start_new_thread(self.spawn, (h, payload))
             elif op == "kill":
                 child = self.children.get(h.get("context"))
                 if child is not None:
@@ -337,7 +464,7 @@ class Agent:
             start = self.idle == 0     # a worker per call in flight, kept for the next ones
             self.idle -= 0 if start else 1
         if start:
-            threading.Thread(target=self.work, daemon=True).start()
+            start_new_thread(self.work, ())  # threading's start() waits for it to run
         self.queue.put((h, payload, state))
         timeout = h.get("timeout_ms")
         if isinstance(timeout, int) and timeout >= 0:
@@ -387,7 +514,7 @@ class Agent:
             hello, _ = link.recv()
             os.write(link.wfd, PREAMBLE)
             link.send({"op": "done", "re": hello.get("id", 0), "status": "ok", "protocol": 1,
-                       "log_level": h.get("log_level", logging.INFO)})
+                       "log_level": h.get("log_level", 20)})  # INFO
         except Exception as e:  # noqa: BLE001 - the caller gets why, as text
             why = str(e) or type(e).__name__
             if proc is not None:  # it started, then never said hello: what it said instead
@@ -400,7 +527,7 @@ class Agent:
                             "denied" if isinstance(e, PermissionError) else "spawn-failed"})
             return
         cid = h["context"]
-        Lines(self.link, proc.stderr.fileno(), "stderr", logging.WARNING, [cid])
+        Lines(self.link, proc.stderr.fileno(), "stderr", 30, [cid])  # WARNING
         self.children[cid] = (proc, link)
         self.link.send({"op": "done", "re": h["id"], "status": "ok",
                         "agent": hello.get("agent", {})})
@@ -478,7 +605,7 @@ class Agent:
     def run_call(self, h, payload, state):
         re = h["id"]
         with self.lock:
-            self.calls[re] = (threading.get_ident(), state)
+            self.calls[re] = (get_ident(), state)
         value = error = None
         try:
             up = pickle.Unpickler(io.BytesIO(payload))
@@ -500,7 +627,8 @@ class Agent:
             try:
                 with self.lock:
                     self.calls.pop(re, None)
-                    interrupt_thread(threading.get_ident(), None)
+                    if state["status"] is not None:  # ctypes only after an interrupt
+                        interrupt_thread(get_ident(), None)
                     answered = state.get("answered")
                     state["answered"] = True
                 break
@@ -550,6 +678,7 @@ class Agent:
         frames = e.__traceback__
         if frames is not None and frames.tb_frame.f_code.co_name == "run_call":
             frames = frames.tb_next  # the agent's own frame: not the caller's business
+        import traceback  # here: 2 ms at every start otherwise
         tb = "".join(traceback.format_exception(t, e, frames))
         try:
             data = pickle.dumps(e, PICKLE_PROTOCOL)
@@ -654,6 +783,7 @@ class Finder:
     def exec_module(self, module):
         src, _, origin = self.got[module.__spec__.name]
         text = src.decode("utf-8", "replace")
+        import linecache  # a worker's import: not at start (it imports tokenize, re)
         linecache.cache[origin] = (len(text), None, text.splitlines(True), origin)
         exec(compile(src, origin, "exec", dont_inherit=True), module.__dict__)
 
@@ -690,13 +820,13 @@ def main():
         welcome = agent.hello(name)
     except (EOFError, ValueError):
         os._exit(2)
-    threading.Thread(target=warm_up, daemon=True).start()
-    agent.output = [Lines(link, pipes[0], "stdout", logging.INFO),
-                    Lines(link, pipes[1], "stderr", logging.WARNING)]
-    handler = LinkHandler(link)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(welcome.get("log_level", logging.INFO))
+    start_new_thread(warm_up, ())
+    agent.output = [Lines(link, pipes[0], "stdout", 20), Lines(link, pipes[1], "stderr", 30)]
+    level = welcome.get("log_level", 20)  # INFO
+    if "logging" in sys.modules:  # a sitecustomize imported it
+        log_to_link(sys.modules["logging"], link, level)
+    else:
+        sys.meta_path.insert(0, LogHook(link, level))
     sys.meta_path.append(Finder(agent))  # last: what this side has wins
     try:
         agent.serve()

@@ -1,5 +1,6 @@
-"""bench/run --quick runs to the end and prints its table (issue 6). It
-checks only that the harness works: figures are never pass/fail."""
+"""bench/run --quick runs to the end and prints its table (issue 6), with the execution
+contexts' rows against execnet and mitogen (issue 11, section 7). It checks only that the
+harness works: figures are never pass/fail."""
 import os
 import subprocess
 
@@ -22,5 +23,9 @@ def test_bench_quick_runs_and_prints_every_section():
                    "1+1, plain text, TCP loopback", "two flushes, C client, TCP loopback",
                    "two flushes, Python client, TCP loopback", "terminal:", "2. throughput",
                    "limpet, framed (bench/load, C), k=64", "3. bulk", "5. memory",
-                   "6. host impact"):
+                   "6. host impact", "7. execution contexts: cold start",
+                   "raw: python3 -S -c pass", "limpet.connect", "execnet.makegateway",
+                   "mitogen router.local", "C ping-pong over pipes", "a 10 MB bytes result",
+                   "local contexts started", "limpet.connect_many", "bootstrap bytes",
+                   "limpet: stage 1 + the agent"):
         assert needle in p.stdout, needle

@@ -17,7 +17,7 @@ import pytest
 
 import limpet
 from fake_far import fake_far
-from test_ssh_bridge import Sshd
+from sshd import Sshd
 
 DEPLOY, TARGET = "limpet-deploy", "limpet-target"
 DEPLOY_PW, TARGET_PW = "deploy-pw-3141", "target-pw-2718"

@@ -17,7 +17,7 @@ import pytest
 
 import limpet
 from fake_far import fake_far
-from test_ssh_bridge import Sshd
+from sshd import Sshd
 
 PYPY = shutil.which("pypy3")
 
@@ -377,3 +377,12 @@ def test_what_a_call_prints_and_logs_is_there_before_it_returns(local, caplog):
         local.call(logging.getLogger("app").warning, f"logged-{i}")
         assert [r.getMessage() for r in caplog.records] == [
             f"child-{i}", f"partial-{i}", f"printed-{i}", f"logged-{i}"]
+
+
+def test_threading_knows_the_far_main_thread():
+    """The agent does not import threading at start; the first call to import it runs on a
+    worker, which threading must still not take for the main thread."""
+    probe = ("(lambda t: (t.main_thread().ident == t.get_ident(), t.main_thread().name))"
+             "(__import__('threading'))")
+    with limpet.connect("local") as ctx:
+        assert ctx.call(eval, probe) == (False, "MainThread")
