@@ -87,9 +87,21 @@ class Link:
         self.lock = allocate_lock()
 
     def send(self, header, payload=b""):
-        h = encode_header(header)
-        head = struct.pack(">II", len(h), len(payload)) + h
-        parts = [head + payload] if len(payload) < 65536 else [head, payload]  # no big copy
+        self.send_all(((header, payload),))
+
+    def send_all(self, frames):
+        """Writes frames ((header, payload) pairs) in one go: a call's answer and its done
+        reach the caller in one read, and wake it once. Big payloads are not copied."""
+        parts, small = [], b""
+        for header, payload in frames:
+            h = encode_header(header)
+            small += struct.pack(">II", len(h), len(payload)) + h
+            if len(payload) < 65536:
+                small += payload
+            else:
+                parts += [small, payload]
+                small = b""
+        parts.append(small)
         with self.lock:
             for data in parts:
                 data = memoryview(data)
@@ -485,7 +497,7 @@ class Agent:
                         break
                     ch[0] -= 1
                 self.drain()
-                self.send_value(re, item, False, "channel-data")
+                self.link.send(*self.value_frame(re, item, False, "channel-data"))
         finally:
             self.channels.pop(re, None)
             if ch[1] and hasattr(items, "close"):
@@ -637,12 +649,10 @@ class Agent:
         if answered:
             return  # abandoned: the caller has had its answer
         self.drain()
-        if error is None:
-            self.send_value(re, value, h.get("ref", False))
-        else:
-            self.send_exception(re, error)
-        self.link.send({"op": "done", "re": re,
-                        "status": "ok" if error is None else state["status"] or "exception"})
+        answer = self.value_frame(re, value, h.get("ref", False)) if error is None \
+            else self.exception_frame(re, error)
+        self.link.send_all((answer, ({"op": "done", "re": re, "status": "ok" if error is None
+                                      else state["status"] or "exception"}, b"")))
 
     def drain(self):
         """What the call printed, or its child processes wrote, goes out before its answer."""
@@ -654,7 +664,8 @@ class Agent:
         for lines in self.output:
             lines.pump(True)
 
-    def send_value(self, re, value, as_ref, op="result"):
+    def value_frame(self, re, value, as_ref, op="result"):
+        """(header, payload) of a result: the pickle, or a Ref to what does not pickle."""
         data = None
         key = "channel" if op == "channel-data" else "re"
         if not as_ref:
@@ -663,17 +674,16 @@ class Agent:
             except Exception:  # noqa: BLE001 - not picklable: it stays here, as a Ref
                 data = None
         if data is not None and len(data) <= PAYLOAD_MAX:
-            self.link.send({"op": op, key: re}, data)
-            return
+            return {"op": op, key: re}, data
         with self.lock:
             ref, self.next_ref = self.next_ref, self.next_ref + 1
             self.refs[ref] = value
         t = type(value)
-        self.link.send({"op": op, key: re, "ref": ref,
-                        "type": t.__module__ + "." + t.__qualname__,
-                        "repr": safe_repr(value)[:256]})
+        return {"op": op, key: re, "ref": ref, "type": t.__module__ + "." + t.__qualname__,
+                "repr": safe_repr(value)[:256]}, b""
 
-    def send_exception(self, re, e):
+    def exception_frame(self, re, e):
+        """(header, payload) of an exception: its pickle, if any, then its traceback."""
         t = type(e)
         frames = e.__traceback__
         if frames is not None and frames.tb_frame.f_code.co_name == "run_call":
@@ -685,8 +695,8 @@ class Agent:
         except Exception:  # noqa: BLE001 - the caller gets the type, message and traceback
             data = b""
         text = tb.encode("utf-8", "backslashreplace")
-        self.link.send({"op": "exception", "re": re, "type": t.__module__ + "." + t.__qualname__,
-                        "message": safe_str(e)[:4096], "pickle": len(data)}, data + text)
+        return {"op": "exception", "re": re, "type": t.__module__ + "." + t.__qualname__,
+                "message": safe_str(e)[:4096], "pickle": len(data)}, data + text
 
 
 def safe_repr(v):
