@@ -79,6 +79,15 @@ def locks(n):
         yield threading.Lock()
 
 
+def admin(*argv, **kw):
+    """An account command, without the sanitizer preload of an ASan run (pkill hangs under
+    it), bounded in time."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS")}
+    kw.setdefault("stdout", subprocess.DEVNULL)
+    kw.setdefault("stderr", subprocess.DEVNULL)
+    return subprocess.run(argv, env=env, timeout=30, **kw)
+
+
 @pytest.fixture(scope="module")
 def accounts():
     """Two throwaway accounts: deploy (logs in over ssh with a key, may sudo to root without
@@ -86,9 +95,9 @@ def accounts():
     if os.geteuid() != 0 or not shutil.which("sudo"):
         pytest.skip("needs root (test accounts) and sudo")
     for user, pw in ((DEPLOY, DEPLOY_PW), (TARGET, TARGET_PW)):
-        subprocess.run(["userdel", "-r", user], capture_output=True)
-        subprocess.run(["useradd", "-m", "-s", "/bin/sh", user], check=True)
-        subprocess.run(["chpasswd"], input=f"{user}:{pw}\n", text=True, check=True)
+        admin("userdel", "-r", user)
+        admin("useradd", "-m", "-s", "/bin/sh", user, check=True)
+        admin("chpasswd", input=f"{user}:{pw}\n".encode(), check=True)
     sudoers = "/etc/sudoers.d/limpet-tests"
     with open(sudoers, "w") as f:
         f.write(f"{DEPLOY} ALL=(root) NOPASSWD: ALL\n{DEPLOY} ALL=({TARGET}) ALL\n")
@@ -96,8 +105,8 @@ def accounts():
     yield
     os.unlink(sudoers)
     for user in (DEPLOY, TARGET):
-        subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
-        subprocess.run(["userdel", "-r", user], capture_output=True)
+        admin("pkill", "-KILL", "-u", user)
+        admin("userdel", "-r", user)
 
 
 @pytest.fixture(scope="module")

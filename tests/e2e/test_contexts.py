@@ -380,9 +380,11 @@ def test_what_a_call_prints_and_logs_is_there_before_it_returns(local, caplog):
 
 
 def test_threading_knows_the_far_main_thread():
-    """The agent does not import threading at start; the first call to import it runs on a
-    worker, which threading must still not take for the main thread."""
-    probe = ("(lambda t: (t.main_thread().ident == t.get_ident(), t.main_thread().name))"
-             "(__import__('threading'))")
+    """The agent imports threading in its main thread, so that threading's main thread is
+    the process's (on Linux its thread id is the process id), whichever thread runs a call."""
+    probe = "(lambda t: (t.main_thread().native_id, t.main_thread().name))(__import__('threading'))"
     with limpet.connect("local") as ctx:
-        assert ctx.call(eval, probe) == (False, "MainThread")
+        pid = ctx.agent["pid"]
+        assert ctx.call(eval, probe) == (pid, "MainThread")
+        futures = [ctx.call_async(eval, probe) for _ in range(5)]    # on other threads too
+        assert [f.result(timeout=10) for f in futures] == [(pid, "MainThread")] * 5
