@@ -328,6 +328,12 @@ def warm_up():
     return interrupt_thread(0, None)
 
 
+def warm_up_later():
+    """warm_up once the first calls are served: ctypes costs 2 ms of the GIL."""
+    time.sleep(0.5)
+    warm_up()
+
+
 def tracer(state):
     """A trace function that raises KeyboardInterrupt in the traced thread once state has a
     status (interrupted, deadline-exceeded)."""
@@ -822,7 +828,7 @@ def main():
         welcome = agent.hello(name)
     except (EOFError, ValueError):
         os._exit(2)
-    start_new_thread(warm_up, ())
+    start_new_thread(warm_up_later, ())
     agent.output = [Lines(link, pipes[0], "stdout", 20), Lines(link, pipes[1], "stderr", 30)]
     level = welcome.get("log_level", 20)  # INFO
     if "logging" in sys.modules:  # a sitecustomize imported it

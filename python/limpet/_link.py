@@ -144,15 +144,19 @@ class _Link:
         dec, head = wire.Decoder(wire.HELLO_HEADER_MAX, 0), b""
         deadline = time.monotonic() + HANDSHAKE_TIMEOUT
         out, err = self.proc.stdout.fileno(), self.proc.stderr.fileno()
+        watch = [out, err]
         frame = None
         while frame is None:
             left = deadline - time.monotonic()
-            ready = select.select([out, err], [], [], max(0, left))[0] if left > 0 else []
+            ready = select.select(watch, [], [], max(0, left))[0] if left > 0 else []
             if not ready:
                 raise ConnectionError("limpet: %r did not start within %.0f s" % (
                     self.name, HANDSHAKE_TIMEOUT))
             if err in ready:
-                self.said(os.read(err, 65536) or b"")
+                said = os.read(err, 65536)
+                if not said:
+                    watch = [out]  # closed: the agent took its stderr (no busy loop on it)
+                self.said(said)
                 if out not in ready:
                     continue
             chunk = os.read(out, 65536)
