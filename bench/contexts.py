@@ -20,7 +20,7 @@ import tempfile
 import time
 
 import limpet
-from limpet import _bootstrap
+from limpet import _bootstrap, _limpet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = "/usr/bin/python3"
@@ -262,11 +262,15 @@ def many_rows(t, quick):
 def bootstrap_bytes(t):
     """What each tool sends a far Python that has nothing installed before it can serve a call:
     the command line and the code on its stdin, as the tool's own code makes them."""
-    argv = _bootstrap.stage1_argv(len(_bootstrap.agent_payload()), "user@host", PY)
+    argv = _bootstrap.stage1_argv("user@host", PY)
     line = len(" ".join(argv[1:]))
+    source = 9 + len(_bootstrap.agent_payload())
+    code = 9 + len(_limpet.agent_code()[1])
     t.section("7. bootstrap bytes: the command line and the code written to the far stdin")
-    t.add("limpet: stage 1 + the agent (zlib)", f"{line + len(_bootstrap.agent_payload()):,} B",
-          f"{line:,} + {len(_bootstrap.agent_payload()):,}", "")
+    t.add("limpet: stage 1 + the agent's source (zlib; any Python, ssh)", f"{line + source:,} B",
+          f"{line:,} + {source:,}", "")
+    t.add("limpet: stage 1 + the agent compiled (zlib; the same Python, local)",
+          f"{line + code:,} B", f"{line:,} + {code:,}", "")
     import execnet.gateway_io
     from execnet import gateway_base
     line = len(execnet.gateway_io.popen_bootstrapline) + len(' -c ""')

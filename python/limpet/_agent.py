@@ -28,7 +28,6 @@ HEADER_MAX = 65536
 PAYLOAD_MAX = 16 << 20
 PICKLE_PROTOCOL = 4  # what every Python from 3.4 reads
 ABANDON_AFTER = 2.0  # s: an interrupted call that has not stopped by then is given up
-READY = b"limpet-ready\n"  # stage 1's word on stderr that it waits for stage 2 (a prompt may come first)
 
 
 class JsonContext:
@@ -134,43 +133,64 @@ class Link:
         return header, payload
 
 
-def launch(argv, payload, password=None, ready=False, timeout=30.0):
+STAGE1 = b"limpet-stage1 "  # how stage 1 says which bytecode it runs, on its stdout
+
+
+def stage2(payloads, tag):
+    """The header and bytes of stage 2 for a stage 1 that said tag: the agent compiled for
+    that bytecode when payloads has it, else its source."""
+    kind, data = (b"c", payloads[tag]) if tag in payloads else (b"s", payloads["source"])
+    return kind + b"%08d" % len(data) + data
+
+
+def launch(argv, payloads, password=None, timeout=30.0):
     """Starts argv (a command that ends with stage 1) with pipes on its stdio, answers the one
-    password prompt it may print on stderr, and writes stage 2 (payload): at once, or with
-    ready once stage 1 says it waits for it (so that a password never lands in the agent's
-    bytes, nor the agent's bytes in a password). The caller and a relaying agent both use it."""
+    password prompt it may print on stderr first, and once stage 1 has said which bytecode it
+    runs, writes stage 2 (from payloads: see stage2). A password so never lands in the
+    agent's bytes, nor the agent's bytes in a password prompt. The caller and a relaying
+    agent both use it."""
     import select
     import subprocess
     p = subprocess.Popen(argv, stdin=-1, stdout=-1, stderr=-1, start_new_session=True)
-    seen, sent, deadline = b"", False, time.time() + timeout
+    out, err, said, sent = b"", b"", b"", False
+    deadline = time.time() + timeout
     try:
-        while ready and READY not in seen:
+        while not out.endswith(b"\n"):
             left = deadline - time.time()
-            if left <= 0 or not select.select([p.stderr], [], [], left)[0]:
+            ready = select.select([p.stdout, p.stderr], [], [], left)[0] if left > 0 else []
+            if not ready:
                 raise OSError("%s did not start within %.0f s" % (argv[0], timeout))
+            if p.stdout in ready:
+                chunk = os.read(p.stdout.fileno(), 4096)
+                if not chunk:  # it ended: what it said on stderr is why
+                    while select.select([p.stderr], [], [], 1)[0]:
+                        chunk = os.read(p.stderr.fileno(), 4096)
+                        if not chunk:
+                            break
+                        err += chunk
+                    said = (said + err).decode("utf-8", "replace").strip()[-300:]
+                    raise (PermissionError if sent else OSError)("%s ended%s: %s" % (
+                        argv[0], " after the password was given" if sent else "",
+                        said or "exit status %s" % p.wait()))
+                out += chunk
+                continue
             chunk = os.read(p.stderr.fileno(), 4096)
-            if not chunk:
-                said = seen.decode("utf-8", "replace").strip()[-300:] or "no message"
-                raise (PermissionError if sent else OSError)("%s ended%s: %s" % (
-                    argv[0], " after the password was given" if sent else "", said))
-            seen += chunk
-            last = seen.rstrip(b" ").rsplit(b"\n", 1)[-1]
-            if READY not in seen and last.endswith(b":") and (not sent or b"assword" in last):
-                if password is None or sent:
+            err += chunk
+            last = err.rstrip(b" ").rsplit(b"\n", 1)[-1]
+            if chunk and last.endswith(b":") and (not sent or b"assword" in last):
+                if password is None or sent:     # a password prompt
                     raise PermissionError("%s asked for a password%s" % (
                         argv[0], " again: the one given was refused" if sent else
                         "; give it as password=limpet.Secret(...)"))
                 p.stdin.write(password + b"\n")
                 p.stdin.flush()
-                sent, seen = True, b""
-        p.stdin.write(payload)
+                sent, said, err = True, said + err, b""
+        if not out.startswith(STAGE1):
+            raise OSError("%s is not limpet's stage 1: it said %r" % (argv[0], out[:80]))
+        p.stdin.write(stage2(payloads, out[len(STAGE1):].strip().decode()))
         p.stdin.flush()
-    except BrokenPipeError:  # it ended before reading the agent: what it said is why
-        p.wait()
-        said = os.read(p.stderr.fileno(), 4096) if select.select([p.stderr], [], [], 1)[0] \
-            else b""
-        raise OSError("%s ended: %s" % (argv[0], said.decode("utf-8", "replace").strip()
-                                        or "exit status %s" % p.returncode))
+    except BrokenPipeError:  # it ended before reading the agent
+        raise OSError("%s ended: exit status %s" % (argv[0], p.wait()))
     except BaseException:
         p.kill()
         p.wait()
@@ -326,12 +346,6 @@ def warm_up():
     except ImportError:
         pass
     return interrupt_thread(0, None)
-
-
-def warm_up_later():
-    """warm_up once the first calls are served: ctypes costs 2 ms of the GIL."""
-    time.sleep(0.5)
-    warm_up()
 
 
 def tracer(state):
@@ -516,9 +530,12 @@ class Agent:
     # --- chains: contexts started from here, their frames relayed both ways ---------------
 
     def spawn(self, h, payload):
-        n, proc = h.get("secret", 0), None
+        n, m, proc = h.get("secret", 0), h.get("source", 0), None
+        payloads = {"source": payload[n:n + m]}
+        if h.get("tag"):
+            payloads[h["tag"]] = payload[n + m:]
         try:
-            proc = launch(h["argv"], payload[n:], payload[:n] if n else None, h.get("ready"))
+            proc = launch(h["argv"], payloads, payload[:n] if n else None)
             link = Link(proc.stdout.fileno(), proc.stdin.fileno())
             link.preamble()
             hello, _ = link.recv()
@@ -571,24 +588,28 @@ class Agent:
             pass  # it ended: its relay thread says so
 
     def stop_call(self, call_id, status):
-        """Interrupts call call_id with status; where this interpreter cannot (PyPy), the
-        call is answered now as abandoned and its thread left to finish unheard. True when
-        it was running."""
+        """Interrupts call call_id with status, on a thread of its own (which may import
+        ctypes: the reader must not). True when it was running."""
         with self.lock:
             entry = self.calls.get(call_id)
             if entry is None or entry[0] is None or entry[1].get("answered"):
                 return False
-            state = entry[1]
-            state["status"] = status
-            stoppable = interrupt_thread(entry[0]) or state.get("traced")
-        if not stoppable:                # PyPy, and no deadline: nothing can stop it
-            return self.abandon(call_id, state)
-        # raised at the next bytecode (or line, traced) it runs; stuck in C (time.sleep in
-        # a worker, a blocking read), it runs none: then it is abandoned after all
-        timer = threading.Timer(ABANDON_AFTER, self.abandon, (call_id, state))
-        timer.daemon = True
-        timer.start()
+            entry[1]["status"] = status
+        start_new_thread(self.stop, (call_id, entry[1]))
         return True
+
+    def stop(self, call_id, state):
+        warm_up()
+        with self.lock:  # the call may have ended meanwhile: never interrupt the next one
+            entry = self.calls.get(call_id)
+            if entry is None or entry[1] is not state or state.get("answered"):
+                return
+            stoppable = interrupt_thread(entry[0]) or state.get("traced")
+        if stoppable:
+            # raised at the next bytecode (or line, traced) it runs; stuck in C (time.sleep
+            # in a worker, a blocking read), it runs none: then it is abandoned after all
+            time.sleep(ABANDON_AFTER)
+        self.abandon(call_id, state)  # PyPy without a deadline: nothing can stop it
 
     def abandon(self, call_id, state):
         with self.lock:
@@ -828,7 +849,7 @@ def main():
         welcome = agent.hello(name)
     except (EOFError, ValueError):
         os._exit(2)
-    start_new_thread(warm_up_later, ())
+    start_new_thread(warm_up, ())
     agent.output = [Lines(link, pipes[0], "stdout", 20), Lines(link, pipes[1], "stderr", 30)]
     level = welcome.get("log_level", 20)  # INFO
     if "logging" in sys.modules:  # a sitecustomize imported it

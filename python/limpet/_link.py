@@ -99,16 +99,16 @@ class _Link:
     """One far process started here: the frames of its context and of every context
     chained below it."""
 
-    def __init__(self, name, argv, password, ready):
+    def __init__(self, name, argv, password, compiled):
         secret = password.reveal().encode() if password is not None else None
         try:
-            self.proc = launch(argv, _bootstrap.agent_payload(), secret, ready,
-                               HANDSHAKE_TIMEOUT)
+            self.proc = launch(argv, _bootstrap.payloads(compiled), secret, HANDSHAKE_TIMEOUT)
         except PermissionError as e:
             raise PermissionError("limpet: %r: %s" % (name, e)) from None
         except OSError as e:
             raise ConnectionError("limpet: %r did not start: %s" % (name, e)) from None
         self.name = name
+        self.compiled = compiled                   # stage 2 may be compiled: a local pipe
         self.pending = {}                          # id -> what waits for a call_async
         self.contexts = weakref.WeakValueDictionary()  # path (tuple) -> Context
         self.closed = None                         # why the link ended, once it has

@@ -6,20 +6,24 @@
 #ifndef LP_CONTEXT_BOOTSTRAP_H
 #define LP_CONTEXT_BOOTSTRAP_H
 
-#include <stdbool.h>
 #include <stddef.h>
 
-/* The compressed agent and its length (generated). */
+/* The agent, zlib-compressed (generated at build time): as source, for any
+ * far Python; and compiled by the Python the extension is built for
+ * (marshal), for a far Python whose stage 1 says it has the same bytecode:
+ * lp_agent_code_tag, "CACHE_TAG MAGIC_HEX". */
 extern const unsigned char lp_agent_blob[];
 extern const size_t lp_agent_blob_len;
+extern const unsigned char lp_agent_code_blob[];
+extern const size_t lp_agent_code_blob_len;
+extern const char lp_agent_code_tag[];
 
-/* Writes the code of stage 1 (what follows `python -c`) for a payload of
- * payload_len bytes into out[size], NUL-terminated. Only characters that
- * need no quoting inside single quotes. With ready, it first writes
- * LP_CONTEXT_READY to stderr, so that a command that may ask for a password
- * first (sudo, su) is answered before stage 2 is written. Returns its
- * length, or LP_WIRE_ELIMIT when size is too small. */
-int lp_context_stage1(char *out, size_t size, size_t payload_len, bool ready);
+/* The code of stage 1 (what follows `python -c`): it writes the line
+ * "limpet-stage1 CACHE_TAG MAGIC_HEX\n" on stdout, then reads a 9-byte header
+ * from fd 0 ('c' for marshalled code or 's' for source, then 8 decimal digits
+ * of length) and that many bytes of zlib-compressed agent, and runs it. Only
+ * characters that need no quoting inside single quotes. */
+const char *lp_context_stage1(void);
 
 /* Stage 1's last argument: how ps shows the agent, limpet:USER@HOST:PID;
  * the agent writes its PID into the spaces kept for it. */

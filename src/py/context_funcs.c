@@ -422,33 +422,37 @@ static PyObject *agent_payload(PyObject *mod, PyObject *unused)
     return PyBytes_FromStringAndSize((const char *)lp_agent_blob, (Py_ssize_t)lp_agent_blob_len);
 }
 
+PyDoc_STRVAR(agent_code_doc,
+"agent_code()\n--\n\n"
+"(tag, bytes): the agent compiled at build time by this Python, marshalled\n"
+"and zlib-compressed, and the tag ('CACHE_TAG MAGIC_HEX') a far stage 1 must\n"
+"say for it to run there.");
+
+static PyObject *agent_code(PyObject *mod, PyObject *unused)
+{
+    return Py_BuildValue("(sy#)", lp_agent_code_tag, (const char *)lp_agent_code_blob,
+                         (Py_ssize_t)lp_agent_code_blob_len);
+}
+
 PyDoc_STRVAR(stage1_argv_doc,
-"stage1_argv(payload_len, name, python='python3', ready=False)\n--\n\n"
-"The command that starts a far Python and makes it run the payload_len bytes\n"
-"of stage 2 written to its stdin; name ('USER@HOST') is how it shows in ps\n"
-"(the agent adds its PID). With ready, stage 1 first says so on stderr.");
+"stage1_argv(name, python='python3')\n--\n\n"
+"The command that starts a far Python and makes it run the stage 2 written\n"
+"to its stdin; name ('USER@HOST') is how it shows in ps (the agent adds its\n"
+"PID).");
 
 static PyObject *stage1_argv(PyObject *mod, PyObject *args, PyObject *kw)
 {
-    static const char *const kwlist[] = {"payload_len", "name", "python", "ready", NULL};
-    char code[512];
-    Py_ssize_t len;
+    static const char *const kwlist[] = {"name", "python", NULL};
     PyObject *name, *python = NULL, *tag, *argv;
-    int ready = 0;
+    const char *text;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "nU|Up", (char **)kwlist, &len, &name, &python,
-                                     &ready))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "U|U", (char **)kwlist, &name, &python))
         return NULL;
-    if (len < 0 || lp_context_stage1(code, sizeof(code), (size_t)len, ready) < 0) {
-        PyErr_SetString(PyExc_ValueError, "limpet: bad payload length");
-        return NULL;
-    }
-    const char *text = PyUnicode_AsUTF8(name);
-
+    text = PyUnicode_AsUTF8(name);
     if (text == NULL || (tag = PyUnicode_FromFormat(LP_CONTEXT_TAG_FMT, text)) == NULL)
         return NULL;
-    argv = python != NULL ? Py_BuildValue("[OssO]", python, "-c", code, tag)
-                          : Py_BuildValue("[sssO]", "python3", "-c", code, tag);
+    argv = python != NULL ? Py_BuildValue("[OssO]", python, "-c", lp_context_stage1(), tag)
+                          : Py_BuildValue("[sssO]", "python3", "-c", lp_context_stage1(), tag);
     Py_DECREF(tag);
     return argv;
 }
@@ -465,6 +469,7 @@ PyMethodDef lp_py_context_methods[] = {
      METH_VARARGS | METH_KEYWORDS, ctx_next_event_doc},
     {"ctx_close", ctx_close, METH_VARARGS, ctx_close_doc},
     {"agent_payload", agent_payload, METH_NOARGS, agent_payload_doc},
+    {"agent_code", agent_code, METH_NOARGS, agent_code_doc},
     {"stage1_argv", (PyCFunction)(void (*)(void))stage1_argv, METH_VARARGS | METH_KEYWORDS,
      stage1_argv_doc},
     {NULL, NULL, 0, NULL},

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from limpet import _bootstrap, wire
+from limpet import _agent, _bootstrap, wire
 
 PYTHONS = [sys.executable] + ([shutil.which("pypy3")] if shutil.which("pypy3") else [])
 
@@ -29,10 +29,12 @@ class Far:
     """A far Python started with stage 1, the agent sent as stage 2, the handshake done."""
 
     def __init__(self, python, cwd=None):
-        payload = _bootstrap.agent_payload()
-        self.proc = subprocess.Popen(_bootstrap.stage1_argv(len(payload), "test@local", python),
+        self.proc = subprocess.Popen(_bootstrap.stage1_argv("test@local", python),
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=cwd)
-        self.proc.stdin.write(payload)
+        said = self.proc.stdout.readline()                 # stage 1 says its bytecode
+        assert said.startswith(_agent.STAGE1), said
+        self.proc.stdin.write(_agent.stage2(_bootstrap.payloads(), said[len(_agent.STAGE1):]
+                                            .strip().decode()))
         self.proc.stdin.flush()
         self.dec = wire.Decoder()
         first = self.read_raw(len(wire.PREAMBLE))
@@ -107,7 +109,7 @@ def far(request):
 
 def test_bootstrap_is_small_and_the_agent_says_who_it_is(far):
     payload = _bootstrap.agent_payload()
-    argv = _bootstrap.stage1_argv(len(payload), "test@local")
+    argv = _bootstrap.stage1_argv("test@local")
     assert len(argv[2]) + len(argv[3]) < 600        # the command line's budget
     assert len(payload) < 8192                        # the agent's budget (mitogen: 17.7 KB)
     assert "'" not in argv[2]                         # quotable in single quotes by any shell

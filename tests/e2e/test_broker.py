@@ -3,7 +3,9 @@ side written here with limpet.wire (an echo server with a few tricks), and the r
 handshake done in Python. Many threads waiting at once, unsolicited frames, kill -9, garbage, a
 10 MB payload, fork; and the bootstrap's two stages made in C equal to Python's."""
 import functools
+import importlib.util
 import logging
+import marshal
 import os
 import pickle
 import signal
@@ -11,11 +13,12 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import zlib
 
 import pytest
 
-from limpet import _bootstrap, _limpet, wire
+from limpet import _agent, _bootstrap, _limpet, wire
 
 FAR = r'''
 import os, sys, threading, time
@@ -120,22 +123,23 @@ def drain_events(link, timeout=0.2):
 
 
 def test_the_bootstrap_built_in_c():
-    """Stage 1 as docs/contexts.md gives it, run by a real shell, and stage 2: the agent
-    without docstrings and comments, compressed at build time."""
-    argv = _limpet.stage1_argv(99, "u@h")
-    assert argv == ["python3", "-c", 'import os,sys,zlib;n=99;b=b"";exec("while len(b)<n:'
-                    'b+=os.read(0,n-len(b)) or sys.exit(1)");exec(zlib.decompress(b))',
-                    "limpet:u@h:       "]
-    ready = _limpet.stage1_argv(7, "deploy@web1", "/usr/bin/pypy3", True)
-    assert ready[0] == "/usr/bin/pypy3"
-    assert ready[2].startswith('import os,sys,zlib;os.write(2,b"limpet-ready\\n");n=7;')
+    """Stage 1 as docs/contexts.md gives it, run by a real shell, and stage 2 both ways: the
+    agent's source (docstrings and comments stripped) and the agent compiled at build time."""
+    argv = _limpet.stage1_argv("u@h")
+    assert argv[0] == "python3" and argv[1] == "-c" and argv[3] == "limpet:u@h:       "
+    assert "'" not in argv[2] and len(argv[2]) < 600
+    assert _limpet.stage1_argv("d@w", "/usr/bin/pypy3")[0] == "/usr/bin/pypy3"
     payload = _limpet.agent_payload()
     assert zlib.decompress(payload) == _bootstrap.agent_source()
-    compile(zlib.decompress(payload), "<agent>", "exec")
-    code = argv[2].replace("n=99", "n=%d" % len(payload))
-    p = subprocess.run(["sh", "-c", "exec python3 -c '%s' x" % code], input=payload,
-                       capture_output=True, timeout=30)
-    assert p.returncode == 2          # the agent ran, and left at once: no caller said done
+    tag, code = _limpet.agent_code()
+    assert tag == "%s %s" % (sys.implementation.cache_tag, importlib.util.MAGIC_NUMBER.hex())
+    assert isinstance(marshal.loads(zlib.decompress(code)), types.CodeType)
+    for kind, data in ((b"s", payload), (b"c", code)):
+        p = subprocess.run(["sh", "-c", "exec python3 -c '%s' x" % argv[2]],
+                           input=kind + b"%08d" % len(data) + data, capture_output=True,
+                           timeout=30)
+        assert p.stdout.startswith(b"limpet-stage1 " + tag.encode() + b"\n\0limpet\n")
+        assert p.returncode == 2      # the agent ran, and left at once: no caller said done
 
 
 def test_a_reply_comes_to_the_thread_that_waits(far):
@@ -284,12 +288,9 @@ def test_a_forked_child_does_not_inherit_links(far):
 
 def test_the_real_agent_after_a_python_handshake():
     """The handover _context.py is to make: bootstrap and hello in Python, then the broker."""
-    payload = _bootstrap.agent_payload()
-    proc = subprocess.Popen(_bootstrap.stage1_argv(len(payload), "test@local", sys.executable),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    proc = _agent.launch(_bootstrap.stage1_argv("test@local", sys.executable),
+                         _bootstrap.payloads())
     try:
-        proc.stdin.write(payload)
-        proc.stdin.flush()
         data = b""
         dec = wire.Decoder()
         while (frame := dec.next()) is None:

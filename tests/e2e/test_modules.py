@@ -248,7 +248,8 @@ FAKE = textwrap.dedent('''
     def send(h, p=b""):
         b = json.dumps(h).encode()
         os.write(1, struct.pack(">II", len(b), len(p)) + b + p)
-    read(int(re.search(r"n=([0-9]+)", " ".join(sys.argv)).group(1)))   # the agent: unused
+    os.write(1, b"limpet-stage1 fake -\\n")                          # stage 1's line
+    read(int(read(9)[1:]))                                             # the agent: unused
     os.write(1, b"\\0limpet\\n")
     send({"op": "hello", "id": 0, "protocol": [1], "client": "fake", "caps": ["call"]})
     read(8)
