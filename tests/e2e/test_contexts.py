@@ -388,3 +388,36 @@ def test_threading_knows_the_far_main_thread():
         assert ctx.call(eval, probe) == (pid, "MainThread")
         futures = [ctx.call_async(eval, probe) for _ in range(5)]    # on other threads too
         assert [f.result(timeout=10) for f in futures] == [(pid, "MainThread")] * 5
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="nsenter and chroot need root")
+@pytest.mark.parametrize("how", ["nsenter", "chroot"])
+def test_commands_that_enter_namespaces_and_roots(how, tmp_path):
+    """command= runs the far Python through whatever starts it: here into the mount namespace
+    of a process that has its own (unshare), and into a chroot."""
+    if how == "nsenter":
+        holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--",
+                                   "sh", "-c", f"mount -t tmpfs none {tmp_path} && "
+                                   f"touch {tmp_path}/inside && exec sleep 60"])
+        try:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                try:                                    # its own mount namespace, ready
+                    if os.readlink(f"/proc/{holder.pid}/ns/mnt") != os.readlink(
+                            "/proc/self/ns/mnt") and b"tmpfs" in open(
+                            f"/proc/{holder.pid}/mounts", "rb").read():
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.02)
+            with limpet.connect("ns", command=["nsenter", "-t", str(holder.pid), "-m", "--"],
+                                python=sys.executable) as ctx:
+                assert ctx.call(os.listdir, str(tmp_path)) == ["inside"]
+            assert not os.path.exists(tmp_path / "inside")   # only in that namespace
+        finally:
+            holder.kill()
+            holder.wait()
+    else:
+        with limpet.connect("root", command=["chroot", "/"], python=sys.executable) as ctx:
+            assert ctx.call(os.getcwd) == "/"           # chroot starts it at the new root
+            assert ctx.call(os.getpid) == ctx.agent["pid"]
