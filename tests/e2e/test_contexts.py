@@ -421,3 +421,21 @@ def test_commands_that_enter_namespaces_and_roots(how, tmp_path):
         with limpet.connect("root", command=["chroot", "/"], python=sys.executable) as ctx:
             assert ctx.call(os.getcwd) == "/"           # chroot starts it at the new root
             assert ctx.call(os.getpid) == ctx.agent["pid"]
+
+
+def test_a_hung_call_never_blocks_shutdown():
+    ctx = limpet.connect("local")
+    child = limpet.connect("local", via=ctx)
+    pids = [ctx.agent["pid"], child.agent["pid"]]
+    hung = [c.call_async(time.sleep, 60) for c in (ctx, child)]
+    time.sleep(0.2)
+    t = time.monotonic()
+    ctx.shutdown()                                        # the whole chain goes with it
+    assert time.monotonic() - t < 3
+    for f in hung:
+        with pytest.raises(ConnectionError):
+            f.result(timeout=5)
+    deadline = time.monotonic() + 2
+    while any(os.path.exists(f"/proc/{p}") for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not any(os.path.exists(f"/proc/{p}") for p in pids)
