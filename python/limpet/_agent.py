@@ -339,8 +339,8 @@ def interrupt_thread(thread_id, exc=KeyboardInterrupt):
 
 
 def warm_up():
-    """Imports ctypes, which interrupts need, off the reader thread (which must never import)
-    and off the first call's way; True when this interpreter can interrupt a thread."""
+    """Imports ctypes, which interrupts need, when one is first needed and never on the reader
+    thread (which must not import); True when this interpreter can interrupt a thread."""
     try:
         import ctypes  # noqa: F401 - for interrupt_thread
     except ImportError:
@@ -849,7 +849,6 @@ def main():
         welcome = agent.hello(name)
     except (EOFError, ValueError):
         os._exit(2)
-    start_new_thread(warm_up, ())
     agent.output = [Lines(link, pipes[0], "stdout", 20), Lines(link, pipes[1], "stderr", 30)]
     level = welcome.get("log_level", 20)  # INFO
     if "logging" in sys.modules:  # a sitecustomize imported it
