@@ -169,10 +169,32 @@ def pingpong_pipe_us(build, rounds, n):
     return next(float(line.split()[1]) for line in out.splitlines() if line.startswith("raw-pipe"))
 
 
+PY_ECHO = ("import os\nwhile True:\n    d = os.read(0, 65536)\n    if not d:\n        break\n"
+           "    os.write(1, d)\n")
+
+
+def python_echo_us(n):
+    """The round trip of 64 bytes to a Python child that echoes them over two pipes: the
+    floor for any tool whose far side is Python (two processes woken, no work)."""
+    p = subprocess.Popen([PY, "-c", PY_ECHO], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    r, w, lat = p.stdout.fileno(), p.stdin.fileno(), []
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            os.write(w, b"x" * 64)
+            os.read(r, 65536)
+            lat.append(time.perf_counter() - t0)
+    finally:
+        p.stdin.close()
+        p.wait()
+    return statistics.median(lat) * 1e6
+
+
 def connected_rows(t, quick, build):
     """Round trip of a trivial call and a 10 MB bytes result, on a connected local context."""
     n, big = (300, 3) if quick else (3000, 9)
     raw_us = pingpong_pipe_us(build, 3 if quick else 5, 20 * n)
+    py_us = python_echo_us(n)
     raw_mbs = json.loads(subprocess.run([os.path.join(build, "bench", "rawbulk"), "--pipe",
                                          str(big * 2)], capture_output=True, text=True,
                                         check=True).stdout)["mb_per_s"]
@@ -202,6 +224,7 @@ def connected_rows(t, quick, build):
     t.section("7. round trip of a trivial call (abs(-1)) on a connected local context (median, "
               "vs a C ping-pong over two pipes)")
     t.add("raw: C ping-pong over pipes (bench/pingpong raw-pipe)", f"{raw_us:.1f} us", "", "1.00x")
+    t.add("raw: a Python child echoing over pipes", f"{py_us:.1f} us", "", f"{py_us / raw_us:.1f}x")
     for name, us in rtt.items():
         t.add(name, f"{us:,.1f} us", "", f"{us / raw_us:.1f}x")
     t.section("7. a 10 MB bytes result from a connected local context (median MB/s, vs the raw "
