@@ -27,6 +27,7 @@ PREAMBLE = b"\0limpet\n"
 HEADER_MAX = 65536
 PAYLOAD_MAX = 16 << 20
 PICKLE_PROTOCOL = 4  # what every Python from 3.4 reads
+OUTBOX_MAX = 64 << 20  # bytes relayed down to a chained child that is not reading them
 ABANDON_AFTER = 2.0  # s: an interrupted call that has not stopped by then is given up
 
 
@@ -100,11 +101,17 @@ class Link:
                 parts += [small, payload]
                 small = b""
         parts.append(small)
+        stopped = None
         with self.lock:
             for data in parts:
                 data = memoryview(data)
                 while data:
-                    data = data[os.write(self.wfd, data):]
+                    try:
+                        data = data[os.write(self.wfd, data):]
+                    except KeyboardInterrupt as e:  # meant for the call: never mid-frame
+                        stopped = e
+        if stopped is not None:
+            raise stopped
 
     def _fill(self, n):
         while len(self.buf) < n:
@@ -143,41 +150,57 @@ def stage2(payloads, tag):
     return kind + b"%08d" % len(data) + data
 
 
-def launch(argv, payloads, password=None, timeout=30.0):
-    """Starts argv (a command that ends with stage 1) with pipes on its stdio, answers the one
-    password prompt it may print on stderr first, and once stage 1 has said which bytecode it
-    runs, writes stage 2 (from payloads: see stage2). A password so never lands in the
-    agent's bytes, nor the agent's bytes in a password prompt. The caller and a relaying
-    agent both use it."""
+def readable(fds, timeout):
+    """The fds of fds that are readable within timeout seconds (poll: any fd number)."""
     import select
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    return [fd for fd, _ in poller.poll(None if timeout is None else max(0, timeout) * 1000)]
+
+
+def launch(argv, payloads, password=None, timeout=30.0, prompt=None):
+    """Starts argv (a command that ends with stage 1) with pipes on its stdio, answers the one
+    password prompt it may print on stderr first (a line that ends in ':', has prompt in it
+    when given, and then stays quiet), and once stage 1 has said which bytecode it runs,
+    writes stage 2 (from payloads: see stage2). A password so never lands in the agent's
+    bytes, nor the agent's bytes in a password prompt; what the command says is never
+    reported with the password in it. The caller and a relaying agent both use it."""
     import subprocess
     p = subprocess.Popen(argv, stdin=-1, stdout=-1, stderr=-1, start_new_session=True)
+    fo, fe = p.stdout.fileno(), p.stderr.fileno()
     out, err, said, sent = b"", b"", b"", False
     deadline = time.time() + timeout
+
+    def why():
+        text = said + err
+        if password:
+            text = text.replace(password, b"***")
+        return text.decode("utf-8", "replace").strip()[-300:]
     try:
         while not out.endswith(b"\n"):
-            left = deadline - time.time()
-            ready = select.select([p.stdout, p.stderr], [], [], left)[0] if left > 0 else []
+            ready = readable([fo, fe], deadline - time.time())
             if not ready:
                 raise OSError("%s did not start within %.0f s" % (argv[0], timeout))
-            if p.stdout in ready:
-                chunk = os.read(p.stdout.fileno(), 4096)
+            if fo in ready:
+                chunk = os.read(fo, 4096)
                 if not chunk:  # it ended: what it said on stderr is why
-                    while select.select([p.stderr], [], [], 1)[0]:
-                        chunk = os.read(p.stderr.fileno(), 4096)
+                    while readable([fe], 1):
+                        chunk = os.read(fe, 4096)
                         if not chunk:
                             break
                         err += chunk
-                    said = (said + err).decode("utf-8", "replace").strip()[-300:]
                     raise (PermissionError if sent else OSError)("%s ended%s: %s" % (
                         argv[0], " after the password was given" if sent else "",
-                        said or "exit status %s" % p.wait()))
+                        why() or "exit status %s" % p.wait()))
                 out += chunk
                 continue
-            chunk = os.read(p.stderr.fileno(), 4096)
+            chunk = os.read(fe, 4096)
             err += chunk
             last = err.rstrip(b" ").rsplit(b"\n", 1)[-1]
-            if chunk and last.endswith(b":") and (not sent or b"assword" in last):
+            if (chunk and last.endswith(b":") and (not sent or b"assword" in last)
+                    and (prompt is None or prompt in last)
+                    and not readable([fe], 0.1)):  # "sudo", ": " ... come apart
                 if password is None or sent:     # a password prompt
                     raise PermissionError("%s asked for a password%s" % (
                         argv[0], " again: the one given was refused" if sent else
@@ -236,8 +259,7 @@ class Lines:
         start_new_thread(self.run, ())
 
     def run(self):
-        import select
-        while select.select([self.fd], [], [])[0] and self.pump(False):
+        while readable([self.fd], None) and self.pump(False):
             pass
 
     def pump(self, flush):
@@ -264,6 +286,49 @@ class Lines:
         if self.path:
             h["from"] = self.path
         self.link.send(h, line)
+
+
+class Outbox:
+    """Frames relayed down to a chained child, written by a thread of its own: the reader
+    never blocks on a child that does not read. Past OUTBOX_MAX bytes queued, the child is
+    killed (its relay thread then says it ended)."""
+
+    def __init__(self, link, proc):
+        self.link, self.proc = link, proc
+        self.frames, self.size, self.closed = [], 0, False
+        self.cond = threading.Condition()
+        start_new_thread(self.run, ())
+
+    def put(self, header, payload):
+        with self.cond:
+            self.size += len(payload) + 256
+            if self.size > OUTBOX_MAX:
+                self.proc.kill()
+                return
+            self.frames.append((header, payload))
+            self.cond.notify()
+
+    def close(self):
+        with self.cond:
+            self.closed = True
+            self.cond.notify()
+
+    def run(self):
+        while True:
+            with self.cond:
+                while not self.frames and not self.closed:
+                    self.cond.wait()
+                if self.closed:
+                    break
+                frames, self.frames, self.size = self.frames, [], 0
+            try:
+                self.link.send_all(frames)
+            except OSError:
+                break
+        try:
+            os.close(self.link.wfd)  # its stdin: the agent below sees the end of its link
+        except OSError:
+            pass
 
 
 def log_to_link(logging, link, level):
@@ -390,13 +455,16 @@ class Agent:
                 call = None
                 while call is None:
                     call = self.serve_one()
-            except (EOFError, ValueError, OSError):
-                leave()  # the caller is gone, said bye, or broke the link
+            except BaseException:  # noqa: BLE001 - the link ended or broke: no one can
+                leave()            # reach this side any more; it must not outlive its caller
             with self.lock:
                 self.reader = None
                 start = self.spare == 0
             if start:
-                start_new_thread(self.lead, ())  # threading's start() waits for it to run
+                try:
+                    start_new_thread(self.lead, ())  # threading's start() waits for it to run
+                except RuntimeError:  # no thread to spare: read again once this call is done
+                    pass
             self.reading.release()
             self.run_call(*call)
 
@@ -429,12 +497,17 @@ class Agent:
         a thread running a call may hold the import lock while it waits for an answer."""
         h, payload = self.link.recv()
         op = h.get("op")
-        if "to" in h:
-            self.relay_down(h, payload)
-        elif op == "call":
-            return self.start_call(h, payload)
-        else:
-            self.serve_other(op, h, payload)
+        try:
+            if "to" in h:
+                self.relay_down(h, payload)
+            elif op == "call":
+                return self.start_call(h, payload)
+            else:
+                self.serve_other(op, h, payload)
+        except Exception as e:  # noqa: BLE001 - a malformed frame costs its sender an error
+            if "id" in h:
+                self.link.send({"op": "error", "re": h["id"], "code": "bad-field",
+                                "message": "%s: %s" % (type(e).__name__, e)})
 
     def serve_other(self, op, h, payload):
         """Every frame but a call's."""
@@ -447,7 +520,8 @@ class Agent:
         elif op == "kill":
             child = self.children.get(h.get("context"))
             if child is not None:
-                child[0].kill()
+                child[0].kill()  # sudo or su, say: its agent below leaves at the EOF
+                child[2].close()
         elif op == "ref-release":
             with self.lock:
                 for ref in h.get("refs", []):
@@ -490,10 +564,10 @@ class Agent:
         with self.lock:
             self.calls[h["id"]] = (None, state)
         timeout = h.get("timeout_ms")
-        if isinstance(timeout, int) and timeout >= 0:
-            timer = threading.Timer(timeout / 1000.0, self.expire, (h["id"],))
-            timer.daemon = True
-            timer.start()
+        if isinstance(timeout, int) and 0 <= timeout <= 1 << 40:
+            state["timer"] = threading.Timer(timeout / 1000.0, self.expire, (h["id"],))
+            state["timer"].daemon = True
+            state["timer"].start()  # cancelled when the call ends: no thread per call left
         return h, payload, state
 
     # --- streams: a call's items, sent while the caller has granted credit ----------------
@@ -535,10 +609,15 @@ class Agent:
         if h.get("tag"):
             payloads[h["tag"]] = payload[n + m:]
         try:
-            proc = launch(h["argv"], payloads, payload[:n] if n else None)
+            proc = launch(h["argv"], payloads, payload[:n] if n else None,
+                          prompt=h.get("prompt", "").encode() or None)
             link = Link(proc.stdout.fileno(), proc.stdin.fileno())
+            hung = threading.Timer(30.0, proc.kill)  # a child that never says hello
+            hung.daemon = True
+            hung.start()
             link.preamble()
             hello, _ = link.recv()
+            hung.cancel()
             os.write(link.wfd, PREAMBLE)
             link.send({"op": "done", "re": hello.get("id", 0), "status": "ok", "protocol": 1,
                        "log_level": h.get("log_level", 20)})  # INFO
@@ -546,8 +625,7 @@ class Agent:
             why = str(e) or type(e).__name__
             if proc is not None:  # it started, then never said hello: what it said instead
                 proc.kill()
-                import select
-                if select.select([proc.stderr], [], [], 1)[0]:
+                if readable([proc.stderr.fileno()], 1):
                     why += ": " + os.read(proc.stderr.fileno(), 4096).decode(
                         "utf-8", "replace").strip()
             self.link.send({"op": "error", "re": h["id"], "message": why, "code":
@@ -555,7 +633,7 @@ class Agent:
             return
         cid = h["context"]
         Lines(self.link, proc.stderr.fileno(), "stderr", 30, [cid])  # WARNING
-        self.children[cid] = (proc, link)
+        self.children[cid] = (proc, link, Outbox(link, proc))
         self.link.send({"op": "done", "re": h["id"], "status": "ok",
                         "agent": hello.get("agent", {})})
         why = "the far side closed the link"
@@ -582,19 +660,18 @@ class Agent:
             return
         if len(path) > 1:
             h["to"] = path[1:]
-        try:
-            child[1].send(h, payload)
-        except OSError:
-            pass  # it ended: its relay thread says so
+        child[2].put(h, payload)
 
     def stop_call(self, call_id, status):
         """Interrupts call call_id with status, on a thread of its own (which may import
         ctypes: the reader must not). True when it was running."""
         with self.lock:
             entry = self.calls.get(call_id)
-            if entry is None or entry[0] is None or entry[1].get("answered"):
+            if entry is None or entry[1].get("answered"):
                 return False
             entry[1]["status"] = status
+            if entry[0] is None:
+                return True  # read, not started yet: it stops as it starts (run_call)
         start_new_thread(self.stop, (call_id, entry[1]))
         return True
 
@@ -642,6 +719,8 @@ class Agent:
             up = pickle.Unpickler(io.BytesIO(payload))
             up.persistent_load = self.unpickle_arg
             fn, args, kwargs = up.load()
+            if state["status"] is not None:  # stopped before it ran (a deadline of 0)
+                raise KeyboardInterrupt
             if h.get("timeout_ms") is not None and not warm_up():
                 state["traced"] = True  # no asynchronous exceptions here (PyPy): a deadline
                 sys.settrace(tracer(state))  # is kept by a trace function, at a cost
@@ -652,6 +731,8 @@ class Agent:
             error = e
         if state.get("traced"):
             sys.settrace(None)
+        if state.get("timer") is not None:
+            state["timer"].cancel()
         while True:
             # an interrupt aimed at the call may land here, after it returned: take the
             # call off the table (no new one can come), drop any that is pending, then send

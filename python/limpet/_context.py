@@ -24,10 +24,12 @@ import weakref
 
 from . import _bootstrap, _limpet, _modules, wire
 from ._agent import define as _define
+from . import _link
 from ._link import HANDSHAKE_TIMEOUT, SHUTDOWN_TIMEOUT, _Link
 from ._results import ProtocolError, RemoteError, Secret, loads
 
 LOCAL_GRACE = 5.0          # s: past a call's timeout, the caller stops waiting for the far side
+SUDO_PROMPT = "limpet: the sudo password of "  # the prompt sudo -S is given: only it is answered
 STREAM_WINDOW = 64         # items a stream may send ahead of the caller's reading
 _USER = re.compile(r"^(sudo|su):([A-Za-z0-9._][A-Za-z0-9._-]{0,63})$")
 _SSH = re.compile(r"^ssh://(?:([A-Za-z0-9._][A-Za-z0-9._-]*)@)?([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])"
@@ -122,17 +124,19 @@ class _Call:
         self.frames.append((h, payload))
         if h.get("op") not in ("done", "error"):
             return False
+        if self.future.done() or not self.future.set_running_or_notify_cancel():
+            return True                             # cancelled or expired: the answer is dropped
         try:
             self.future.set_result(self.ctx._outcome(self.frames))
         except ProtocolError as e:
             self.future.set_exception(e)
-            raise                                   # the link ends: no second try
+            self.ctx._cut("protocol error: %s" % e)  # no second try
         except BaseException as e:  # noqa: BLE001 - the outcome is the far side's exception
             self.future.set_exception(e)
         return True
 
     def end(self, exc):
-        if not self.future.done():
+        if not self.future.done() and self.future.set_running_or_notify_cancel():
             self.future.set_exception(exc)
 
 
@@ -150,6 +154,8 @@ class _Stream:
 
     def take(self, frames):
         for h, payload in frames:
+            if h.get("from", []) != self.ctx._path:
+                continue                            # from a hop that was not asked: dropped
             op = h.get("op")
             if op == "channel-data":
                 if self.outstanding <= 0:
@@ -192,7 +198,7 @@ class _Stream:
                 self.take(frames)
             except ProtocolError as e:
                 self.finish()
-                self.ctx._link.disconnect("protocol error: %s" % e)
+                self.ctx._cut("protocol error: %s" % e)
                 raise
         h, payload = self.items.popleft()
         self.taken += 1
@@ -294,6 +300,8 @@ class Context:
         try:
             while True:
                 for frame in self._link.wait(rid, deadline, self):
+                    if frame[0].get("from", []) != self._path:
+                        continue                    # from a hop that was not asked: dropped
                     frames.append(frame)
                     if frame[0].get("op") in ("done", "error"):
                         return frames
@@ -311,8 +319,23 @@ class Context:
         try:
             return self._outcome(frames)
         except ProtocolError as e:
-            self._link.disconnect("protocol error: %s" % e)  # a far side never gets a second try
+            self._cut("protocol error: %s" % e)      # a far side never gets a second try
             raise
+
+    def _cut(self, why):
+        """This side refuses this context: the whole link for the first hop, else this hop
+        and those below it (its parent is asked to kill it), the rest of the chain going on."""
+        if not self._path:
+            self._link.disconnect(why)
+            return
+        self._link.end(why, ProtocolError, path=self._path)
+        kill = {"op": "kill", "context": self._path[-1]}
+        if len(self._path) > 1:
+            kill["to"] = self._path[:-1]
+        try:
+            self._link.send(wire.encode(kill))
+        except (OSError, ConnectionError):
+            pass
 
     def _notice(self, h, payload):
         op = h.get("op")
@@ -324,8 +347,6 @@ class Context:
             logger = self._log.getChild(str(h.get("logger", "far")))
             level = h.get("level") if isinstance(h.get("level"), int) else logging.INFO
             logger.log(level, "%s", payload.decode("utf-8", "replace"))
-        elif op == "ended" and self._path:        # its process is gone, and what it started
-            self._link.end(str(h.get("reason", "it ended")), path=self._path)
         elif op == "module-get":                   # the far side imports a module it lacks
             reply = _modules.serve(self._modules, h)
             if reply is not None:
@@ -411,6 +432,8 @@ class Context:
         header = {"op": "spawn", "argv": argv, "secret": len(secret), "source": len(source),
                   "log_level": logging.getLogger().getEffectiveLevel()}
         header["context"] = str(self._link.new_id())
+        if password is not None:
+            header["prompt"] = _prompt_of(argv)
         code = b""
         if compiled and self._link.compiled:             # every hop so far is on this host
             header["tag"], code = _limpet.agent_code()
@@ -436,7 +459,9 @@ class Context:
         if timeout is not None:
             header["timeout_ms"] = max(0, int(timeout * 1000))
         call = _Call(self)
-        self._request(header, self._pickle(fn, args, kwargs), call)
+        rid = self._request(header, self._pickle(fn, args, kwargs), call)
+        if timeout is not None:                     # a far side that never answers
+            _link.expire_at(time.monotonic() + timeout + LOCAL_GRACE, self._link, rid)
         return call.future
 
     def call(self, fn, *args, timeout=None, **kwargs):
@@ -535,6 +560,11 @@ def _whoami():
         return str(os.getuid())
 
 
+def _prompt_of(argv):
+    """What the password prompt of argv has in it: sudo's own (-p), or su's word."""
+    return SUDO_PROMPT if argv[0] == "sudo" else "assword"
+
+
 def _far_argv(address, python, ssh_options, command, password, here):
     """(argv, compiled): the command that starts the far Python of address from a place
     described by here (a parent's hello, or None for this process), and whether stage 2 may
@@ -553,7 +583,7 @@ def _far_argv(address, python, ssh_options, command, password, here):
                                      python or here.get("executable") or "python3")
         if how == "su":
             return ["su", user, "-c", " ".join(shlex.quote(a) for a in far)], True
-        flags = ["-S", "-p", "limpet: the password of %u for sudo:"] if password else ["-n"]
+        flags = ["-S", "-p", SUDO_PROMPT + "%u:"] if password else ["-n"]
         return ["sudo"] + flags + ["-u", user, "--"] + far, True
     m = _SSH.match(address)
     if m is None:

@@ -8,16 +8,16 @@ call_async, the end of a link) goes to the one service thread here. What the com
 stderr (ssh, sudo) is read by the one stderr thread. So 100 contexts are 3 threads, not 200.
 """
 import collections
+import heapq
 import logging
 import os
-import select
 import selectors
 import threading
 import time
 import weakref
 
 from . import _bootstrap, _limpet, wire
-from ._agent import launch
+from ._agent import launch, readable
 from ._results import ProtocolError
 
 HANDSHAKE_TIMEOUT = 30.0   # s: a far Python that has not said hello by then is given up
@@ -30,6 +30,22 @@ _STDERR = selectors.DefaultSelector()
 _log = logging.getLogger("limpet")
 _HANDLED = [0]             # the number of the last event the service thread has handled
 _CAUGHT_UP = threading.Condition()
+_DEADLINES = []            # heap of (monotonic deadline, link id, call id) of call_async
+
+
+def _after_fork():
+    """A forked child has none of its parent's threads (the broker drops the parent's links
+    there too): it starts its own on its first link."""
+    global _START, _STDERR, _CAUGHT_UP
+    _THREADS.clear()
+    _LINKS.clear()
+    _DEADLINES.clear()
+    _HANDLED[0] = 0
+    _START, _CAUGHT_UP = threading.Lock(), threading.Condition()
+    _STDERR = selectors.DefaultSelector()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _started(name, target):
@@ -39,10 +55,33 @@ def _started(name, target):
             _THREADS[name].start()
 
 
-def _serve_events():
-    """Frames nobody waits for, and the ends of links, in arrival order."""
+def expire_at(deadline, link, rid):
+    """The call_async rid of link fails with TimeoutError at deadline (monotonic) if the far
+    side has not answered by then, even to say it stopped the call."""
+    with _START:
+        heapq.heappush(_DEADLINES, (deadline, link.id, rid))
+
+
+def _expire():
+    now = time.monotonic()
     while True:
-        got = _limpet.ctx_next_event(None, True)
+        with _START:
+            if not _DEADLINES or _DEADLINES[0][0] > now:
+                return
+            _, lid, rid = heapq.heappop(_DEADLINES)
+        link = _LINKS.get(lid)
+        handler = link.pending.pop(rid, None) if link is not None else None
+        if handler is not None:
+            handler.end(TimeoutError("limpet: %r did not answer within its timeout and grace"
+                                     % handler.ctx.name))
+
+
+def _serve_events():
+    """Frames nobody waits for, the ends of links, in arrival order; and the deadlines of
+    call_async (checked at least every second)."""
+    while True:
+        got = _limpet.ctx_next_event(1.0, True)
+        _expire()
         if got is None:
             continue
         event, seq = got
@@ -148,7 +187,7 @@ class _Link:
         frame = None
         while frame is None:
             left = deadline - time.monotonic()
-            ready = select.select(watch, [], [], max(0, left))[0] if left > 0 else []
+            ready = readable(watch, left) if left > 0 else []
             if not ready:
                 raise ConnectionError("limpet: %r did not start within %.0f s" % (
                     self.name, HANDSHAKE_TIMEOUT))
@@ -242,12 +281,19 @@ class _Link:
                 raise ProtocolError("%r sent a frame that answers no request" % self.name)
             with self._lock:
                 handler = self.pending.get(key)
-            if handler is not None and handler.frame(h, payload):
+            if handler is None or h.get("from", []) != handler.ctx._path:
+                return                  # a late answer, or one from a hop not asked: dropped
+            if handler.frame(h, payload):
                 with self._lock:
                     self.pending.pop(key, None)
-            return                                  # or a late answer to an abandoned call
+            return
         path = h.get("from", [])
-        ctx = self.contexts.get(tuple(path)) if isinstance(path, list) else None
+        if not isinstance(path, list):
+            return
+        if h.get("op") == "ended" and path:     # a hop's process is gone, and what it started
+            self.end(str(h.get("reason", "it ended")), path=tuple(path))
+            return
+        ctx = self.contexts.get(tuple(path))
         if ctx is not None:
             ctx._notice(h, payload)
 
