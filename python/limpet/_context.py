@@ -329,6 +329,10 @@ class Context:
             self._link.disconnect(why)
             return
         self._link.end(why, ProtocolError, path=self._path)
+        self._kill_hop()
+
+    def _kill_hop(self):
+        """Asks this hop's parent to kill it."""
         kill = {"op": "kill", "context": self._path[-1]}
         if len(self._path) > 1:
             kill["to"] = self._path[:-1]
@@ -526,13 +530,7 @@ class Context:
             pass
         if self._path:
             if not self._ended.wait(timeout) and self._link.closed is None:
-                kill = {"op": "kill", "context": self._path[-1]}  # its parent makes it leave
-                if len(self._path) > 1:
-                    kill["to"] = self._path[:-1]
-                try:
-                    self._link.send(wire.encode(kill))
-                except (OSError, ConnectionError):
-                    pass
+                self._kill_hop()                   # it did not leave: its parent makes it
             self._link.end("shut down", path=self._path)
             return
         self._link.end("shut down")
