@@ -177,7 +177,8 @@ def launch(argv, payloads, password=None, timeout=30.0):
             chunk = os.read(p.stderr.fileno(), 4096)
             err += chunk
             last = err.rstrip(b" ").rsplit(b"\n", 1)[-1]
-            if chunk and last.endswith(b":") and (not sent or b"assword" in last):
+            if (chunk and last.endswith(b":") and (not sent or b"assword" in last)
+                    and not select.select([p.stderr], [], [], 0.1)[0]):  # "sudo", ": " ...
                 if password is None or sent:     # a password prompt
                     raise PermissionError("%s asked for a password%s" % (
                         argv[0], " again: the one given was refused" if sent else
