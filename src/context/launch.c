@@ -203,10 +203,12 @@ static void ended(struct run *r, char *why, bool lines)
 {
     uint64_t deadline = lp_clock_deadline(DRAIN_MS);
     const char *s, *cut;
+    struct pollfd p = {.events = POLLIN};
     size_t n, k = 0;
     int st, nl = 0;
 
-    while (r->out->errfd >= 0 && wait_io(r, deadline) > 0)
+    /* stderr alone: stdout, at its end, would always be readable */
+    while ((p.fd = r->out->errfd) >= 0 && poll(&p, 1, lp_clock_left_ms(deadline)) > 0)
         read_err(r);
     st = lp_context_reap(r->out->pid, DRAIN_MS);
     r->out->pid = -1;

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -201,6 +202,24 @@ static void test_silence_ends_at_the_deadline(void **state)
     assert_true(lp_clock_ms() - t < 3000);
 }
 
+/* Its stdout ends while a child of its own keeps stderr: why is waited for
+ * a bounded time, asleep (a stdout at its end is always readable). */
+static void test_a_held_stderr_is_waited_for_not_spun_on(void **state)
+{
+    const char *const held[] = {"sh", "-c", "exec >&-; echo bye >&2; sleep 3 &", NULL};
+    struct rusage before, after;
+    uint64_t t = lp_clock_ms();
+
+    getrusage(RUSAGE_SELF, &before);
+    fails(-ECONNABORTED, "did not start: sh ended: bye", NULL, NULL, held, NULL, 10000);
+    getrusage(RUSAGE_SELF, &after);
+    assert_true(lp_clock_ms() - t < 2500);
+    assert_true((after.ru_utime.tv_sec - before.ru_utime.tv_sec) * 1000000 +
+                    (after.ru_utime.tv_usec - before.ru_utime.tv_usec) +
+                    (after.ru_stime.tv_sec - before.ru_stime.tv_sec) * 1000000 +
+                    (after.ru_stime.tv_usec - before.ru_stime.tv_usec) < 300000);
+}
+
 static void test_what_is_not_an_agent(void **state)
 {
     fails(-ECONNRESET, "ended before its agent started:   one;   two; boom", "t", "quit", NULL,
@@ -256,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_password_problems),
         cmocka_unit_test(test_commands_that_fail_before_stage1),
         cmocka_unit_test(test_silence_ends_at_the_deadline),
+        cmocka_unit_test(test_a_held_stderr_is_waited_for_not_spun_on),
         cmocka_unit_test(test_what_is_not_an_agent),
         cmocka_unit_test(test_an_interrupt_ends_the_wait),
         cmocka_unit_test(test_reap_kills_at_the_deadline),
