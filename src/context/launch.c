@@ -410,7 +410,7 @@ int lp_context_launch(const lp_launch_t *opt, lp_launched_t *out)
         (out->initial_len = lp_buf_len(r.so.in)) > 0 &&
         (out->initial = malloc(out->initial_len)) == NULL)
         e = fail(&r, LP_WIRE_ENOMEM, "did not start: %s", lp_wire_strerror(LP_WIRE_ENOMEM));
-    if (e == 0)
+    if (e == 0 && out->initial_len > 0)
         memcpy(out->initial, lp_buf_data(r.so.in), out->initial_len);
     lp_writer_destroy(&r.w);
 out:
