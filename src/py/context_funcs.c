@@ -459,9 +459,13 @@ static PyObject *ctx_launch(PyObject *mod, PyObject *args, PyObject *kw)
     if ((seq = PySequence_Fast(seq, "limpet: argv must be a sequence")) == NULL)
         return NULL;
     n = PySequence_Fast_GET_SIZE(seq);
-    if (n == 0 || (items = PyList_New(n)) == NULL || (argv = calloc(n + 1, sizeof(*argv))) == NULL) {
-        if (n == 0)
-            PyErr_SetString(PyExc_ValueError, "limpet: argv is empty");
+    if (n == 0) {
+        PyErr_SetString(PyExc_ValueError, "limpet: argv is empty");
+        goto out;
+    }
+    if ((items = PyList_New(n)) == NULL || (argv = calloc(n + 1, sizeof(*argv))) == NULL) {
+        if (items != NULL)
+            PyErr_NoMemory();
         goto out;
     }
     for (Py_ssize_t i = 0; i < n; i++) { /* str or bytes, as the filesystem takes them */
