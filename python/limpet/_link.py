@@ -1,13 +1,14 @@
 """The link to a far process started here (docs/contexts.md, "Threads and waiting").
 
-A _Link starts the far Python (the agent's launch()), does the handshake on its pipes, then
-hands them to the C broker (src/context/broker.c through _limpet.ctx_*): one I/O thread for
+A _Link starts the far Python, does the handshake on its pipes and hands them to the C
+broker, all in C (src/context/launch.c, broker.c, through _limpet.ctx_*): one I/O thread for
 every link in the process. A thread that calls waits for its own reply in C without the GIL
 (ctx_expect, ctx_wait: one wake-up); what nobody waits for (far logs, notices, the answers of
 call_async, the end of a link) goes to the one service thread here. What the command says on
 stderr (ssh, sudo) is read by the one stderr thread. So 100 contexts are 3 threads, not 200.
 """
 import collections
+import errno
 import heapq
 import logging
 import os
@@ -16,8 +17,7 @@ import threading
 import time
 import weakref
 
-from . import _bootstrap, _limpet, wire
-from ._agent import launch, readable
+from . import _limpet
 from ._results import ProtocolError
 
 HANDSHAKE_TIMEOUT = 30.0   # s: a far Python that has not said hello by then is given up
@@ -139,13 +139,18 @@ class _Link:
     chained below it."""
 
     def __init__(self, name, argv, password, compiled):
-        secret = password.reveal().encode() if password is not None else None
-        try:
-            self.proc = launch(argv, _bootstrap.payloads(compiled), secret, HANDSHAKE_TIMEOUT)
+        secret = bytearray(password.reveal().encode()) if password is not None else None
+        try:                                       # C: src/context/launch.c, wipes secret
+            self.pid, self.id, err, self.hello = _limpet.ctx_launch(
+                argv, secret, compiled, HANDSHAKE_TIMEOUT,
+                logging.getLogger().getEffectiveLevel())
         except PermissionError as e:
-            raise PermissionError("limpet: %r: %s" % (name, e)) from None
+            hint = "; give it as password=limpet.Secret(...)" if (
+                secret is None and e.strerror.endswith("asked for a password")) else ""
+            raise PermissionError("limpet: %r: %s%s" % (name, e.strerror, hint)) from None
         except OSError as e:
-            raise ConnectionError("limpet: %r did not start: %s" % (name, e)) from None
+            raise (ProtocolError if e.errno == errno.EPROTO else ConnectionError)(
+                "limpet: %r %s" % (name, e.strerror)) from None
         self.name = name
         self.compiled = compiled                   # stage 2 may be compiled: a local pipe
         self.pending = {}                          # id -> what waits for a call_async
@@ -155,73 +160,12 @@ class _Link:
         self.stderr = []                           # the command's last lines
         self._ids = iter(range(1, 1 << 62))
         self._lock = threading.Lock()
-        try:
-            self.hello, initial = self._handshake()
-            rfd, wfd = os.dup(self.proc.stdout.fileno()), os.dup(self.proc.stdin.fileno())
-            try:
-                self.id = _limpet.ctx_link(rfd, wfd, initial)
-            except BaseException:
-                os.close(rfd)
-                os.close(wfd)
-                raise
-        except BaseException:
-            self.kill()
-            raise
-        self.proc.stdout.close()
-        self.proc.stdin.close()
+        self._reaping = threading.Lock()           # a pid is reaped once (then maybe reused)
         _LINKS[self.id] = self
         _started("service", _serve_events)
-        err = os.dup(self.proc.stderr.fileno())   # now the stderr thread's
-        self.proc.stderr.close()
-        os.set_blocking(err, False)
-        _STDERR.register(err, selectors.EVENT_READ, self)
-        _started("stderr", _read_stderr)
-
-    # --- handshake, on the pipes, before the broker has them -------------------------------
-
-    def _handshake(self):
-        dec, head = wire.Decoder(wire.HELLO_HEADER_MAX, 0), b""
-        deadline = time.monotonic() + HANDSHAKE_TIMEOUT
-        out, err = self.proc.stdout.fileno(), self.proc.stderr.fileno()
-        watch = [out, err]
-        frame = None
-        while frame is None:
-            left = deadline - time.monotonic()
-            ready = readable(watch, left) if left > 0 else []
-            if not ready:
-                raise ConnectionError("limpet: %r did not start within %.0f s" % (
-                    self.name, HANDSHAKE_TIMEOUT))
-            if err in ready:
-                said = os.read(err, 65536)
-                if not said:
-                    watch = [out]  # closed: the agent took its stderr (no busy loop on it)
-                self.said(said)
-                if out not in ready:
-                    continue
-            chunk = os.read(out, 65536)
-            if not chunk:
-                self.proc.wait(timeout=5)
-                self.said(self.proc.stderr.read())
-                why = "; ".join(self.stderr[-3:]) or "exit status %s" % self.proc.returncode
-                raise ConnectionError("limpet: %r ended before its agent started: %s" % (
-                    self.name, why))
-            if len(head) < len(wire.PREAMBLE):       # the preamble first, then frames
-                head += chunk
-                if len(head) < len(wire.PREAMBLE):
-                    continue
-                if head[:len(wire.PREAMBLE)] != wire.PREAMBLE:
-                    raise ProtocolError("%r is not a limpet agent" % self.name)
-                chunk = head[len(wire.PREAMBLE):]
-            dec.feed(chunk)
-            frame = dec.next()
-        hello = frame[0]
-        if hello.get("op") != "hello" or "call" not in hello.get("caps", ()):
-            raise ProtocolError("%r did not say hello as an agent does" % self.name)
-        self.proc.stdin.write(wire.PREAMBLE + wire.encode({
-            "op": "done", "re": hello.get("id", 0), "status": "ok", "protocol": 1,
-            "log_level": logging.getLogger().getEffectiveLevel()}))
-        self.proc.stdin.flush()
-        return hello.get("agent", {}), dec.pending
+        if err >= 0:                               # now the stderr thread's
+            _STDERR.register(err, selectors.EVENT_READ, self)
+            _started("stderr", _read_stderr)
 
     def said(self, chunk):
         """Lines the command wrote on stderr: kept for the error that may follow, and logged
@@ -336,12 +280,14 @@ class _Link:
         _limpet.ctx_close(self.id)
 
     def reap(self, timeout=SHUTDOWN_TIMEOUT):
-        try:
-            self.proc.wait(timeout=timeout)
-        except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired: it did not leave
-            self.kill()
+        """Waits up to timeout for the far process to leave, then kills it."""
+        with self._reaping:
+            if self.pid is not None:
+                try:
+                    _limpet.ctx_reap(self.pid, timeout)
+                except ChildProcessError:          # reaped by someone else (SIGCHLD ignored)
+                    pass
+                self.pid = None
 
     def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
+        self.reap(0)

@@ -20,10 +20,12 @@
 
 #include <errno.h>
 #include <math.h>
+#include <string.h>
 #include <pthread.h>
 
 #include "context/bootstrap.h"
 #include "context/broker.h"
+#include "context/launch.h"
 #include "io/io.h"
 
 #define WAIT_SLICE_MS 200 /* how often a waiting thread looks at signals (Ctrl+C) */
@@ -412,6 +414,146 @@ static PyObject *ctx_close(PyObject *mod, PyObject *args)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(ctx_launch_doc,
+"ctx_launch(argv, password=None, compiled=True, timeout=30.0, log_level=30)\n--\n\n"
+"Start argv (a command that ends with stage 1), answer its one password\n"
+"prompt with password (bytes; a bytearray is wiped here), write stage 2\n"
+"(compiled if allowed and its bytecode is ours), do the handshake and hand\n"
+"the link to the broker (src/context/launch.h); the GIL is released while\n"
+"it waits. Returns (pid, link id, stderr fd or -1, the hello's agent dict).\n"
+"Fails with OSError(errno, text): EACCES for a password problem, EPROTO\n"
+"when it is not a limpet agent, ECONNABORTED when it did not start or\n"
+"ended (text: 'did not start: ...', 'ended before its agent started: ...').");
+
+/* Lets Ctrl+C end a launch: takes the GIL back to look at signals. */
+static int launch_interrupted(void *arg)
+{
+    PyThreadState **ts = arg;
+    int r;
+
+    PyEval_RestoreThread(*ts);
+    r = PyErr_CheckSignals();
+    *ts = PyEval_SaveThread();
+    return r != 0;
+}
+
+static PyObject *ctx_launch(PyObject *mod, PyObject *args, PyObject *kw)
+{
+    static const char *const kwlist[] = {"argv", "password", "compiled", "timeout",
+                                         "log_level", NULL};
+    PyObject *seq, *password = Py_None, *timeout = NULL, *items = NULL, *agent, *ret = NULL;
+    lp_launch_t opt = {.compiled = true, .log_level = 30, .interrupted = launch_interrupted};
+    lp_launched_t out;
+    Py_buffer pw = {0};
+    char **argv = NULL, *secret = NULL;
+    PyThreadState *ts;
+    lp_broker_t *b;
+    uint32_t link = 0;
+    Py_ssize_t n;
+    int compiled = 1, ms = 30000, r, code;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OpOi", (char **)kwlist, &seq, &password,
+                                     &compiled, &timeout, &opt.log_level) ||
+        (timeout != NULL && (ms = timeout_ms_of(timeout)) == -2) || (b = get_broker()) == NULL)
+        return NULL;
+    if ((seq = PySequence_Fast(seq, "limpet: argv must be a sequence")) == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(seq);
+    if (n == 0) {
+        PyErr_SetString(PyExc_ValueError, "limpet: argv is empty");
+        goto out;
+    }
+    if ((items = PyList_New(n)) == NULL || (argv = calloc(n + 1, sizeof(*argv))) == NULL) {
+        if (items != NULL)
+            PyErr_NoMemory();
+        goto out;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) { /* str or bytes, as the filesystem takes them */
+        PyObject *item = NULL;
+
+        if (!PyUnicode_FSConverter(PySequence_Fast_GET_ITEM(seq, i), &item))
+            goto out;
+        PyList_SET_ITEM(items, i, item);
+        argv[i] = PyBytes_AS_STRING(item);
+    }
+    if (password != Py_None) {
+        if (PyObject_GetBuffer(password, &pw, PyBUF_SIMPLE) != 0 ||
+            (secret = malloc(pw.len + 1)) == NULL)
+            goto out;
+        memcpy(secret, pw.buf, pw.len);
+        if (PyByteArray_Check(password))
+            explicit_bzero(pw.buf, pw.len);
+        opt.password = secret;
+        opt.password_len = pw.len;
+    }
+    opt.argv = (const char *const *)argv;
+    opt.compiled = compiled;
+    opt.timeout_ms = ms;
+    opt.arg = &ts;
+    ts = PyEval_SaveThread();
+    r = lp_context_launch(&opt, &out);
+    if (r == 0 && (r = lp_broker_add(b, out.rfd, out.wfd, out.initial, out.initial_len,
+                                     &link)) != 0) {
+        snprintf(out.error, sizeof(out.error), "did not start: %s", lp_wire_strerror(r));
+        lp_context_reap(out.pid, 0);
+        lp_launched_clear(&out);
+    }
+    PyEval_RestoreThread(ts);
+    if (r == LP_EINTERRUPTED || r == LP_WIRE_ENOMEM) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        goto out;
+    }
+    if (r != 0) {
+        code = r == -EACCES ? EACCES : lp_wire_err_code(r) != NULL ? EPROTO : ECONNABORTED;
+        PyErr_SetObject(PyExc_OSError, Py_BuildValue("(is)", code, out.error));
+        goto out;
+    }
+    out.rfd = out.wfd = -1; /* the broker's now */
+    if ((agent = py_of_json(out.agent)) != NULL)
+        ret = Py_BuildValue("(iIiN)", (int)out.pid, (unsigned)link, out.errfd, agent);
+    if (ret != NULL)
+        out.errfd = -1; /* the caller's now */
+    else {
+        lp_broker_close(b, link);
+        lp_context_reap(out.pid, 0);
+    }
+    lp_launched_clear(&out);
+out:
+    if (secret != NULL) {
+        explicit_bzero(secret, pw.len);
+        free(secret);
+    }
+    if (pw.obj != NULL)
+        PyBuffer_Release(&pw);
+    free(argv);
+    Py_XDECREF(items);
+    Py_DECREF(seq);
+    return ret;
+}
+
+PyDoc_STRVAR(ctx_reap_doc,
+"ctx_reap(pid, timeout=None)\n--\n\n"
+"Wait (GIL released) up to timeout seconds for a process ctx_launch started\n"
+"to exit, then kill it (SIGKILL) and reap it: its wait status. Once per pid.");
+
+static PyObject *ctx_reap(PyObject *mod, PyObject *args)
+{
+    PyObject *timeout = Py_None;
+    int pid, ms, r;
+
+    if (!PyArg_ParseTuple(args, "i|O", &pid, &timeout) || (ms = timeout_ms_of(timeout)) == -2)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    r = lp_context_reap(pid, ms);
+    Py_END_ALLOW_THREADS
+    if (r < 0) {
+        errno = -r;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyLong_FromLong(r);
+}
+
 PyDoc_STRVAR(agent_payload_doc,
 "agent_payload()\n--\n\n"
 "The agent (python/limpet/_agent.py) compressed at zlib level 9 when the\n"
@@ -468,6 +610,9 @@ PyMethodDef lp_py_context_methods[] = {
     {"ctx_next_event", (PyCFunction)(void (*)(void))ctx_next_event,
      METH_VARARGS | METH_KEYWORDS, ctx_next_event_doc},
     {"ctx_close", ctx_close, METH_VARARGS, ctx_close_doc},
+    {"ctx_launch", (PyCFunction)(void (*)(void))ctx_launch, METH_VARARGS | METH_KEYWORDS,
+     ctx_launch_doc},
+    {"ctx_reap", ctx_reap, METH_VARARGS, ctx_reap_doc},
     {"agent_payload", agent_payload, METH_NOARGS, agent_payload_doc},
     {"agent_code", agent_code, METH_NOARGS, agent_code_doc},
     {"stage1_argv", (PyCFunction)(void (*)(void))stage1_argv, METH_VARARGS | METH_KEYWORDS,

@@ -163,6 +163,31 @@ def test_an_unreachable_host_says_why(tmp_path):
         limpet.connect("ssh://127.0.0.1:1", ssh_options=["-o", "ConnectTimeout=3"])
 
 
+# a command that asks for a password on stderr, as sudo -S and su do, then runs the rest
+ASKS = ["sh", "-c", 'printf "Password: " >&2; read pw; [ "$pw" = hunter2 ] || '
+        '{ echo "Sorry." >&2; exit 1; }; exec "$@"', "sh"]
+
+
+def test_a_first_hop_that_asks_for_a_password(caplog):
+    caplog.set_level(logging.DEBUG)
+    with limpet.connect("asks", command=ASKS, password=limpet.Secret("hunter2")) as c:
+        assert c.call(os.getpid) == c.agent["pid"]
+    with pytest.raises(PermissionError, match="'asks': sh asked for a password; give it"):
+        limpet.connect("asks", command=ASKS)
+    with pytest.raises(PermissionError, match="ended after the password was given: .*Sorry"):
+        limpet.connect("asks", command=ASKS, password="wrong")
+    assert "hunter2" not in caplog.text and "wrong" not in caplog.text
+
+
+def test_a_command_that_ends_or_is_not_there_says_why():
+    with pytest.raises(ConnectionError, match="'x' did not start: sh ended: oops"):
+        limpet.connect("x", command=["sh", "-c", "echo oops >&2; exit 3", "--"])
+    with pytest.raises(ConnectionError, match="did not start: limpet-nothing: No such file"):
+        limpet.connect("x", command=["limpet-nothing"])
+    with pytest.raises(limpet.ProtocolError, match="'x' is not a limpet agent"):
+        limpet.connect("x", command=["sh", "-c", "echo limpet-stage1 t; exec cat /dev/zero"])
+
+
 @pytest.mark.parametrize("address", ["ssh://-oProxyCommand=x", "ssh://a b", "elsewhere"])
 def test_bad_addresses_are_refused(address):
     with pytest.raises(ValueError, match="bad address"):
