@@ -39,6 +39,7 @@ struct run {
     lp_writer_t w;      /* stdin */
 };
 
+__attribute__((format(printf, 3, 4)))
 static int fail(struct run *r, int code, const char *fmt, ...)
 {
     va_list ap;
