@@ -261,6 +261,8 @@ class Lines:
     def run(self):
         while readable([self.fd], None) and self.pump(False):
             pass
+        if self.path:  # a chained command's stderr: its own copy of the fd, closed at the end
+            os.close(self.fd)
 
     def pump(self, flush):
         """Sends what the pipe holds (and, with flush, a partial last line); False at its end."""
@@ -632,7 +634,9 @@ class Agent:
                             "denied" if isinstance(e, PermissionError) else "spawn-failed"})
             return
         cid = h["context"]
-        Lines(self.link, proc.stderr.fileno(), "stderr", 30, [cid])  # WARNING
+        # its own copy of the fd: the Popen closes its one when it goes, and the number may
+        # then be a new hop's link while this thread still reads it
+        Lines(self.link, os.dup(proc.stderr.fileno()), "stderr", 30, [cid])  # WARNING
         self.children[cid] = (proc, link, Outbox(link, proc))
         self.link.send({"op": "done", "re": h["id"], "status": "ok",
                         "agent": hello.get("agent", {})})

@@ -168,6 +168,9 @@ class _Stream:
                 if op in ("done", "error"):
                     self.finish()
                     return
+                if len(self.frames) > 2:            # an answer, then done: nothing else
+                    raise ProtocolError("%r answered a stream with more than one result"
+                                        % self.ctx.name)
 
     def finish(self):
         if not self.finished:
@@ -305,6 +308,11 @@ class Context:
                     frames.append(frame)
                     if frame[0].get("op") in ("done", "error"):
                         return frames
+                    if len(frames) > 2:             # an answer, then done: nothing else
+                        self._cut("protocol error: %r answered a request with more than "
+                                  "one result" % self.name)
+                        raise ProtocolError("%r answered a request with more than one result"
+                                            % self.name)
         except KeyboardInterrupt:
             try:
                 self._send({"op": "interrupt", "call": rid})

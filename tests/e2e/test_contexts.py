@@ -215,13 +215,16 @@ FAKE = fake_far('''
                 return (os.system, ("touch /tmp/limpet-pwned",))
         send({"op": "result", "re": 1}, pickle.dumps(E(), 4))
         send({"op": "done", "re": 1, "status": "ok"})
+    elif mode == "many":
+        for _ in range(10000):                     # results without end for one call
+            send({"op": "result", "re": 1}, b"\\x80\\x04K\\x01.")
     elif mode == "silent":
         pass
     os.read(0, 1 << 20) if mode != "silent" else __import__("time").sleep(60)
 ''')
 
 
-@pytest.mark.parametrize("mode", ["garbage", "huge", "pickle"])
+@pytest.mark.parametrize("mode", ["garbage", "huge", "pickle", "many"])
 def test_a_hostile_far_side_costs_an_exception_never_a_hang(tmp_path, mode):
     fake = tmp_path / "fake.py"
     fake.write_text(FAKE)
