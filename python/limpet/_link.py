@@ -203,14 +203,15 @@ class _Link:
         self.posted.append(data)
 
     def wait(self, rid, deadline, ctx):
-        """The frames that came for rid (at least one), once the events that came before them
-        are handled; TimeoutError at deadline (monotonic; None: never); ConnectionError or
-        ProtocolError once ctx has ended."""
+        """The frames that came for rid from ctx (maybe none: a forged one was dropped), once
+        the events that came before them are handled; TimeoutError at deadline (monotonic;
+        None: never); ConnectionError or ProtocolError once ctx has ended."""
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
             frames, seq = _limpet.ctx_wait(self.id, rid, left, True)
             caught_up(seq)
-            return frames
+            # only the hop that was asked may answer: frames from any other are dropped
+            return [f for f in frames if f[0].get("from", []) == ctx._path]
         except KeyError:                          # forgotten: its context ended (below us)
             raise ConnectionError("limpet: the context %r has ended: %s" % (
                 ctx.name, ctx._closed)) from None

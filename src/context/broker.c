@@ -320,18 +320,24 @@ int lp_broker_send(lp_broker_t *b, uint32_t link, const void *data, size_t n)
     return r;
 }
 
+/* The owner is done with l: end it here if it has not ended, free it once no
+ * thread uses it (under mu). */
+static void link_close(lp_broker_t *b, lp_link_t *l)
+{
+    l->owner_closed = true;
+    if (l->ended)
+        link_release_if_idle(b, l);
+    else
+        lp_link_end(b, l, -ECANCELED, NULL);
+}
+
 void lp_broker_close(lp_broker_t *b, uint32_t link)
 {
     lp_link_t *l;
 
     pthread_mutex_lock(&b->mu);
-    if ((l = lp_link_find(b, link)) != NULL && !l->owner_closed) {
-        l->owner_closed = true;
-        if (l->ended)
-            link_release_if_idle(b, l);
-        else
-            lp_link_end(b, l, -ECANCELED, NULL);
-    }
+    if ((l = lp_link_find(b, link)) != NULL && !l->owner_closed)
+        link_close(b, l);
     pthread_mutex_unlock(&b->mu);
 }
 
@@ -341,15 +347,8 @@ void lp_broker_free(lp_broker_t *b)
         return;
     lp_loop_stop(b);
     pthread_mutex_lock(&b->mu);
-    while (b->nlinks > 0) {
-        lp_link_t *l = b->links[0];
-
-        l->owner_closed = true;
-        if (l->ended)
-            link_release_if_idle(b, l);
-        else
-            lp_link_end(b, l, -ECANCELED, NULL);
-    }
+    while (b->nlinks > 0)
+        link_close(b, b->links[0]);
     pthread_mutex_unlock(&b->mu);
     lp_route_free_all(b);
     if (b->epfd >= 0)

@@ -196,6 +196,52 @@ static int slice_ms(uint64_t deadline)
     return left < 0 || left > WAIT_SLICE_MS ? WAIT_SLICE_MS : left;
 }
 
+/* Calls step(arg, ms) with the GIL released, in slices of WAIT_SLICE_MS until
+ * deadline, so that Ctrl+C is heard between them: step's result, or
+ * LP_EINTERRUPTED with the Python exception set when a signal handler raised. */
+static int wait_sliced(uint64_t deadline, int (*step)(void *arg, int ms), void *arg)
+{
+    int r;
+
+    do {
+        int slice = slice_ms(deadline);
+
+        Py_BEGIN_ALLOW_THREADS
+        r = step(arg, slice);
+        Py_END_ALLOW_THREADS
+        if (r == -ETIMEDOUT && PyErr_CheckSignals() != 0)
+            return LP_EINTERRUPTED;
+    } while (r == -ETIMEDOUT && lp_clock_left_ms(deadline) != 0);
+    return r;
+}
+
+struct wait_args {
+    lp_broker_t *b;
+    uint32_t link;
+    int64_t key;
+    lp_broker_msg_t **got;
+    char *reason;
+};
+
+static int wait_step(void *arg, int ms)
+{
+    struct wait_args *a = arg;
+
+    return lp_broker_wait(a->b, a->link, a->key, ms, a->got, a->reason);
+}
+
+struct event_args {
+    lp_broker_t *b;
+    lp_broker_msg_t **ev;
+};
+
+static int event_step(void *arg, int ms)
+{
+    struct event_args *a = arg;
+
+    return lp_broker_next_event(a->b, ms, a->ev);
+}
+
 PyDoc_STRVAR(ctx_link_doc,
 "ctx_link(rfd, wfd, initial=b'')\n--\n\n"
 "Hand a context's link to the broker after the handshake: rfd is read, wfd\n"
@@ -301,15 +347,10 @@ static PyObject *ctx_wait(PyObject *mod, PyObject *args, PyObject *kw)
         (ms = timeout_ms_of(timeout)) == -2 || (b = get_broker()) == NULL)
         return NULL;
     deadline = lp_clock_deadline(ms);
-    do {
-        int slice = slice_ms(deadline);
-
-        Py_BEGIN_ALLOW_THREADS
-        r = lp_broker_wait(b, link, key, slice, &got, reason);
-        Py_END_ALLOW_THREADS
-        if (r == -ETIMEDOUT && PyErr_CheckSignals() != 0)
-            return NULL;
-    } while (r == -ETIMEDOUT && lp_clock_left_ms(deadline) != 0);
+    r = wait_sliced(deadline, wait_step,
+                    &(struct wait_args){b, link, key, &got, reason});
+    if (r == LP_EINTERRUPTED)
+        return NULL;
     if (r != 0)
         return raise_broker(r, link, reason);
     if ((list = PyList_New(0)) == NULL)
@@ -369,15 +410,9 @@ static PyObject *ctx_next_event(PyObject *mod, PyObject *args, PyObject *kw)
         (ms = timeout_ms_of(timeout)) == -2 || (b = get_broker()) == NULL)
         return NULL;
     deadline = lp_clock_deadline(ms);
-    do {
-        int slice = slice_ms(deadline);
-
-        Py_BEGIN_ALLOW_THREADS
-        r = lp_broker_next_event(b, slice, &ev);
-        Py_END_ALLOW_THREADS
-        if (r == -ETIMEDOUT && PyErr_CheckSignals() != 0)
-            return NULL;
-    } while (r == -ETIMEDOUT && lp_clock_left_ms(deadline) != 0);
+    r = wait_sliced(deadline, event_step, &(struct event_args){b, &ev});
+    if (r == LP_EINTERRUPTED)
+        return NULL;
     if (r != 0)
         Py_RETURN_NONE;
     if (ev->frame.header == NULL) {
