@@ -174,6 +174,7 @@ int cmd_serve(int argc, char **argv)
     lp_serve_config_t scfg = {0};
     lp_server_config_t cfg = {0};
     lp_engine_t engine;
+    json_t *main_env = NULL;
     lp_serve_t *sv = NULL;
     lp_server_t *srv = NULL;
     char dir[4096], msg[LP_SERVE_MSG_MAX], token[65], path[4200];
@@ -212,12 +213,15 @@ int cmd_serve(int argc, char **argv)
                 o.journal != NULL ? " (journal " : "", o.journal != NULL ? o.journal : "");
         return LP_EXIT_FAILURE;
     }
-    if ((r = lp_serve_env_create(sv, "main", NULL, NULL, NULL, NULL, msg)) != 0) {
+    if ((r = lp_serve_env_create(sv, "main", NULL, NULL, NULL, &main_env, msg)) != 0) {
         fprintf(stderr, "limpet: %s\n", msg);
         goto out;
     }
     lp_serve_engine(sv, &engine);
     cfg.identity = identity(&o, argc, argv);
+    /* the banner's Python: the main environment's */
+    json_object_set(cfg.identity, "python", json_object_get(main_env, "python"));
+    json_decref(main_env);
     cfg.main_env = (void *)"main";
     if ((r = lp_server_start(&cfg, &engine, &srv)) != 0) {
         fprintf(stderr, "limpet: cannot listen: %s\n", lp_wire_strerror(r));
