@@ -33,12 +33,14 @@ static int parse_run(const char *s, size_t len, uint64_t *out)
 {
     uint64_t v = 0;
 
-    if (len == 0 || len > 19 || (s[0] == '0'))
+    if (len == 0 || s[0] == '0')
         return LP_HTTP_EBADRUN;
     for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
+        unsigned d = (unsigned)(s[i] - '0');
+
+        if (d > 9 || v > (UINT64_MAX - d) / 10)
             return LP_HTTP_EBADRUN;
-        v = v * 10 + (uint64_t)(s[i] - '0');
+        v = v * 10 + d;
     }
     *out = v;
     return 0;
