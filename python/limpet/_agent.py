@@ -274,14 +274,17 @@ class Lines:
                     chunk = None
                 if not chunk:
                     break
-                lines = (self.pending + chunk).split(b"\n")
-                self.pending = lines.pop()
-                for line in lines:
-                    self.send(line)
+                self.take(chunk)
             if flush and self.pending:
                 self.send(self.pending)
                 self.pending = b""
             return chunk is None
+
+    def take(self, chunk):
+        lines = (self.pending + chunk).split(b"\n")
+        self.pending = lines.pop()
+        for line in lines:
+            self.send(line)
 
     def send(self, line):
         h = dict(self.head, created_ms=int(time.time() * 1000))
@@ -426,6 +429,9 @@ def tracer(state):
 
 
 class Agent:
+    caps = ["call", "channel", "module", "log", "route"]  # _session.py's adds "session"
+    lines = Lines  # what carries the far stdout and stderr
+
     def __init__(self, link):
         self.link = link
         self.refs = {}           # id -> object the caller holds a Ref to
@@ -470,6 +476,8 @@ class Agent:
             self.reading.release()
             self.run_call(*call)
 
+    run = lead  # on the main thread; a Session reads on another one
+
     def hello(self, name):
         try:
             import pwd  # not getpass or platform: a millisecond of imports at every start
@@ -478,7 +486,7 @@ class Agent:
             user = str(os.getuid())
         os.write(self.link.wfd, PREAMBLE)
         self.link.send({"op": "hello", "id": 0, "protocol": [1], "client": "limpet-agent",
-                        "caps": ["call", "channel", "module", "log", "route"],
+                        "caps": self.caps,
                         "agent": {"python": "%d.%d.%d" % sys.version_info[:3],
                                   "implementation": sys.implementation.name,
                                   "pid": os.getpid(), "user": user,
@@ -922,26 +930,29 @@ def set_process_name(arg):
         pass
 
 
-def main():
+def main(make=Agent):
+    """Runs the agent: make is Agent, or _session.py's Session for an environment."""
     arg = sys.argv[-1] if len(sys.argv) > 1 else "limpet:"
     name = arg.rstrip() + str(os.getpid())
     rfd, wfd, pipes = take_stdio()
     install_module()
     link = Link(rfd, wfd)
-    agent = Agent(link)
+    agent = make(link)
     set_process_name(arg)  # before hello: once it has said hello, ps shows who it is
     try:
         welcome = agent.hello(name)
     except (EOFError, ValueError):
         os._exit(2)
-    agent.output = [Lines(link, pipes[0], "stdout", 20), Lines(link, pipes[1], "stderr", 30)]
+    agent.output = [agent.lines(link, pipes[0], "stdout", 20),
+                    agent.lines(link, pipes[1], "stderr", 30)]
     level = welcome.get("log_level", 20)  # INFO
     if "logging" in sys.modules:  # a sitecustomize imported it
         log_to_link(sys.modules["logging"], link, level)
     else:
         sys.meta_path.insert(0, LogHook(link, level))
-    sys.meta_path.append(Finder(agent))  # last: what this side has wins
-    agent.lead()
+    if make is Agent:  # an environment has no caller with modules to give
+        sys.meta_path.append(Finder(agent))  # last: what this side has wins
+    agent.run()
 
 
 def leave():

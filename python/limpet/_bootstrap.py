@@ -10,10 +10,11 @@ agent_source() here).
 import os
 
 
-def agent_source(path=os.path.join(os.path.dirname(__file__), "_agent.py")):
-    """agent_source() -> bytes: the agent as sent: without its docstrings and comments,
-    which are for readers here, not for the far interpreter (a third of the bytes). The
-    build runs it (src/context/gen_agent_blob.py) to make the C copy."""
+HERE = os.path.dirname(__file__)
+
+
+def _bare(path):
+    """The module at path as a syntax tree without its docstrings (comments are gone too)."""
     import ast
     with open(path, "rb") as f:
         tree = ast.parse(f.read())
@@ -23,7 +24,31 @@ def agent_source(path=os.path.join(os.path.dirname(__file__), "_agent.py")):
                 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
                 and isinstance(body[0].value.value, str)):
             node.body = body[1:] or [ast.Pass()]
-    return ast.unparse(tree).encode()
+    return tree
+
+
+def agent_source(path=os.path.join(HERE, "_agent.py")):
+    """agent_source() -> bytes: the agent as sent: without its docstrings and comments,
+    which are for readers here, not for the far interpreter (a third of the bytes). The
+    build runs it (src/context/gen_agent_blob.py) to make the C copy."""
+    import ast
+    return ast.unparse(_bare(path)).encode()
+
+
+def session_source(agent=os.path.join(HERE, "_agent.py"),
+                   completion=os.path.join(HERE, "_completion.py"),
+                   session=os.path.join(HERE, "_session.py")):
+    """session_source() -> bytes: the agent of a `limpet serve` environment: the agent,
+    completion and the REPL sessions (_session.py) as one module, bare as agent_source()
+    makes it; the agent's own `if __name__ == "__main__"` is left out, _session.py's last
+    lines start it as a Session. The build makes it the second stage 2."""
+    import ast
+    head = _bare(agent)
+    if isinstance(head.body[-1], ast.If):  # the agent's main(): the session's tail runs it
+        head.body.pop()
+    for path in (completion, session):
+        head.body += _bare(path).body
+    return ast.unparse(head).encode()
 
 
 def agent_payload():

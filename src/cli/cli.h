@@ -32,6 +32,10 @@ int lp_cli_target_arg(int argc, char **argv, const char *usage, const char **tar
 int lp_cli_resolve(const char *target, lp_target_t *t);
 /* lp_client_open: 0, or -1 once why is said. */
 int lp_cli_open(lp_client_t *c, const lp_target_t *t, bool want_session, unsigned caps);
+/* Opens a session in environment env (NULL: the server's main one) on c
+ * with a clone request; its id goes into c->welcome.session. 0, or -1
+ * after saying why on stderr. */
+int lp_cli_clone(lp_client_t *c, const char *env);
 /* A socket connected to a local address, with no handshake: the fd, or -1
  * once why is said. */
 int lp_cli_dial(const char *address);
@@ -43,6 +47,7 @@ void lp_cli_print_records(FILE *out, const json_t *recs);
 /* Subcommands (cmd_<name>.c): argv[0] is the subcommand's name; return
  * the exit status. */
 int cmd_list(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
 int cmd_bridge(int argc, char **argv);

@@ -17,7 +17,7 @@
 #include "wire/ops.h"
 
 static const char connect_usage[] =
-    "usage: limpet connect [TARGET]\n"
+    "usage: limpet connect [--env NAME] [TARGET]\n"
     "\n"
     "Open an interactive session in the live process TARGET: a name or pid from\n"
     "'limpet list', a socket path, HOST:PORT or [V6]:PORT. With no TARGET, the only\n"
@@ -28,6 +28,7 @@ static const char connect_usage[] =
     "or clears the line, Ctrl+D or exit() leaves; the process goes on.\n"
     "\n"
     "options:\n"
+    "  --env NAME  a session in environment NAME of a 'limpet serve'\n"
     "  -h, --help  show this help and exit\n"
     "\n"
     "exit status: 0 when you leave, 1 when the server could not be reached or went\n"
@@ -153,16 +154,23 @@ static int prompt_loop(lp_repl_t *r)
 
 int cmd_connect(int argc, char **argv)
 {
-    const char *target = NULL;
+    const char *target = NULL, *env = NULL;
     char hist[4096];
     lp_target_t t;
     lp_repl_t r;
     int status;
 
+    for (int i = 1; i + 1 < argc; i++) /* --env NAME: taken out before the target */
+        if (strcmp(argv[i], "--env") == 0) {
+            env = argv[i + 1];
+            memmove(argv + i, argv + i + 2, (size_t)(argc - i - 2) * sizeof(char *));
+            argc -= 2;
+            break;
+        }
     if ((status = lp_cli_target_arg(argc, argv, connect_usage, &target)) >= 0)
         return status;
     utf8_locale();
-    if (lp_cli_resolve(target, &t) != 0 || lp_repl_open(&r, &t) != 0) {
+    if (lp_cli_resolve(target, &t) != 0 || lp_repl_open(&r, &t, env) != 0) {
         lp_target_clear(&t);
         return LP_EXIT_FAILURE;
     }

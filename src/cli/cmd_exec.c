@@ -18,7 +18,7 @@
 #define POLL_MS 100        /* how often a waiting exec looks at Ctrl+C and the clock */
 
 static const char exec_usage[] =
-    "usage: limpet exec [--timeout SECONDS] TARGET (-c CODE | FILE | -)\n"
+    "usage: limpet exec [--timeout SECONDS] [--env NAME] TARGET (-c CODE | FILE | -)\n"
     "\n"
     "Run code in a fresh session of the live process TARGET (a name or pid from\n"
     "'limpet list', a socket path, HOST:PORT or [V6]:PORT) and print what it prints.\n"
@@ -26,6 +26,7 @@ static const char exec_usage[] =
     "options:\n"
     "  -c CODE            the code to run; else FILE, or - for standard input\n"
     "  --timeout SECONDS  interrupt the code after SECONDS and exit 124\n"
+    "  --env NAME         run it in environment NAME of a 'limpet serve'\n"
     "  -h, --help         show this help and exit\n"
     "\n"
     "exit status: 0 done, 1 an exception (traceback on stderr) or no server,\n"
@@ -65,6 +66,7 @@ struct exec_opts {
     const char *code;     /* -c CODE, or NULL */
     const char *file;     /* FILE or "-" */
     double timeout;       /* seconds, 0 for none */
+    const char *env;      /* --env NAME, or NULL */
 };
 
 static int parse(int argc, char **argv, struct exec_opts *o)
@@ -77,6 +79,8 @@ static int parse(int argc, char **argv, struct exec_opts *o)
             return fputs(exec_usage, stdout), -1;
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
             o->code = argv[++i];
+        else if (strcmp(argv[i], "--env") == 0 && i + 1 < argc)
+            o->env = argv[++i];
         else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
             o->timeout = strtod(argv[++i], &end);
             if (*end != 0 || o->timeout <= 0)
@@ -221,12 +225,9 @@ int cmd_exec(int argc, char **argv)
     if (code == NULL || lp_cli_resolve(o.target, &t) != 0 || lp_cli_open(&c, &t, false, 0) != 0)
         goto out;
     sigaction(SIGINT, &sa, NULL);
-    if ((id = lp_client_send(&c, json_pack("{s:s}", "op", "clone"), NULL, 0)) < 0 ||
-        lp_client_read(&c, &f, -1) != 0 || json_object_get(f.header, "session") == NULL) {
-        fprintf(stderr, "limpet: the server did not open a session\n");
+    if (lp_cli_clone(&c, o.env) != 0)
         goto close;
-    }
-    snprintf(session, sizeof(session), "%s", json_string_value(json_object_get(f.header, "session")));
+    snprintf(session, sizeof(session), "%s", c.welcome.session);
     id = lp_client_send(&c, json_pack("{s:s,s:s,s:s}", "op", "eval", "session", session,
                                       "filename", o.code ? "<string>" : o.file),
                         code, len);

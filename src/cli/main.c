@@ -17,6 +17,7 @@ static const struct command commands[] = {
     {"bridge", cmd_bridge, "relay stdin and stdout to a local server (ssh:// runs it)"},
     {"exec", cmd_exec, "run code in a live process, print what it prints"},
     {"list", cmd_list, "list the servers this user can reach"},
+    {"serve", cmd_serve, "run a kernel server of named environments (socket and HTTP)"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -29,6 +29,30 @@ int lp_cli_open(lp_client_t *c, const lp_target_t *t, bool want_session, unsigne
     return -1;
 }
 
+int lp_cli_clone(lp_client_t *c, const char *env)
+{
+    json_t *h = json_pack("{s:s}", "op", "clone");
+    lp_frame_t f = {0};
+    const char *session = NULL, *msg;
+    int64_t id;
+
+    if (h != NULL && env != NULL)
+        json_object_set_new(h, "env", json_string(env));
+    if ((id = lp_client_send(c, h, NULL, 0)) >= 0 && lp_client_read(c, &f, -1) == 0)
+        session = json_string_value(json_object_get(f.header, "session"));
+    if (session != NULL) {
+        snprintf(c->welcome.session, sizeof(c->welcome.session), "%s", session);
+    } else {
+        msg = f.header != NULL ? json_string_value(json_object_get(f.header, "message")) : NULL;
+        if (env != NULL && msg != NULL)
+            fprintf(stderr, "limpet: no environment '%s' there (%s)\n", env, msg);
+        else
+            fprintf(stderr, "limpet: the server did not open a session\n");
+    }
+    lp_frame_clear(&f);
+    return session != NULL ? 0 : -1;
+}
+
 int lp_cli_dial(const char *address)
 {
     char message[LP_CLIENT_MESSAGE_MAX];

@@ -276,12 +276,16 @@ static int complete(void *ctx, const char *line, size_t cursor, lp_le_matches_t 
     return r->gone ? -1 : 0;
 }
 
-int lp_repl_open(lp_repl_t *r, const lp_target_t *t)
+int lp_repl_open(lp_repl_t *r, const lp_target_t *t, const char *env)
 {
     memset(r, 0, sizeof(*r));
     r->eval_id = r->wait_id = r->stdin_id = -1;
-    if (lp_cli_open(&r->c, t, true, LP_CAP_PAGE) != 0)
+    if (lp_cli_open(&r->c, t, env == NULL, LP_CAP_PAGE) != 0)
         return -1;
+    if (env != NULL && lp_cli_clone(&r->c, env) != 0) {
+        lp_client_close(&r->c);
+        return -1;
+    }
     if (r->c.welcome.session[0] == 0) {
         fprintf(stderr, "limpet: '%s' opened no session\n", t->address);
         lp_client_close(&r->c);

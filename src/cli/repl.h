@@ -30,9 +30,9 @@ typedef struct lp_repl {
                               colour terminal */
 } lp_repl_t;
 
-/* Connects to t, asking for a session in the handshake; prints why on
- * failure and returns -1. */
-int lp_repl_open(lp_repl_t *r, const lp_target_t *t);
+/* Connects to t, asking for a session in the handshake (or, with env, in
+ * that environment with a clone); prints why on failure and returns -1. */
+int lp_repl_open(lp_repl_t *r, const lp_target_t *t, const char *env);
 /* Takes the terminal (history_path may be NULL); 0 or -1. */
 int lp_repl_start(lp_repl_t *r, const char *history_path);
 void lp_repl_free(lp_repl_t *r);

@@ -17,6 +17,13 @@ extern const size_t lp_agent_blob_len;
 extern const unsigned char lp_agent_code_blob[];
 extern const size_t lp_agent_code_blob_len;
 extern const char lp_agent_code_tag[];
+/* The same two forms of an environment's agent (limpet serve): the agent,
+ * python/limpet/_completion.py and _session.py as one module, which offers
+ * the REPL sessions of protocol.md section 8 (capability `session`). */
+extern const unsigned char lp_agent_session_blob[];
+extern const size_t lp_agent_session_blob_len;
+extern const unsigned char lp_agent_session_code_blob[];
+extern const size_t lp_agent_session_code_blob_len;
 
 /* The code of stage 1 (what follows `python -c`): it writes the line
  * "limpet-stage1 CACHE_TAG MAGIC_HEX\n" on stdout, then reads a 9-byte header

@@ -405,3 +405,11 @@ void lp_broker_first_id(lp_broker_t *b, uint32_t id)
         b->next_id = id;
     pthread_mutex_unlock(&b->mu);
 }
+
+void lp_broker_set_handler(lp_broker_t *b, lp_broker_handler_t fn, void *arg)
+{
+    pthread_mutex_lock(&b->mu);
+    b->handler = fn;
+    b->handler_arg = arg;
+    pthread_mutex_unlock(&b->mu);
+}

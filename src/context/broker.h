@@ -115,6 +115,13 @@ int lp_broker_state(lp_broker_t *b, uint32_t link, char *reason);
  * forgets it. Idempotent; unknown links are ignored. */
 void lp_broker_close(lp_broker_t *b, uint32_t link);
 
+/* Frames that no waiter expects go to fn, called on the I/O thread
+ * (without the broker's lock), instead of to the event queue; link ends
+ * still go to the queue. fn owns m (lp_broker_msg_free). It must be quick
+ * and never wait for the I/O thread: an lp_broker_send of a small answer
+ * is fine, a wait is not. Set it before the first link. */
+typedef void (*lp_broker_handler_t)(void *arg, lp_broker_msg_t *m);
+void lp_broker_set_handler(lp_broker_t *b, lp_broker_handler_t fn, void *arg);
 /* Fork: call prepare before fork() and parent after it in the parent
  * (pthread_atfork); child in the child: every link is then gone from b
  * (their fds closed: they belong to the parent), b must never be used

@@ -68,6 +68,8 @@ struct lp_broker {
     bool stop;                 /* lp_broker_free: the I/O thread leaves */
     bool resume;               /* some link is paused and may be read again */
     bool ticking;              /* the I/O thread wakes every second (output is stuck) */
+    lp_broker_handler_t handler; /* frames no waiter expects, or NULL: the event queue */
+    void *handler_arg;
 };
 
 /* broker.c */
@@ -92,6 +94,8 @@ void lp_link_reason(int err, char reason[LP_BROKER_REASON_MAX]);
  * waiter or as an event; returns true when events are over their bound
  * (the caller pauses the link). Under mu; takes m. */
 bool lp_route_frame(lp_broker_t *b, lp_broker_msg_t *m, bool has_key, int64_t key);
+/* True when a waiter expects key on link (under mu). */
+bool lp_route_expected(lp_broker_t *b, uint32_t link, int64_t key);
 /* Posts m (an end) to the event queue and wakes link's waiters. Under mu. */
 void lp_route_end(lp_broker_t *b, lp_broker_msg_t *m);
 /* Frees every waiter and event (lp_broker_free). */

@@ -286,8 +286,12 @@ static int stage1(struct run *r)
         const char *tag = (const char *)lp_buf_data(r->so.in) + sizeof(STAGE1) - 1;
         size_t tlen = (size_t)((const char *)nl - tag), want = strlen(lp_agent_code_tag);
         bool code = r->opt->compiled && tlen == want && memcmp(tag, lp_agent_code_tag, want) == 0;
-        const unsigned char *blob = code ? lp_agent_code_blob : lp_agent_blob;
-        size_t len = code ? lp_agent_code_blob_len : lp_agent_blob_len;
+        bool env = r->opt->session;
+        const unsigned char *blob = env ? (code ? lp_agent_session_code_blob
+                                               : lp_agent_session_blob)
+                                        : (code ? lp_agent_code_blob : lp_agent_blob);
+        size_t len = env ? (code ? lp_agent_session_code_blob_len : lp_agent_session_blob_len)
+                         : (code ? lp_agent_code_blob_len : lp_agent_blob_len);
 
         lp_buf_consume(r->so.in, (size_t)(nl - lp_buf_data(r->so.in)) + 1);
         snprintf(head, sizeof(head), "%c%08zu", code ? 'c' : 's', len);

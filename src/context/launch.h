@@ -26,6 +26,8 @@ typedef struct lp_launch {
     size_t password_len;
     bool compiled;         /* stage 2 may be the agent compiled at build time
                             * (a local pipe, not ssh: 24 KB instead of 7) */
+    bool session;          /* stage 2 is the environment's agent (capability
+                            * `session`: protocol.md section 8), for limpet serve */
     int timeout_ms;        /* for stage 1's line, and again for the hello */
     int log_level;         /* sent in the answer to the hello (logging's numbers) */
     /* Asked every 200 ms of waiting when set: nonzero gives up the launch

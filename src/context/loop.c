@@ -86,6 +86,11 @@ static int pump(lp_broker_t *b, lp_link_t *l)
             }
         }
         pthread_mutex_lock(&b->mu);
+        if (b->handler != NULL && !(has_key && lp_route_expected(b, m->link, key))) {
+            pthread_mutex_unlock(&b->mu);
+            b->handler(b->handler_arg, m); /* no lock held: it may answer */
+            continue;
+        }
         pause = lp_route_frame(b, m, has_key, key);
         pthread_mutex_unlock(&b->mu);
         if (pause)

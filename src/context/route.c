@@ -198,6 +198,11 @@ static void event_post(lp_broker_t *b, lp_broker_msg_t *m)
     pthread_cond_signal(&b->ev_cv);
 }
 
+bool lp_route_expected(lp_broker_t *b, uint32_t link, int64_t key)
+{
+    return waiter_find(b, link, key) != NULL;
+}
+
 bool lp_route_frame(lp_broker_t *b, lp_broker_msg_t *m, bool has_key, int64_t key)
 {
     lp_waiter_t *w = has_key ? waiter_find(b, m->link, key) : NULL;

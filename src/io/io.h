@@ -71,6 +71,10 @@ void lp_reader_drop(lp_reader_t *r, lp_frame_view_t *v);
 /* Milliseconds on a monotonic clock (CLOCK_MONOTONIC_COARSE: a few ms of
  * resolution, for timeouts, never for measuring). */
 uint64_t lp_clock_ms(void);
+/* Microseconds on the precise monotonic clock: for measuring durations. */
+uint64_t lp_clock_us(void);
+/* Milliseconds since the epoch (the wall clock): for records people read. */
+uint64_t lp_clock_wall_ms(void);
 /* The deadline timeout_ms from now; LP_CLOCK_NEVER for timeout_ms < 0. */
 uint64_t lp_clock_deadline(int timeout_ms);
 /* Milliseconds left until deadline (a lp_clock_ms value): 0 once it has

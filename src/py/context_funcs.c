@@ -450,7 +450,8 @@ static PyObject *ctx_close(PyObject *mod, PyObject *args)
 }
 
 PyDoc_STRVAR(ctx_launch_doc,
-"ctx_launch(argv, password=None, compiled=True, timeout=30.0, log_level=30)\n--\n\n"
+"ctx_launch(argv, password=None, compiled=True, timeout=30.0, log_level=30,\n"
+"           session=False)\n--\n\n"
 "Start argv (a command that ends with stage 1), answer its one password\n"
 "prompt with password (bytes; a bytearray is wiped here), write stage 2\n"
 "(compiled if allowed and its bytecode is ours), do the handshake and hand\n"
@@ -458,7 +459,8 @@ PyDoc_STRVAR(ctx_launch_doc,
 "it waits. Returns (pid, link id, stderr fd or -1, the hello's agent dict).\n"
 "Fails with OSError(errno, text): EACCES for a password problem, EPROTO\n"
 "when it is not a limpet agent, ECONNABORTED when it did not start or\n"
-"ended (text: 'did not start: ...', 'ended before its agent started: ...').");
+"ended (text: 'did not start: ...', 'ended before its agent started: ...').\n"
+"session: stage 2 is an environment's agent (REPL sessions, limpet serve).");
 
 /* Lets Ctrl+C end a launch: takes the GIL back to look at signals. */
 static int launch_interrupted(void *arg)
@@ -475,7 +477,7 @@ static int launch_interrupted(void *arg)
 static PyObject *ctx_launch(PyObject *mod, PyObject *args, PyObject *kw)
 {
     static const char *const kwlist[] = {"argv", "password", "compiled", "timeout",
-                                         "log_level", NULL};
+                                         "log_level", "session", NULL};
     PyObject *seq, *password = Py_None, *timeout = NULL, *items = NULL, *agent, *ret = NULL;
     lp_launch_t opt = {.compiled = true, .log_level = 30, .interrupted = launch_interrupted};
     lp_launched_t out;
@@ -485,10 +487,10 @@ static PyObject *ctx_launch(PyObject *mod, PyObject *args, PyObject *kw)
     lp_broker_t *b;
     uint32_t link = 0;
     Py_ssize_t n;
-    int compiled = 1, ms = 30000, r, code;
+    int compiled = 1, session = 0, ms = 30000, r, code;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OpOi", (char **)kwlist, &seq, &password,
-                                     &compiled, &timeout, &opt.log_level) ||
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OpOip", (char **)kwlist, &seq, &password,
+                                     &compiled, &timeout, &opt.log_level, &session) ||
         (timeout != NULL && (ms = timeout_ms_of(timeout)) == -2) || (b = get_broker()) == NULL)
         return NULL;
     if ((seq = PySequence_Fast(seq, "limpet: argv must be a sequence")) == NULL)
@@ -523,6 +525,7 @@ static PyObject *ctx_launch(PyObject *mod, PyObject *args, PyObject *kw)
     }
     opt.argv = (const char *const *)argv;
     opt.compiled = compiled;
+    opt.session = session;
     opt.timeout_ms = ms;
     opt.arg = &ts;
     ts = PyEval_SaveThread();

@@ -66,6 +66,19 @@ int lp_env_acquire(lp_server_t *srv, const char *name, lp_env_t **out)
 {
     lp_env_t *e;
 
+    if (name != NULL && strcmp(name, LP_ENV_MAIN) != 0 && srv->engine.env_exists != NULL) {
+        /* the engine's table is the truth; ours keeps a record per name asked for */
+        if (srv->engine.env_exists(srv->engine.ctx, name) != 0) {
+            *out = NULL;
+            return LP_WIRE_EFIELD;
+        }
+        if (lp_env_add(srv, name, NULL) == 0) {
+            pthread_mutex_lock(&srv->mu);
+            if ((e = find_locked(srv, name)) != NULL)
+                e->data = e->name; /* the engine's handle: the name */
+            pthread_mutex_unlock(&srv->mu);
+        }
+    }
     pthread_mutex_lock(&srv->mu);
     if ((e = find_locked(srv, name != NULL ? name : LP_ENV_MAIN)) != NULL)
         e->sessions++;

@@ -83,6 +83,11 @@ typedef struct lp_engine {
      * background job, and its eval callback must not touch data when it
      * returns (it returns LP_EVAL_DETACHED). Returns the job's id, or -1. */
     int64_t (*detach)(void *ctx, void *tls, void *target_tls, void *data);
+    /* Optional: the engine's environments beyond LP_ENV_MAIN (limpet serve's,
+     * made over HTTP too). A clone naming an environment asks it: 0 when
+     * name exists there (its sessions get name itself as their env handle),
+     * else nonzero. NULL: only LP_ENV_MAIN exists. */
+    int (*env_exists)(void *ctx, const char *name);
 } lp_engine_t;
 
 typedef struct lp_server_config {

@@ -31,24 +31,33 @@ static void second_range(uint8_t c, uint8_t *lo, uint8_t *hi)
         *hi = 0x8F;
 }
 
+size_t lp_utf8_seq(const uint8_t *s, size_t len)
+{
+    unsigned n = len > 0 ? seq_len(s[0]) : 0;
+    uint8_t lo, hi;
+
+    if (n == 0 || len < n)
+        return 0;
+    if (n > 1) {
+        second_range(s[0], &lo, &hi);
+        if (s[1] < lo || s[1] > hi)
+            return 0;
+        for (unsigned k = 2; k < n; k++)
+            if ((s[k] & 0xC0) != 0x80)
+                return 0;
+    }
+    return n;
+}
+
 int lp_utf8_check_text(const uint8_t *s, size_t len)
 {
     size_t i = 0;
 
     while (i < len) {
-        unsigned n = seq_len(s[i]);
-        uint8_t lo, hi;
+        size_t n = lp_utf8_seq(s + i, len - i);
 
-        if (n == 0 || s[i] == 0 || len - i < n)
+        if (n == 0 || s[i] == 0)
             return LP_WIRE_ETEXT;
-        if (n > 1) {
-            second_range(s[i], &lo, &hi);
-            if (s[i + 1] < lo || s[i + 1] > hi)
-                return LP_WIRE_ETEXT;
-            for (unsigned k = 2; k < n; k++)
-                if ((s[i + k] & 0xC0) != 0x80)
-                    return LP_WIRE_ETEXT;
-        }
         i += n;
     }
     return 0;

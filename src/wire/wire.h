@@ -85,5 +85,8 @@ bool lp_wire_err_is_fatal(int err);
 /* 0 when s[0..len) is valid UTF-8 (RFC 3629: no overlongs, no surrogates,
  * nothing above U+10FFFF) without any NUL byte, else LP_WIRE_ETEXT. */
 int lp_utf8_check_text(const uint8_t *s, size_t len);
+/* The bytes of the valid UTF-8 sequence s starts with (1-4; a NUL is one),
+ * or 0 when s[0..len) does not start with one (or len is 0). */
+size_t lp_utf8_seq(const uint8_t *s, size_t len);
 
 #endif

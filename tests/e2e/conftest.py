@@ -2,6 +2,8 @@
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -160,3 +162,71 @@ def run_python(code, runtime_dir, timeout=30):
     env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime_dir))
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+class Serve:
+    """A `limpet serve` process (the real binary) in runtime_dir; its stderr (the log) is
+    collected in self.log. http: "off", or an address ("127.0.0.1:0" picks a free port)."""
+
+    def __init__(self, limpet_bin, runtime_dir, *args, http="off", name="serve",
+                 env=None):
+        if http.endswith(":0"):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                http = "127.0.0.1:%d" % s.getsockname()[1]
+        self.http, self.name, self.bin = http, name, limpet_bin
+        self.env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime_dir), **(env or {}))
+        self.proc = subprocess.Popen([limpet_bin, "serve", "--name", name, "--http", http,
+                                      *args], env=self.env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.log = []
+        line = self.proc.stderr.readline().decode()
+        self.log.append(line)
+        if "socket " not in line:
+            self.proc.kill()
+            raise RuntimeError("limpet serve did not start: %r %r"
+                               % (line, self.proc.stderr.read()))
+        self.address = line.split("socket ", 1)[1].split(",", 1)[0]
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.log.append(line.decode(errors="replace"))
+
+    def token(self):
+        out = subprocess.run([self.bin, "serve", "--name", self.name, "--print-token"],
+                             env=self.env, capture_output=True, text=True, timeout=10)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    def limpet(self, *args, stdin=None, timeout=30):
+        return subprocess.run([self.bin, *args], env=self.env, capture_output=True, text=True,
+                              input=stdin, timeout=timeout)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.alive():
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+
+@pytest.fixture
+def make_serve(limpet_bin, runtime_dir):
+    started = []
+
+    def make(*args, **kw):
+        s = Serve(limpet_bin, runtime_dir, *args, **kw)
+        started.append(s)
+        return s
+    yield make
+    for s in started:
+        if s.alive():
+            s.stop()

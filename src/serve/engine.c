@@ -1,0 +1,267 @@
+/* engine.c: the context engine: an lp_engine_t (src/session/server.h)
+ * whose environments are the kernel server's, so the framed protocol's
+ * sessions (limpet connect serve --env NAME, limpet exec) run in them
+ * with no new client code. An eval is a run (serve.h) that this thread
+ * follows to its end, passing its output, input() and result to the
+ * session as the CPython engine does. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "serve/engine.h"
+#include "serve/internal.h"
+
+typedef struct sdata {
+    pthread_mutex_t mu;
+    char env[LP_ENV_NAME_MAX + 1];
+    char session[64];           /* whose pending input, in the environment's agent */
+    lp_run_t *running;          /* the run of the eval going, under mu */
+} sdata_t;
+
+static int no_tls(void *ctx, void **tls)
+{
+    *tls = ctx; /* not NULL: the server core takes NULL for a thread not set up */
+    return 0;
+}
+
+static void no_tls_exit(void *ctx, void *tls)
+{
+}
+
+static int session_open(void *ctx, void *tls, lp_session_t *s, void *env, void **data)
+{
+    sdata_t *d = calloc(1, sizeof(*d));
+
+    if (d == NULL)
+        return LP_WIRE_ENOMEM;
+    pthread_mutex_init(&d->mu, NULL);
+    snprintf(d->env, sizeof(d->env), "%s", env != NULL ? (const char *)env : LP_ENV_MAIN);
+    snprintf(d->session, sizeof(d->session), "%s", lp_session_id(s));
+    *data = d;
+    return 0;
+}
+
+static void session_close(void *ctx, void *tls, void *data)
+{
+    sdata_t *d = data;
+
+    lp_serve_forget_session(ctx, d->env, d->session);
+    pthread_mutex_destroy(&d->mu);
+    free(d);
+}
+
+/* Output copied out of the run (its lock is not held while the client is
+ * written to: a slow client must not stall the broker's thread). */
+typedef struct piece {
+    struct piece *next;
+    int stream;
+    size_t len;
+    char data[];
+} piece_t;
+
+static int collect(void *arg, const lp_run_chunk_t *c)
+{
+    piece_t ***tail = arg;
+    piece_t *p = malloc(sizeof(*p) + c->len);
+
+    if (p == NULL)
+        return LP_WIRE_ENOMEM;
+    p->next = NULL;
+    p->stream = c->stream;
+    p->len = c->len;
+    memcpy(p->data, c->data, c->len);
+    **tail = p;
+    *tail = &p->next;
+    return 0;
+}
+
+/* Passes run output from *since on to session s. */
+static void forward(lp_session_t *s, lp_run_t *r, uint64_t *since)
+{
+    piece_t *head = NULL, **tail = &head;
+    bool dropped;
+
+    lp_run_chunks(r, *since, collect, &tail, since, &dropped);
+    while (head != NULL) {
+        piece_t *p = head;
+        int w;
+
+        if (p->stream == 2 && lp_session_page(s, p->data, p->len) == 0)
+            w = 0;
+        else if ((w = lp_session_write(s, p->stream == 1 ? LP_STDERR : LP_STDOUT, p->data,
+                                       p->len)) == 1)
+            lp_session_flush(s);
+        else if (w == 2)
+            lp_session_send(s, p->stream == 1 ? LP_STDERR : LP_STDOUT, p->data, p->len);
+        head = p->next;
+        free(p);
+    }
+}
+
+/* input() in the run: asked of the session's client. */
+static void ask_input(lp_session_t *s, lp_run_t *r)
+{
+    char *prompt = NULL;
+    bool password = false;
+    uint8_t *line = NULL;
+    size_t len = 0;
+    int e;
+
+    if (lp_run_input_pending(r, &prompt, &password) != 1)
+        return;
+    e = lp_session_input(s, prompt, !password, &line, &len);
+    if (e == 0)
+        lp_run_answer(r, (const char *)line, len, false);
+    else if (e == LP_EINTERRUPTED)
+        lp_run_interrupt(r); /* the answer: KeyboardInterrupt in the waiting input() */
+    else
+        lp_run_answer(r, NULL, 0, true);
+    free(line);
+    free(prompt);
+}
+
+static int status_of(lp_run_status_t st)
+{
+    switch (st) {
+    case LP_RUN_OK:
+        return LP_EVAL_OK;
+    case LP_RUN_MORE:
+        return LP_EVAL_MORE;
+    case LP_RUN_INTERRUPTED:
+    case LP_RUN_DEADLINE:
+        return LP_EVAL_INTERRUPTED;
+    case LP_RUN_CLOSED:
+        return LP_EVAL_CLOSED;
+    default:
+        return LP_EVAL_EXCEPTION;
+    }
+}
+
+/* The run's value or exception, to the session, after its output. */
+static void finish(lp_session_t *s, lp_run_t *r, lp_run_status_t st)
+{
+    char *vt, *vr, *et, *tb;
+
+    lp_run_result(r, &vt, &vr, &et, &tb);
+    if (vr != NULL && lp_session_value(s, vt != NULL ? vt : "object", vr, strlen(vr)) == 1)
+        lp_session_flush(s);
+    if (et != NULL && lp_session_exception(s, et, tb != NULL ? tb : "",
+                                           tb != NULL ? strlen(tb) : 0) == 1)
+        lp_session_flush(s);
+    if (et == NULL && st == LP_RUN_KILLED) {
+        static const char why[] = "limpet: the environment's process died during this run\n";
+
+        if (lp_session_exception(s, "limpet.EnvironmentDied", why, sizeof(why) - 1) == 1)
+            lp_session_flush(s);
+    }
+    free(vt);
+    free(vr);
+    free(et);
+    free(tb);
+}
+
+static int eval(void *ctx, void *tls, lp_session_t *s, void *data, const lp_eval_req_t *req)
+{
+    sdata_t *d = data;
+    char msg[LP_SERVE_MSG_MAX], who[32];
+    lp_run_req_t rr = {req->code, req->len, req->interactive ? LP_RUN_SINGLE : LP_RUN_SCRIPT,
+                       d->session, req->filename, 0, true, who};
+    lp_run_t *r;
+    uint64_t since = 0;
+    lp_run_status_t st;
+    int e;
+
+    snprintf(who, sizeof(who), "uid:%u", (unsigned)getuid()); /* the socket admits only us */
+    if ((e = lp_serve_submit(ctx, d->env, &rr, &r, msg)) != 0) {
+        size_t n = strlen(msg);
+
+        msg[n < sizeof(msg) - 1 ? n : n - 1] = '\n';
+        lp_session_exception(s, "limpet.EnvironmentError", msg, n < sizeof(msg) - 1 ? n + 1 : n);
+        return LP_EVAL_EXCEPTION;
+    }
+    pthread_mutex_lock(&d->mu);
+    d->running = r;
+    pthread_mutex_unlock(&d->mu);
+    for (;;) {
+        bool ended;
+
+        lp_run_wait(r, since, 1000);
+        ended = lp_run_ended(r); /* before the output: what came before the end is sent */
+        forward(s, r, &since);
+        if (ended)
+            break;
+        ask_input(s, r);
+    }
+    st = lp_run_status(r);
+    finish(s, r, st);
+    pthread_mutex_lock(&d->mu);
+    d->running = NULL;
+    pthread_mutex_unlock(&d->mu);
+    lp_run_unref(r);
+    return status_of(st);
+}
+
+static void reset(void *ctx, void *tls, void *data)
+{
+    sdata_t *d = data;
+
+    lp_serve_forget_session(ctx, d->env, d->session);
+}
+
+static void interrupt(void *ctx, void *tls, void *target_tls, void *data)
+{
+    sdata_t *d = data;
+
+    pthread_mutex_lock(&d->mu);
+    if (d->running != NULL)
+        lp_run_interrupt(d->running);
+    pthread_mutex_unlock(&d->mu);
+}
+
+static json_t *complete(void *ctx, void *tls, void *data, const char *text, size_t len,
+                        size_t cursor, size_t *start)
+{
+    sdata_t *d = data;
+    char *copy = strndup(text, len);
+    json_t *m;
+    int err;
+
+    if (copy == NULL)
+        return NULL;
+    m = lp_serve_complete(ctx, d->env, d->session, copy, cursor, start, &err);
+    free(copy);
+    return m;
+}
+
+static int env_exists(void *ctx, const char *name)
+{
+    lp_senv_t *e = lp_senv_find(ctx, name);
+
+    if (e == NULL)
+        return -1;
+    lp_senv_unref(ctx, e);
+    return 0;
+}
+
+static int64_t detach(void *ctx, void *tls, void *target_tls, void *data)
+{
+    return -1; /* the environment's main thread is its own: nothing to hand back */
+}
+
+void lp_serve_engine(lp_serve_t *sv, lp_engine_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->ctx = sv;
+    out->thread_enter = no_tls;
+    out->thread_exit = no_tls_exit;
+    out->session_open = session_open;
+    out->session_close = session_close;
+    out->eval = eval;
+    out->reset = reset;
+    out->interrupt = interrupt;
+    out->complete = complete;
+    out->detach = detach;
+    out->env_exists = env_exists;
+}

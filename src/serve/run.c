@@ -1,0 +1,394 @@
+/* run.c: a run's record (serve.h, internal.h): its status, its output in
+ * a bounded list of chunks (the last output_max bytes and the total count,
+ * so that a client that went away reads what it missed), its value or
+ * exception, and an input() waiting for an answer. Filled by agent.c as
+ * frames come, read by the front ends. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "io/io.h"
+#include "serve/internal.h"
+#include "wire/buf.h"
+
+static const char *const status_names[] = {
+    [LP_RUN_QUEUED] = "queued",
+    [LP_RUN_RUNNING] = "running",
+    [LP_RUN_OK] = "ok",
+    [LP_RUN_ERROR] = "error",
+    [LP_RUN_INTERRUPTED] = "interrupted",
+    [LP_RUN_DEADLINE] = "deadline-exceeded",
+    [LP_RUN_KILLED] = "killed",
+    [LP_RUN_MORE] = "more",
+    [LP_RUN_CLOSED] = "closed",
+};
+
+const char *lp_run_status_name(lp_run_status_t st)
+{
+    return (unsigned)st < sizeof(status_names) / sizeof(status_names[0]) ? status_names[st]
+                                                                          : "unknown";
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? strdup(s) : NULL;
+}
+
+lp_run_t *lp_run_new(lp_serve_t *sv, const char *env, uint64_t id, const lp_run_req_t *req,
+                     size_t output_max)
+{
+    lp_run_t *r = calloc(1, sizeof(*r));
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+
+    if (r == NULL)
+        return NULL;
+    if (lp_clock_cond_init(&r->cv) != 0) {
+        free(r);
+        return NULL;
+    }
+    pthread_mutex_init(&r->mu, NULL);
+    r->refs = 1;
+    r->sv = sv;
+    snprintf(r->env, sizeof(r->env), "%s", env);
+    r->id = id;
+    r->mode = req->mode;
+    r->input = req->input;
+    r->output_max = output_max;
+    r->code_bytes = req->len;
+    if (EVP_Digest(req->code, req->len, md, &mdlen, EVP_sha256(), NULL) == 1)
+        for (unsigned i = 0; i < mdlen && i < 32; i++)
+            snprintf(r->code_sha256 + 2 * i, 3, "%02x", md[i]);
+    r->who = dup_or_null(req->who);
+    r->timeout_ms = req->timeout_ms;
+    r->started_wall_ms = lp_clock_wall_ms();
+    r->status = LP_RUN_QUEUED;
+    return r;
+}
+
+void lp_run_ref(lp_run_t *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->refs++;
+    pthread_mutex_unlock(&r->mu);
+}
+
+void lp_run_unref(lp_run_t *r)
+{
+    int left;
+
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->mu);
+    left = --r->refs;
+    pthread_mutex_unlock(&r->mu);
+    if (left > 0)
+        return;
+    for (lp_chunk_t *c = r->head, *n; c != NULL; c = n) {
+        n = c->next;
+        free(c);
+    }
+    free(r->who);
+    free(r->value_type);
+    free(r->value_repr);
+    free(r->exc_type);
+    free(r->exc_message);
+    free(r->traceback);
+    free(r->prompt);
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+uint64_t lp_run_id(const lp_run_t *r)
+{
+    return r->id;
+}
+
+lp_run_status_t lp_run_status(lp_run_t *r)
+{
+    lp_run_status_t st;
+
+    pthread_mutex_lock(&r->mu);
+    st = r->status;
+    pthread_mutex_unlock(&r->mu);
+    return st;
+}
+
+bool lp_run_ended(lp_run_t *r)
+{
+    bool ended;
+
+    pthread_mutex_lock(&r->mu);
+    ended = r->ended;
+    pthread_mutex_unlock(&r->mu);
+    return ended;
+}
+
+void lp_run_started(lp_run_t *r)
+{
+    pthread_mutex_lock(&r->mu);
+    if (r->status == LP_RUN_QUEUED) {
+        r->status = LP_RUN_RUNNING;
+        r->run_start_us = lp_clock_us();
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+void lp_run_output(lp_run_t *r, int stream, const void *data, size_t len)
+{
+    lp_chunk_t *c;
+
+    if (len == 0)
+        return;
+    pthread_mutex_lock(&r->mu);
+    if (r->tail != NULL && r->tail->stream == stream && r->tail->len < 4096 && len < 4096) {
+        /* small writes of one stream grow the last chunk: one SSE event, not fifty */
+        lp_chunk_t *grown = realloc(r->tail, sizeof(*c) + r->tail->len + len);
+
+        if (grown != NULL) {
+            lp_chunk_t **at = &r->head;
+
+            while (*at != r->tail)
+                at = &(*at)->next;
+            *at = r->tail = grown;
+            memcpy(grown->data + grown->len, data, len);
+            grown->len += len;
+            r->kept += len;
+            r->total += len;
+            goto trim;
+        }
+    }
+    if ((c = malloc(sizeof(*c) + len)) == NULL) {
+        r->total += len; /* counted, not kept: the reader sees the gap */
+        goto out;
+    }
+    c->next = NULL;
+    c->offset = r->total;
+    c->stream = stream;
+    c->len = len;
+    memcpy(c->data, data, len);
+    if (r->tail != NULL)
+        r->tail->next = c;
+    else
+        r->head = c;
+    r->tail = c;
+    r->kept += len;
+    r->total += len;
+trim:
+    while (r->kept > r->output_max && r->head != r->tail) {
+        lp_chunk_t *old = r->head;
+
+        r->head = old->next;
+        r->kept -= old->len;
+        free(old);
+    }
+out:
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void set_str(char **slot, const void *data, size_t len)
+{
+    char *s = malloc(len + 1);
+
+    if (s == NULL)
+        return;
+    memcpy(s, data, len);
+    s[len] = 0;
+    free(*slot);
+    *slot = s;
+}
+
+void lp_run_set_value(lp_run_t *r, const char *type, const void *repr, size_t len)
+{
+    pthread_mutex_lock(&r->mu);
+    set_str(&r->value_type, type, strlen(type));
+    set_str(&r->value_repr, repr, len);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void lp_run_set_exception(lp_run_t *r, const char *type, const char *message, const void *tb,
+                          size_t len)
+{
+    pthread_mutex_lock(&r->mu);
+    set_str(&r->exc_type, type, strlen(type));
+    set_str(&r->exc_message, message, strlen(message));
+    set_str(&r->traceback, tb, len);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void lp_run_set_input(lp_run_t *r, const char *prompt, bool password)
+{
+    pthread_mutex_lock(&r->mu);
+    set_str(&r->prompt, prompt, strlen(prompt));
+    r->password = password;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void lp_run_end(lp_run_t *r, lp_run_status_t st)
+{
+    pthread_mutex_lock(&r->mu);
+    if (!r->ended) {
+        if (st == LP_RUN_INTERRUPTED && r->deadline_hit)
+            st = LP_RUN_DEADLINE;
+        r->status = st;
+        r->ended = true;
+        if (r->run_start_us != 0)
+            r->duration_us = lp_clock_us() - r->run_start_us;
+        free(r->prompt);
+        r->prompt = NULL;
+        pthread_cond_broadcast(&r->cv);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+int lp_run_wait(lp_run_t *r, uint64_t since, int timeout_ms)
+{
+    uint64_t deadline = lp_clock_deadline(timeout_ms);
+    int ready;
+
+    pthread_mutex_lock(&r->mu);
+    while (!(ready = r->ended || r->total > since || r->prompt != NULL))
+        if (lp_clock_cond_wait(&r->cv, &r->mu, deadline) == -ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&r->mu);
+    return ready ? 1 : 0;
+}
+
+int lp_run_chunks(lp_run_t *r, uint64_t since, int (*fn)(void *arg, const lp_run_chunk_t *c),
+                  void *arg, uint64_t *next, bool *dropped)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&r->mu);
+    *dropped = r->head != NULL ? r->head->offset > since : r->total > since;
+    for (lp_chunk_t *c = r->head; c != NULL && rc == 0; c = c->next) {
+        uint64_t end = c->offset + c->len;
+        lp_run_chunk_t v;
+
+        if (end <= since)
+            continue;
+        v.offset = c->offset > since ? c->offset : since;
+        v.stream = c->stream;
+        v.data = c->data + (v.offset - c->offset);
+        v.len = (size_t)(end - v.offset);
+        rc = fn(arg, &v);
+    }
+    *next = r->total;
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+/* Appends a chunk to stdout or stderr (a page is stdout), as UTF-8 that
+ * JSON can hold: a byte that is not (a program's binary output) becomes
+ * U+FFFD, as Python's errors="replace" does. */
+static int gather(void *arg, const lp_run_chunk_t *c)
+{
+    lp_buf_t *out = ((lp_buf_t **)arg)[c->stream == 1 ? 1 : 0];
+    const uint8_t *p = (const uint8_t *)c->data;
+    size_t i = 0, n;
+    int rc = 0;
+
+    while (i < c->len && rc == 0) {
+        size_t run = i;
+
+        while (run < c->len && (n = lp_utf8_seq(p + run, c->len - run)) > 0)
+            run += n;
+        rc = lp_buf_put(out, p + i, run - i);
+        if (run < c->len && rc == 0) {
+            rc = lp_buf_put(out, "\xef\xbf\xbd", 3);
+            run++;
+        }
+        i = run;
+    }
+    return rc;
+}
+
+static json_t *text_or_null(const char *s)
+{
+    return s != NULL ? json_stringn_nocheck(s, strlen(s)) : json_null();
+}
+
+json_t *lp_run_json(lp_run_t *r, uint64_t since)
+{
+    lp_buf_t *bufs[2] = {lp_buf_new(SIZE_MAX / 4), lp_buf_new(SIZE_MAX / 4)};
+    json_t *o = NULL, *err = json_null();
+    uint64_t next = 0;
+    bool dropped = false;
+    lp_run_status_t st;
+
+    if (bufs[0] == NULL || bufs[1] == NULL)
+        goto out;
+    lp_run_chunks(r, since, gather, bufs, &next, &dropped);
+    pthread_mutex_lock(&r->mu);
+    st = r->status;
+    if (r->exc_type != NULL)
+        err = json_pack("{s:s, s:s?, s:s?}", "type", r->exc_type, "message", r->exc_message,
+                        "traceback", r->traceback);
+    o = json_pack("{s:I, s:s, s:s%, s:s%, s:o, s:o, s:f, s:I, s:I, s:b}", "run",
+                  (json_int_t)r->id, "status", lp_run_status_name(st), "stdout",
+                  (const char *)lp_buf_data(bufs[0]), lp_buf_len(bufs[0]), "stderr",
+                  (const char *)lp_buf_data(bufs[1]), lp_buf_len(bufs[1]), "value",
+                  text_or_null(r->ended ? r->value_repr : NULL), "error",
+                  err != NULL ? err : json_null(), "duration_ms",
+                  r->ended ? (double)r->duration_us / 1000.0
+                  : r->run_start_us ? (double)(lp_clock_us() - r->run_start_us) / 1000.0 : 0.0,
+                  "since", (json_int_t)since, "next", (json_int_t)next, "truncated", dropped);
+    if (o != NULL && r->prompt != NULL)
+        json_object_set_new(o, "input", json_pack("{s:s, s:b}", "prompt", r->prompt,
+                                                  "password", r->password));
+    pthread_mutex_unlock(&r->mu);
+out:
+    lp_buf_free(bufs[0]);
+    lp_buf_free(bufs[1]);
+    return o;
+}
+
+int lp_run_result(lp_run_t *r, char **value_type, char **value_repr, char **exc_type,
+                  char **traceback)
+{
+    int rc = -EAGAIN;
+
+    *value_type = *value_repr = *exc_type = *traceback = NULL;
+    pthread_mutex_lock(&r->mu);
+    if (r->ended) {
+        *value_type = dup_or_null(r->value_type);
+        *value_repr = dup_or_null(r->value_repr);
+        *exc_type = dup_or_null(r->exc_type);
+        *traceback = dup_or_null(r->traceback);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+int lp_run_input_pending(lp_run_t *r, char **prompt, bool *password)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&r->mu);
+    if (r->prompt != NULL && (*prompt = strdup(r->prompt)) != NULL) {
+        *password = r->password;
+        rc = 1;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+/* Takes the waiting input() off r: true when there was one. */
+bool lp_run_take_input(lp_run_t *r)
+{
+    bool had;
+
+    pthread_mutex_lock(&r->mu);
+    had = r->prompt != NULL;
+    free(r->prompt);
+    r->prompt = NULL;
+    pthread_mutex_unlock(&r->mu);
+    return had;
+}

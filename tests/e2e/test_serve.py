@@ -1,0 +1,179 @@
+"""limpet serve over its Unix socket: the real binary, its environments' real far Pythons,
+driven by the real limpet exec, limpet connect (in a pseudo-terminal) and limpet list."""
+import json
+import os
+import re
+import signal
+import time
+
+import pexpect
+import pytest
+
+
+@pytest.fixture
+def serve(make_serve):
+    return make_serve()
+
+
+def children(pid):
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+        return [int(p) for p in f.read().split()]
+
+
+def test_exec_prints_what_the_code_prints_in_the_main_environment(serve):
+    out = serve.limpet("exec", "serve", "-c", "x = 21\nprint(x * 2)\nimport os\nprint(os.getpid())")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "42"
+    far = int(lines[1])
+    assert far != serve.proc.pid and far in children(serve.proc.pid)
+    # the environment keeps its namespace between runs and clients
+    out = serve.limpet("exec", "serve", "-c", "print(x)")
+    assert out.stdout == "21\n"
+
+
+def test_an_exception_is_a_traceback_on_stderr_and_exit_1(serve):
+    out = serve.limpet("exec", "serve", "-c", "def f():\n    1/0\nf()")
+    assert out.returncode == 1
+    assert out.stderr.startswith("Traceback (most recent call last):\n")
+    assert 'File "<string>", line 2, in f' in out.stderr
+    assert out.stderr.endswith("ZeroDivisionError: division by zero\n")
+    assert "_session" not in out.stderr and "_agent" not in out.stderr
+
+
+def test_a_timeout_interrupts_a_sleep_in_the_environments_main_thread(serve):
+    t0 = time.monotonic()
+    out = serve.limpet("exec", "--timeout", "0.5", "serve", "-c", "import time; time.sleep(30)")
+    assert out.returncode == 124
+    assert time.monotonic() - t0 < 5
+    assert "KeyboardInterrupt" in out.stderr
+    assert serve.limpet("exec", "serve", "-c", "print('still here')").stdout == "still here\n"
+
+
+def test_input_is_answered_from_the_clients_stdin(serve):
+    out = serve.limpet("exec", "serve", "-c", "print('hi', input('name? '))", stdin="bob\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.endswith("hi bob\n")
+
+
+def test_partial_lines_and_stderr_arrive_exactly(serve):
+    out = serve.limpet("exec", "serve", "-c",
+                       "import sys, os\nsys.stdout.write('a')\nsys.stdout.flush()\n"
+                       "os.system('echo from-a-child')\nsys.stderr.write('e1\\n')\nprint('b')")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "afrom-a-child\nb\n"
+    assert out.stderr == "e1\n"
+
+
+def test_an_unknown_environment_is_a_clear_error(serve):
+    out = serve.limpet("exec", "--env", "nope", "serve", "-c", "1")
+    assert out.returncode == 1
+    assert "no environment 'nope'" in out.stderr
+
+
+def test_an_environment_that_dies_is_reported_on_its_next_use(serve):
+    out = serve.limpet("exec", "serve", "-c", "import os; os._exit(3)")
+    assert out.returncode == 1
+    assert "died" in out.stderr
+    time.sleep(0.3)
+    out = serve.limpet("exec", "serve", "-c", "1")
+    assert out.returncode == 1
+    assert "environment 'main' is dead" in out.stderr
+    assert "exited with status 3" in out.stderr
+    assert serve.alive()
+
+
+def test_list_shows_the_server_and_print_token_reads_its_token(serve):
+    out = serve.limpet("list", "--json")
+    recs = json.loads(out.stdout)
+    rec = next(r for r in recs if r["name"] == "serve")
+    assert rec["serve"]["http"] == "off"
+    token = serve.token()
+    assert re.fullmatch(r"[0-9a-f]{64}", token)
+    run_dir = os.path.join(serve.env["XDG_RUNTIME_DIR"], "limpet")
+    st = os.stat(os.path.join(run_dir, "%d.http-token" % serve.proc.pid))
+    assert st.st_mode & 0o777 == 0o600
+    serve.stop()
+    assert not any(token in line for line in serve.log)
+    assert not os.path.exists(os.path.join(run_dir, "%d.http-token" % serve.proc.pid))
+
+
+def test_print_token_without_a_server_says_so(limpet_bin, runtime_dir):
+    from conftest import run_limpet
+    out = run_limpet(limpet_bin, runtime_dir, "serve", "--name", "none", "--print-token")
+    assert out.returncode == 1
+    assert "no 'limpet serve' named 'none'" in out.stderr
+
+
+def test_a_second_server_of_the_same_name_is_refused(serve, limpet_bin, runtime_dir):
+    from conftest import run_limpet
+    out = run_limpet(limpet_bin, runtime_dir, "serve", "--http", "off")
+    assert out.returncode == 1
+    assert "running already" in out.stderr
+
+
+def test_sigterm_lets_the_run_going_finish_and_stops_every_environment(serve):
+    import subprocess
+    far = children(serve.proc.pid)
+    assert far
+    p = subprocess.Popen([serve.bin, "exec", "serve", "-c",
+                          "import time; time.sleep(1); print('finished')"],
+                         env=serve.env, stdout=subprocess.PIPE, text=True)
+    time.sleep(0.4)
+    assert serve.stop() == 0
+    assert p.communicate(timeout=10)[0] == "finished\n"
+    for pid in far:
+        assert not os.path.exists("/proc/%d" % pid) or \
+            open("/proc/%d/stat" % pid).read().split()[2] == "Z"
+    assert any("draining" in line for line in serve.log)
+
+
+def test_the_journal_has_one_line_per_run(make_serve, tmp_path):
+    path = tmp_path / "journal.log"
+    s = make_serve("--journal", str(path))
+    s.limpet("exec", "serve", "-c", "print(1)")
+    s.limpet("exec", "serve", "-c", "1/0")
+    s.stop()
+    assert path.stat().st_mode & 0o777 == 0o600
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert [x["outcome"] for x in lines] == ["ok", "error"]
+    assert lines[0]["env"] == "main" and lines[0]["who"] == "uid:%d" % os.getuid()
+    assert lines[0]["code_bytes"] == len("print(1)")
+    import hashlib
+    assert lines[0]["code_sha256"] == hashlib.sha256(b"print(1)").hexdigest()
+    assert lines[0]["duration_ms"] >= 0 and lines[0]["run"] >= 1
+
+
+def test_connect_is_a_repl_in_the_environment(serve):
+    child = pexpect.spawn(serve.bin, ["connect", "serve"], env=serve.env, encoding="utf-8",
+                          timeout=10, dimensions=(30, 100))
+    try:
+        child.expect(">>> ")
+        child.sendline("def f(a):")
+        child.expect(r"\.\.\. ")
+        child.sendline("    return a * 2")
+        child.expect(r"\.\.\. ")
+        child.sendline("")
+        child.expect(">>> ")
+        child.sendline("f(21)")
+        child.expect("42\r\n>>> ")
+        child.sendline("_ + 1")
+        child.expect("43\r\n>>> ")
+        child.sendline("input('who? ')")
+        child.expect("who\\? ")
+        child.sendline("me")
+        child.expect("'me'\r\n>>> ")
+        child.sendline("import time; time.sleep(30)")
+        time.sleep(0.5)
+        child.sendintr()
+        child.expect("KeyboardInterrupt")
+        child.expect(">>> ")
+        child.send("time.sl\t")
+        child.expect("eep")  # the line editor redraws only what the completion added
+        child.sendcontrol("u")
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert serve.alive()
+    assert serve.limpet("exec", "serve", "-c", "print(f(1))").stdout == "2\n"

@@ -1,0 +1,163 @@
+/* test_run.c: a run's record (src/serve/run.c): output kept in order and
+ * bounded, read from any offset, turned into JSON that holds any bytes,
+ * and the waits that front ends block in. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "serve/internal.h"
+
+static lp_run_t *new_run(size_t output_max)
+{
+    lp_run_req_t req = {.code = "x = 1", .len = 5, .mode = LP_RUN_CELL, .who = "uid:0"};
+    lp_run_t *r = lp_run_new(NULL, "exp1", 7, &req, output_max);
+
+    assert_non_null(r);
+    return r;
+}
+
+static int count(void *arg, const lp_run_chunk_t *c)
+{
+    size_t *n = arg;
+
+    *n += c->len;
+    return 0;
+}
+
+static void test_output_in_order_with_offsets(void **state)
+{
+    lp_run_t *r = new_run(1 << 20);
+    json_t *j;
+    uint64_t next;
+    bool dropped;
+    size_t n = 0;
+
+    (void)state;
+    lp_run_started(r);
+    lp_run_output(r, 0, "42\n", 3);
+    lp_run_output(r, 1, "warn\n", 5);
+    lp_run_output(r, 0, "43\n", 3);
+    lp_run_set_value(r, "builtins.int", "21", 2);
+    lp_run_end(r, LP_RUN_OK);
+    j = lp_run_json(r, 0);
+    assert_string_equal(json_string_value(json_object_get(j, "stdout")), "42\n43\n");
+    assert_string_equal(json_string_value(json_object_get(j, "stderr")), "warn\n");
+    assert_string_equal(json_string_value(json_object_get(j, "value")), "21");
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "ok");
+    assert_int_equal(json_integer_value(json_object_get(j, "next")), 11);
+    json_decref(j);
+    /* from an offset inside the second piece: it is cut there */
+    j = lp_run_json(r, 4);
+    assert_string_equal(json_string_value(json_object_get(j, "stderr")), "arn\n");
+    assert_string_equal(json_string_value(json_object_get(j, "stdout")), "43\n");
+    assert_false(json_is_true(json_object_get(j, "truncated")));
+    json_decref(j);
+    lp_run_chunks(r, 9, count, &n, &next, &dropped);
+    assert_int_equal(n, 2);
+    assert_int_equal(next, 11);
+    lp_run_unref(r);
+}
+
+static void test_ring_keeps_the_last_bytes_and_counts_all(void **state)
+{
+    lp_run_t *r = new_run(10000);
+    char block[5000];
+    json_t *j;
+    size_t n = 0;
+    uint64_t next;
+    bool dropped;
+
+    (void)state;
+    memset(block, 'a', sizeof(block));
+    for (int i = 0; i < 10; i++)
+        lp_run_output(r, 0, block, sizeof(block));
+    lp_run_chunks(r, 0, count, &n, &next, &dropped);
+    assert_true(dropped);
+    assert_true(n <= 10000 && n >= 5000);
+    assert_int_equal(next, 50000);
+    j = lp_run_json(r, 0);
+    assert_true(json_is_true(json_object_get(j, "truncated")));
+    json_decref(j);
+    lp_run_end(r, LP_RUN_OK);
+    lp_run_unref(r);
+}
+
+static void test_bytes_that_are_not_utf8_become_replacement_characters(void **state)
+{
+    lp_run_t *r = new_run(1 << 20);
+    json_t *j;
+
+    (void)state;
+    lp_run_output(r, 0, "a\xff" "b\xc3\xa9", 5);
+    lp_run_end(r, LP_RUN_OK);
+    j = lp_run_json(r, 0);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "stdout")), "a\xef\xbf\xbd" "b\xc3\xa9");
+    json_decref(j);
+    lp_run_unref(r);
+}
+
+static void test_waits_end_on_output_input_and_end(void **state)
+{
+    lp_run_t *r = new_run(1 << 20);
+    char *prompt = NULL;
+    bool pw = true;
+
+    (void)state;
+    assert_int_equal(lp_run_wait(r, 0, 20), 0); /* nothing yet: a timeout */
+    lp_run_output(r, 0, "x", 1);
+    assert_int_equal(lp_run_wait(r, 0, 20), 1);
+    assert_int_equal(lp_run_wait(r, 1, 20), 0);
+    lp_run_set_input(r, "name? ", false);
+    assert_int_equal(lp_run_wait(r, 1, 20), 1);
+    assert_int_equal(lp_run_input_pending(r, &prompt, &pw), 1);
+    assert_string_equal(prompt, "name? ");
+    assert_false(pw);
+    free(prompt);
+    assert_true(lp_run_take_input(r));
+    assert_false(lp_run_take_input(r));
+    lp_run_end(r, LP_RUN_INTERRUPTED);
+    assert_int_equal(lp_run_wait(r, 1, -1), 1);
+    assert_int_equal(lp_run_status(r), LP_RUN_INTERRUPTED);
+    lp_run_unref(r);
+}
+
+static void test_a_deadline_interrupt_ends_deadline_exceeded(void **state)
+{
+    lp_run_t *r = new_run(1 << 20);
+    char *vt, *vr, *et, *tb;
+
+    (void)state;
+    assert_int_equal(lp_run_result(r, &vt, &vr, &et, &tb), -EAGAIN);
+    r->deadline_hit = true;
+    lp_run_set_exception(r, "KeyboardInterrupt", "", "Traceback...\n", 13);
+    lp_run_end(r, LP_RUN_INTERRUPTED);
+    assert_string_equal(lp_run_status_name(lp_run_status(r)), "deadline-exceeded");
+    assert_int_equal(lp_run_result(r, &vt, &vr, &et, &tb), 0);
+    assert_null(vr);
+    assert_string_equal(et, "KeyboardInterrupt");
+    assert_string_equal(tb, "Traceback...\n");
+    free(et);
+    free(tb);
+    assert_int_equal(strlen(r->code_sha256), 64);
+    lp_run_unref(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_output_in_order_with_offsets),
+        cmocka_unit_test(test_ring_keeps_the_last_bytes_and_counts_all),
+        cmocka_unit_test(test_bytes_that_are_not_utf8_become_replacement_characters),
+        cmocka_unit_test(test_waits_end_on_output_input_and_end),
+        cmocka_unit_test(test_a_deadline_interrupt_ends_deadline_exceeded),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
