@@ -152,7 +152,7 @@ static enum MHD_Result kernel(lp_http_req_t *rq, struct MHD_Connection *c, const
     ok = strcmp(rq->outcome, "ok") == 0;
     /* message: what it printed, then its value as the REPL shows it;
      * error: what it printed, then the traceback (or how it ended). */
-    text = json_pack("s%s", ok ? "message" : "error", json_string_value(out),
+    text = json_pack("{ss%}", ok ? "message" : "error", json_string_value(out),
                      json_string_length(out));
     tail = ok ? value : tb != NULL ? tb : rq->outcome;
     if (text != NULL && tail != NULL) {

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <arpa/inet.h>
 #include <unistd.h>
 
@@ -27,14 +26,6 @@
 #define CONNECTIONS_SLACK 64
 #define IDLE_TIMEOUT_S 300
 
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *c)
 {
     lp_http_req_t *rq = calloc(1, sizeof(*rq));
@@ -42,7 +33,7 @@ static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *c)
     if (rq == NULL)
         return NULL;
     rq->h = cls;
-    rq->start_us = now_us();
+    rq->start_us = lp_clock_us();
     rq->uri_len = strlen(uri);
     lp_http_uri_for_log(uri, rq->uri, sizeof(rq->uri));
     return rq;
@@ -63,7 +54,7 @@ static void log_line(lp_http_req_t *rq, struct MHD_Connection *c)
                  rq->outcome != NULL ? " " : "", rq->outcome != NULL ? rq->outcome : "");
     snprintf(line, sizeof(line), "http %s %s %s %u%s%s%s %.1fms", peer, rq->method[0] != '\0' ? rq->method : "-",
              rq->uri, rq->status, rq->env[0] != '\0' ? " env=" : "", rq->env, run,
-             (double)(now_us() - rq->start_us) / 1000.0);
+             (double)(lp_clock_us() - rq->start_us) / 1000.0);
     rq->h->log(rq->h->log_arg, line);
 }
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wire/buf.h"
 #include "wire/wire.h"
 
 enum MHD_Result lp_http_reply(lp_http_req_t *rq, struct MHD_Connection *c, unsigned status,
@@ -30,7 +31,7 @@ enum MHD_Result lp_http_reply(lp_http_req_t *rq, struct MHD_Connection *c, unsig
 enum MHD_Result lp_http_reply_json(lp_http_req_t *rq, struct MHD_Connection *c, unsigned status,
                                    json_t *body)
 {
-    char *text = body != NULL ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(12)) : NULL;
     struct MHD_Response *r;
 
     json_decref(body);
@@ -128,34 +129,13 @@ json_t *lp_http_body_object(lp_http_req_t *rq, struct MHD_Connection *c, enum MH
 
 json_t *lp_http_text(const char *data, size_t len)
 {
-    static const char fffd[] = "\xEF\xBF\xBD";
+    lp_buf_t *b;
     json_t *s = json_stringn(data, len);
-    char *buf;
-    size_t o = 0;
 
-    if (s != NULL)
+    if (s != NULL || (b = lp_buf_new(len * 3 + 16)) == NULL)
         return s;
-    /* Not UTF-8 (a program's binary output, or a cut in a character):
-     * each byte that starts no valid sequence becomes U+FFFD. */
-    if ((buf = malloc(len * 3 + 1)) == NULL)
-        return NULL;
-    for (size_t i = 0; i < len;) {
-        size_t n = 0;
-
-        for (size_t k = 1; k <= 4 && k <= len - i && n == 0; k++)
-            if (data[i] == '\0' || lp_utf8_check_text((const uint8_t *)data + i, k) == 0)
-                n = k;
-        if (n == 0) {
-            memcpy(buf + o, fffd, 3);
-            o += 3;
-            i++;
-        } else {
-            memcpy(buf + o, data + i, n);
-            o += n;
-            i += n;
-        }
-    }
-    s = json_stringn(buf, o);
-    free(buf);
+    if (lp_buf_put_utf8(b, data, len) == 0)
+        s = json_stringn_nocheck((const char *)lp_buf_data(b), lp_buf_len(b));
+    lp_buf_free(b);
     return s;
 }

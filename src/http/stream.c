@@ -47,7 +47,7 @@ static void put(stream_t *st, const char *s, size_t n)
 static void event(stream_t *st, const char *name, uint64_t id, json_t *data)
 {
     char head[96];
-    char *text = data != NULL ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *text = data != NULL ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(12)) : NULL;
     int n = id != UINT64_MAX ? snprintf(head, sizeof(head), "event: %s\nid: %llu\ndata: ", name,
                                         (unsigned long long)id)
                              : snprintf(head, sizeof(head), "event: %s\ndata: ", name);
