@@ -25,6 +25,7 @@
  * the ones between get a 503 in JSON. */
 #define CONNECTIONS_SLACK 64
 #define IDLE_TIMEOUT_S 300
+#define DROP_MAX 16 /* a body over the limit is read up to this many times it */
 
 static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *c)
 {
@@ -133,14 +134,18 @@ static int gate(lp_http_req_t *rq, struct MHD_Connection *c)
 }
 
 /* Keeps a piece of the body; past body_max it is read and dropped, and the
- * answer will be a 413 (a chunked body has no length to refuse up front). */
+ * answer will be a 413 (a chunked body has no length to refuse up front;
+ * a 413 sent before the body is read is lost on most clients, which read
+ * no answer until they have sent it all). Past DROP_MAX times body_max,
+ * the connection is closed. */
 static bool take_body(lp_http_req_t *rq, const char *data, size_t size)
 {
     size_t max = rq->h->body_max;
 
     if (rq->too_large || size > max - rq->len) {
         rq->too_large = true;
-        return true;
+        rq->dropped += size;
+        return rq->dropped / DROP_MAX <= max;
     }
     if (rq->len + size + 1 > rq->cap) {
         size_t cap = rq->cap != 0 ? rq->cap : 4096;

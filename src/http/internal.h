@@ -49,6 +49,7 @@ typedef struct lp_http_req {
     bool too_large;                /* its body went over body_max: 413 once read */
     char *body;
     size_t len, cap;
+    size_t dropped;                /* bytes of a body over the limit, read and dropped */
     unsigned status;               /* answered with, 0 before */
     char env[LP_HTTP_NAME_MAX + 1];
     uint64_t run;
