@@ -6,17 +6,48 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "client/client.h"
 #include "net/discovery.h"
 #include "net/net.h"
 
 static const char list_usage[] =
     "usage: limpet list [--json]\n"
     "\n"
-    "List the servers this user can reach: pid, name, address, uptime, command line.\n"
+    "List the servers this user can reach: pid, name, address, uptime, command line;\n"
+    "for a kernel server (limpet serve), its environments below it.\n"
     "\n"
     "options:\n"
     "  --json      print a JSON array of the discovery records instead\n"
     "  -h, --help  show this help and exit\n";
+
+/* A kernel server's environments, asked of it (describe), one line each. */
+static void print_envs(FILE *out, const json_t *rec)
+{
+    const char *addr = json_string_value(json_object_get(rec, "address"));
+    json_t *req = json_pack("{s:s}", "op", "describe"), *env;
+    lp_client_t c;
+    lp_frame_t f = {0};
+    size_t i;
+
+    if (addr == NULL || lp_client_open(&c, addr, "", false, 0) != 0) {
+        json_decref(req);
+        return;
+    }
+    if (lp_client_send(&c, req, NULL, 0) >= 0 && lp_client_read(&c, &f, 2000) == 0)
+        json_array_foreach(json_object_get(f.header, "envs"), i, env) {
+            const json_t *running = json_object_get(env, "running");
+
+            fprintf(out, "%8s env %-16s %-8s runs %" JSON_INTEGER_FORMAT, "",
+                    json_string_value(json_object_get(env, "env")),
+                    json_string_value(json_object_get(env, "state")),
+                    json_integer_value(json_object_get(env, "runs")));
+            if (json_is_integer(running))
+                fprintf(out, ", run %" JSON_INTEGER_FORMAT " going", json_integer_value(running));
+            fputc('\n', out);
+        }
+    lp_frame_clear(&f);
+    lp_client_close(&c);
+}
 
 int cmd_list(int argc, char **argv)
 {
@@ -50,6 +81,9 @@ int cmd_list(int argc, char **argv)
         printf("no limpet servers running for this user (in '%s')\n", dir);
     } else {
         lp_cli_print_records(stdout, recs);
+        for (size_t i = 0; i < n; i++)
+            if (json_object_get(json_array_get(recs, i), "serve") != NULL)
+                print_envs(stdout, json_array_get(recs, i));
     }
     json_decref(recs);
     return 0;

@@ -41,6 +41,10 @@ static const char serve_usage[] =
     "  --tls-cert PEM, --tls-key PEM  serve HTTPS\n"
     "  --insecure-http  a non-loopback address without TLS: the token travels in clear\n"
     "  --python PATH    the Python of local environments (default: python3)\n"
+    "  --cpu-s N, --memory-mb N   an environment's CPU seconds and address space\n"
+    "                   (default: no limit; a local environment's process)\n"
+    "  --output-mb N    output kept per run (default: 16; older output is dropped)\n"
+    "  --wall-s N       a run longer than N seconds is interrupted (default: none)\n"
     "  --print-token    print the HTTP token of the running server NAME and exit\n"
     "  -h, --help       show this help and exit\n"
     "\n"
@@ -50,6 +54,7 @@ static const char serve_usage[] =
 
 struct serve_opts {
     const char *name, *http, *journal, *tls_cert, *tls_key, *python;
+    const char *cpu_s, *memory_mb, *output_mb, *wall_s; /* environments' default limits */
     bool allow_remote, insecure_http, print_token;
 };
 
@@ -65,6 +70,10 @@ static int parse(int argc, char **argv, struct serve_opts *o)
         {"--tls-cert", offsetof(struct serve_opts, tls_cert)},
         {"--tls-key", offsetof(struct serve_opts, tls_key)},
         {"--python", offsetof(struct serve_opts, python)},
+        {"--cpu-s", offsetof(struct serve_opts, cpu_s)},
+        {"--memory-mb", offsetof(struct serve_opts, memory_mb)},
+        {"--output-mb", offsetof(struct serve_opts, output_mb)},
+        {"--wall-s", offsetof(struct serve_opts, wall_s)},
     };
 
     memset(o, 0, sizeof(*o));
@@ -115,6 +124,21 @@ static json_t *find_serve(const char *dir, const char *name)
     }
     json_decref(recs);
     return found;
+}
+
+/* A limit option's value: a whole number, 0 for none. */
+static int limit_arg(const char *flag, const char *text, unsigned *out)
+{
+    char *end;
+    unsigned long v;
+
+    if (text == NULL)
+        return 0;
+    v = strtoul(text, &end, 10);
+    if (*end != 0 || end == text || v > 1000000u || text[0] == '-')
+        return lp_cli_usage_error(serve_usage, "%s needs a whole number, not '%s'", flag, text);
+    *out = (unsigned)v;
+    return 0;
 }
 
 static int print_token(const char *dir, const char *name)
@@ -241,6 +265,11 @@ int cmd_serve(int argc, char **argv)
     scfg.python = o.python;
     scfg.journal = o.journal;
     scfg.limits = (lp_env_limits_t)LP_ENV_LIMITS_DEFAULT;
+    if (limit_arg("--cpu-s", o.cpu_s, &scfg.limits.cpu_s) != 0 ||
+        limit_arg("--memory-mb", o.memory_mb, &scfg.limits.memory_mb) != 0 ||
+        limit_arg("--output-mb", o.output_mb, &scfg.limits.output_mb) != 0 ||
+        limit_arg("--wall-s", o.wall_s, &scfg.limits.wall_s) != 0)
+        return LP_EXIT_USAGE;
     if ((r = lp_serve_new(&scfg, &sv)) != 0) {
         fprintf(stderr, "limpet: cannot start: %s%s%s\n", lp_wire_strerror(r),
                 o.journal != NULL ? " (journal " : "", o.journal != NULL ? o.journal : "");

@@ -5,6 +5,7 @@
  * link ends go to the ender thread, which marks the environment dead; the
  * ticker thread interrupts runs past their deadline. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -334,7 +335,9 @@ static void *ender(void *arg)
             int ws = lp_context_reap(pid, 1000);
             char why[128] = "";
 
-            if (ws >= 0 && WIFSIGNALED(ws))
+            if (ws >= 0 && WIFSIGNALED(ws) && WTERMSIG(ws) == SIGXCPU)
+                snprintf(why, sizeof(why), "its CPU time limit ran out (SIGXCPU)");
+            else if (ws >= 0 && WIFSIGNALED(ws))
                 snprintf(why, sizeof(why), "its process was killed by signal %d%s",
                          WTERMSIG(ws), WTERMSIG(ws) == 9 ? " (SIGKILL: out of memory?)" : "");
             else if (ws >= 0 && WIFEXITED(ws))

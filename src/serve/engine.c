@@ -150,6 +150,12 @@ static void finish(lp_session_t *s, lp_run_t *r, lp_run_status_t st)
     if (et != NULL && lp_session_exception(s, et, tb != NULL ? tb : "",
                                            tb != NULL ? strlen(tb) : 0) == 1)
         lp_session_flush(s);
+    if (st == LP_RUN_DEADLINE) {
+        static const char why[] = "limpet: the run passed its time limit and was interrupted\n";
+
+        if (lp_session_write(s, LP_STDERR, why, sizeof(why) - 1) == 1)
+            lp_session_flush(s);
+    }
     if (et == NULL && st == LP_RUN_KILLED) {
         static const char why[] = "limpet: the environment's process died during this run\n";
 
@@ -245,6 +251,18 @@ static int env_exists(void *ctx, const char *name)
     return 0;
 }
 
+/* describe's envs: the server's table, each entry with "env" as the
+ * protocol names it (section 7) beside HTTP's "name". */
+static json_t *env_list(void *ctx)
+{
+    json_t *list = lp_serve_env_list(ctx), *e;
+    size_t i;
+
+    json_array_foreach(list, i, e)
+        json_object_set(e, "env", json_object_get(e, "name"));
+    return list;
+}
+
 static int64_t detach(void *ctx, void *tls, void *target_tls, void *data)
 {
     return -1; /* the environment's main thread is its own: nothing to hand back */
@@ -264,4 +282,5 @@ void lp_serve_engine(lp_serve_t *sv, lp_engine_t *out)
     out->complete = complete;
     out->detach = detach;
     out->env_exists = env_exists;
+    out->env_list = env_list;
 }

@@ -403,7 +403,8 @@ static json_t *describe(lp_server_t *srv)
     nsessions = srv->nsessions;
     pthread_mutex_unlock(&srv->mu);
     return json_pack("{s:o,s:o,s:o*,s:{s:i,s:i,s:i,s:i},s:O,s:{s:i,s:i}}", "ops", ops, "caps",
-                     caps, "envs", lp_env_list(srv), "limits", "header_max", LP_WIRE_HEADER_MAX, "payload_max",
+                     caps, "envs", srv->engine.env_list != NULL ? srv->engine.env_list(srv->engine.ctx)
+                                                 : lp_env_list(srv), "limits", "header_max", LP_WIRE_HEADER_MAX, "payload_max",
                      LP_WIRE_PAYLOAD_DEFAULT, "max_connections", srv->max_connections,
                      "max_sessions", srv->max_sessions, "server", srv->identity, "stats",
                      "connections", nconns, "sessions", nsessions);

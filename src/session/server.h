@@ -88,6 +88,9 @@ typedef struct lp_engine {
      * name exists there (its sessions get name itself as their env handle),
      * else nonzero. NULL: only LP_ENV_MAIN exists. */
     int (*env_exists)(void *ctx, const char *name);
+    /* Optional: describe's "envs" ([{"env", ...}, ...], a new reference)
+     * from the engine; NULL: the server's own table. */
+    json_t *(*env_list)(void *ctx);
 } lp_engine_t;
 
 typedef struct lp_server_config {

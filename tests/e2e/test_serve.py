@@ -177,3 +177,45 @@ def test_connect_is_a_repl_in_the_environment(serve):
         child.close(force=True)
     assert serve.alive()
     assert serve.limpet("exec", "serve", "-c", "print(f(1))").stdout == "2\n"
+
+
+def test_list_shows_the_environments_below_the_server(serve):
+    import subprocess
+    p = subprocess.Popen([serve.bin, "exec", "serve", "-c", "import time; time.sleep(1.5)"],
+                         env=serve.env)
+    time.sleep(0.5)
+    out = serve.limpet("list").stdout
+    p.wait(timeout=10)
+    assert re.search(r"env main +busy +runs 1, run 1 going", out), out
+
+
+def test_a_memory_limit_is_a_memory_error_and_the_environment_lives(make_serve):
+    s = make_serve("--memory-mb", "400")
+    out = s.limpet("exec", "serve", "-c", "x = bytearray(1 << 30)")
+    assert out.returncode == 1
+    assert out.stderr.rstrip().endswith("MemoryError")
+    assert s.limpet("exec", "serve", "-c", "print(len(bytearray(1 << 20)))").stdout == "1048576\n"
+
+
+def test_a_cpu_limit_ends_the_environment_and_says_so(make_serve):
+    s = make_serve("--cpu-s", "1")
+    out = s.limpet("exec", "serve", "-c", "while True: pass", timeout=20)
+    assert out.returncode == 1 and "died" in out.stderr
+    time.sleep(0.3)
+    out = s.limpet("exec", "serve", "-c", "1")
+    assert "CPU time limit ran out" in out.stderr
+
+
+def test_a_wall_limit_interrupts_a_run(make_serve):
+    s = make_serve("--wall-s", "1")
+    t0 = time.monotonic()
+    out = s.limpet("exec", "serve", "-c", "import time; time.sleep(30)")
+    assert out.returncode == 130 and "KeyboardInterrupt" in out.stderr
+    assert "passed its time limit" in out.stderr
+    assert 0.9 < time.monotonic() - t0 < 5
+
+
+def test_bad_limits_are_usage_errors(limpet_bin, runtime_dir):
+    from conftest import run_limpet
+    out = run_limpet(limpet_bin, runtime_dir, "serve", "--http", "off", "--cpu-s", "x")
+    assert out.returncode == 2 and "--cpu-s needs a whole number" in out.stderr
