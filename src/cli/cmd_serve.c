@@ -17,6 +17,7 @@
 #include "limpet.h"
 #include "net/discovery.h"
 #include "net/net.h"
+#include "http/http.h"
 #include "serve/engine.h"
 #include "serve/serve.h"
 
@@ -178,7 +179,7 @@ static int make_token(char out[65])
     return 0;
 }
 
-static json_t *identity(const struct serve_opts *o, int argc, char **argv)
+static json_t *identity(const struct serve_opts *o, const char *http, int argc, char **argv)
 {
     json_t *args = json_array();
     struct timespec now;
@@ -189,7 +190,37 @@ static json_t *identity(const struct serve_opts *o, int argc, char **argv)
     return json_pack("{s:s, s:I, s:s, s:o, s:I, s:{s:s}}", "name", o->name,
                      "pid", (json_int_t)getpid(), "limpet", LIMPET_VERSION, "argv", args,
                      "started", (json_int_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, "serve",
-                     "http", o->http);
+                     "http", http);
+}
+
+/* One line per HTTP request, on the server's stderr (no token in it). */
+static void http_log(void *arg, const char *line)
+{
+    fprintf(stderr, "%s\n", line);
+}
+
+/* Starts HTTP unless --http off; *addr is where it listens (its port the
+ * real one, when the address asked for port 0). */
+static int start_http(const struct serve_opts *o, lp_serve_t *sv, const char *token,
+                      lp_http_t **http, char *addr, size_t addrsz)
+{
+    lp_http_config_t hc = {.addr = o->http, .token = token, .allow_remote = o->allow_remote,
+                           .tls_cert = o->tls_cert, .tls_key = o->tls_key,
+                           .insecure_http = o->insecure_http, .log = http_log};
+    const char *colon = strrchr(o->http, ':');
+    char msg[512];
+    int r;
+
+    snprintf(addr, addrsz, "%s", o->http);
+    if (strcmp(o->http, "off") == 0)
+        return 0;
+    if ((r = lp_http_start(&hc, sv, http, msg)) != 0) {
+        fprintf(stderr, "limpet: %s\n", msg);
+        return r;
+    }
+    if (colon != NULL)
+        snprintf(addr, addrsz, "%.*s:%u", (int)(colon - o->http), o->http, lp_http_port(*http));
+    return 0;
 }
 
 int cmd_serve(int argc, char **argv)
@@ -201,6 +232,8 @@ int cmd_serve(int argc, char **argv)
     json_t *main_env = NULL;
     lp_serve_t *sv = NULL;
     lp_server_t *srv = NULL;
+    lp_http_t *http = NULL;
+    char http_addr[300];
     char dir[4096], msg[LP_SERVE_MSG_MAX], token[65], path[4200];
     sigset_t stop;
     int r, sig = 0, status = LP_EXIT_FAILURE;
@@ -247,7 +280,9 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     lp_serve_engine(sv, &engine);
-    cfg.identity = identity(&o, argc, argv);
+    if (start_http(&o, sv, token, &http, http_addr, sizeof(http_addr)) != 0)
+        goto out;
+    cfg.identity = identity(&o, http_addr, argc, argv);
     /* the banner's Python: the main environment's */
     json_object_set(cfg.identity, "python", json_object_get(main_env, "python"));
     json_decref(main_env);
@@ -262,13 +297,14 @@ int cmd_serve(int argc, char **argv)
     }
     fprintf(stderr, "limpet serve '%s': socket %s, HTTP %s (the token: limpet serve%s%s "
                     "--print-token)\n",
-            o.name, lp_server_address(srv), o.http, strcmp(o.name, "serve") ? " --name " : "",
+            o.name, lp_server_address(srv), http_addr, strcmp(o.name, "serve") ? " --name " : "",
             strcmp(o.name, "serve") ? o.name : "");
     sigwait(&stop, &sig);
     fprintf(stderr, "limpet serve: %s: draining\n", strsignal(sig));
     lp_serve_drain(sv, sig == SIGTERM ? DRAIN_GRACE_MS : 0);
     status = 0;
 out:
+    lp_http_stop(http); /* no request comes in past here: the core can go */
     if (srv != NULL)
         lp_server_stop(srv, 2000);
     lp_serve_free(sv);

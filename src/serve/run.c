@@ -285,28 +285,10 @@ int lp_run_chunks(lp_run_t *r, uint64_t since, int (*fn)(void *arg, const lp_run
 }
 
 /* Appends a chunk to stdout or stderr (a page is stdout), as UTF-8 that
- * JSON can hold: a byte that is not (a program's binary output) becomes
- * U+FFFD, as Python's errors="replace" does. */
+ * JSON can hold. */
 static int gather(void *arg, const lp_run_chunk_t *c)
 {
-    lp_buf_t *out = ((lp_buf_t **)arg)[c->stream == 1 ? 1 : 0];
-    const uint8_t *p = (const uint8_t *)c->data;
-    size_t i = 0, n;
-    int rc = 0;
-
-    while (i < c->len && rc == 0) {
-        size_t run = i;
-
-        while (run < c->len && (n = lp_utf8_seq(p + run, c->len - run)) > 0)
-            run += n;
-        rc = lp_buf_put(out, p + i, run - i);
-        if (run < c->len && rc == 0) {
-            rc = lp_buf_put(out, "\xef\xbf\xbd", 3);
-            run++;
-        }
-        i = run;
-    }
-    return rc;
+    return lp_buf_put_utf8(((lp_buf_t **)arg)[c->stream == 1 ? 1 : 0], c->data, c->len);
 }
 
 static json_t *text_or_null(const char *s)

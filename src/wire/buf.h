@@ -39,6 +39,10 @@ int lp_buf_reserve(lp_buf_t *b, size_t len, uint8_t **dst);
 int lp_buf_commit(lp_buf_t *b, size_t len);
 /* Appends len bytes from p. */
 int lp_buf_put(lp_buf_t *b, const void *p, size_t len);
+/* Appends p[0..len) as UTF-8 that JSON can hold: each byte that starts no
+ * valid sequence (a program's binary output, a character cut at an offset)
+ * becomes U+FFFD, as Python's errors="replace" does (utf8.c). */
+int lp_buf_put_utf8(lp_buf_t *b, const void *p, size_t len);
 /* Appends v as 4 bytes, big-endian. */
 int lp_buf_put_u32(lp_buf_t *b, uint32_t v);
 /* Reads the big-endian u32 at offset off without consuming;

@@ -1,5 +1,6 @@
 /* utf8.c: strict UTF-8 validation for payloads that must be text. */
 #include "wire.h"
+#include "buf.h"
 
 /* Length of the sequence led by byte c, or 0 for a byte that cannot lead. */
 static unsigned seq_len(uint8_t c)
@@ -61,4 +62,25 @@ int lp_utf8_check_text(const uint8_t *s, size_t len)
         i += n;
     }
     return 0;
+}
+
+int lp_buf_put_utf8(lp_buf_t *b, const void *p, size_t len)
+{
+    const uint8_t *s = p;
+    size_t i = 0, n;
+    int rc = 0;
+
+    while (i < len && rc == 0) {
+        size_t run = i;
+
+        while (run < len && (n = lp_utf8_seq(s + run, len - run)) > 0)
+            run += n;
+        rc = lp_buf_put(b, s + i, run - i);
+        if (run < len && rc == 0) {
+            rc = lp_buf_put(b, "\xef\xbf\xbd", 3);
+            run++;
+        }
+        i = run;
+    }
+    return rc;
 }

@@ -173,7 +173,7 @@ class Serve:
         if http.endswith(":0"):
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
-                http = "127.0.0.1:%d" % s.getsockname()[1]
+                http = "%s:%d" % (http[:-2], s.getsockname()[1])
         self.http, self.name, self.bin = http, name, limpet_bin
         self.env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime_dir), **(env or {}))
         self.proc = subprocess.Popen([limpet_bin, "serve", "--name", name, "--http", http,
