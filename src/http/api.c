@@ -346,6 +346,8 @@ enum MHD_Result lp_http_api(lp_http_req_t *rq, struct MHD_Connection *c, const l
         return runs_list(rq, c);
     case LP_HTTP_RUN_GET:
         return run_get(rq, c, rt->run);
+    case LP_HTTP_PING: /* the token was checked: the cheapest answer that says so */
+        return lp_http_reply_json(rq, c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
     default:
         return MHD_NO;
     }

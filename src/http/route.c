@@ -16,6 +16,7 @@ static const struct {
     {"POST", "/env/create", LP_HTTP_ARTICLE_CREATE},
     {"POST", "/env/delete", LP_HTTP_ARTICLE_DELETE},
     {"POST", "/env/get", LP_HTTP_ARTICLE_GET},
+    {"GET", "/api/ping", LP_HTTP_PING},
     {"GET", "/api/envs", LP_HTTP_ENVS_LIST},
     {"POST", "/api/envs", LP_HTTP_ENVS_CREATE},
     {"GET", "/api/envs/*", LP_HTTP_ENV_GET},

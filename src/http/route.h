@@ -22,6 +22,7 @@ typedef enum lp_http_what {
     LP_HTTP_ENV_INTERRUPT,  /* POST /api/envs/{name}/interrupt */
     LP_HTTP_RUNS_LIST,      /* GET /api/envs/{name}/runs */
     LP_HTTP_RUN_GET,        /* GET /api/envs/{name}/runs/{id} */
+    LP_HTTP_PING,           /* GET /api/ping: a health check, and the bench's static answer */
 } lp_http_what_t;
 
 typedef struct lp_http_route {

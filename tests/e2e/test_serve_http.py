@@ -301,6 +301,8 @@ def test_token_host_origin(served):
     prefix = c.call("GET", "/api/envs", headers={"Authorization": "Bearer " + c.token[:-1]},
                     token=False, status=401)
     assert none == wrong == prefix and error_code(none) == "unauthorized"
+    assert c.call("GET", "/api/ping", status=200) == {"ok": True}
+    assert c.call("GET", "/api/ping", token=False, status=401) == none
     assert c.call("GET", "/api/envs?token=wrong", token=False, status=401) == none
     # ?token= for a quick curl and the browser.
     c.call("GET", "/api/envs?since=1&token=" + c.token, token=False, status=200)
