@@ -320,3 +320,9 @@ def test_bad_evals_are_refused(env):
     rid = env.request({"op": "complete", "text": "ab", "cursor": 9})
     assert env.frames(rid)[-1][0]["field"] == "cursor"
     assert env.run("'fine'").one("value")[1] == b"'fine'"
+
+
+def test_a_big_value_is_cut_at_64_kib(env):
+    h, p = env.run("'é' * 100000").one("value")
+    assert h["type"] == "str" and len(p) <= 65536 and p.endswith(b"...")
+    p[:-3].decode("utf-8")                                # never cut inside a character
