@@ -51,6 +51,9 @@ typedef struct lp_serve_config {
     unsigned max_envs;       /* 0: 64 */
     const char *journal;     /* the audit journal's path, or NULL for none */
     size_t journal_max;      /* rotate past this many bytes; 0: 64 MiB */
+    void (*log)(void *arg, const char *line); /* one line per request of the socket's
+                                                 sessions (HTTP logs its own); NULL: none */
+    void *log_arg;
 } lp_serve_config_t;
 
 /* A new kernel server core with no environment. */

@@ -142,6 +142,11 @@ def test_the_journal_has_one_line_per_run(make_serve, tmp_path):
     import hashlib
     assert lines[0]["code_sha256"] == hashlib.sha256(b"print(1)").hexdigest()
     assert lines[0]["duration_ms"] >= 0 and lines[0]["run"] >= 1
+    # and one log line per request
+    evals = [x for x in s.log if x.startswith("unix ")]
+    assert re.match(r"unix uid:%d eval env=main run=\d+ ok [\d.]+ms$" % os.getuid(),
+                    evals[0].strip()), evals
+    assert " error " in evals[1]
 
 
 def test_connect_is_a_repl_in_the_environment(serve):
