@@ -45,6 +45,7 @@ struct lp_http {
     unsigned port;
     atomic_uint conns;            /* open connections */
     atomic_bool stopping;
+    atomic_uint waiting;          /* requests waiting for their run (park.c) */
     void (*log)(void *arg, const char *line);
     void *log_arg;
     char *cert, *key;             /* PEM text under TLS */

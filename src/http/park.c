@@ -7,8 +7,11 @@
 #include "http/internal.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 #include "io/io.h"
+
+#define STOP_ANSWER_MS 1000 /* at a stop, how long resumed requests get to answer */
 
 /* Resumes p (under park_mu, p parked). */
 static void resume_locked(lp_http_t *h, lp_http_park_t *p)
@@ -123,6 +126,9 @@ int lp_http_park_start(lp_http_t *h)
 
 void lp_http_park_close(lp_http_t *h)
 {
+    uint64_t deadline = lp_clock_deadline(STOP_ANSWER_MS);
+    struct timespec ts = {0, 5 * 1000 * 1000};
+
     if (!h->park_started)
         return;
     pthread_mutex_lock(&h->park_mu);
@@ -132,6 +138,9 @@ void lp_http_park_close(lp_http_t *h)
     pthread_cond_signal(&h->park_cv);
     pthread_mutex_unlock(&h->park_mu);
     pthread_join(h->timer, NULL);
+    /* The resumed requests answer (503) before libmicrohttpd closes them. */
+    while (atomic_load(&h->waiting) > 0 && lp_clock_left_ms(deadline) > 0)
+        nanosleep(&ts, NULL);
 }
 
 void lp_http_park_free(lp_http_t *h)
@@ -147,6 +156,7 @@ enum MHD_Result lp_http_wait(lp_http_req_t *rq, struct MHD_Connection *c, lp_run
 {
     rq->waiting = r;
     rq->done = done;
+    atomic_fetch_add(&rq->h->waiting, 1);
     return lp_http_wait_again(rq, c);
 }
 
@@ -163,6 +173,7 @@ enum MHD_Result lp_http_wait_again(lp_http_req_t *rq, struct MHD_Connection *c)
     if (!ended && lp_http_park(&rq->park, rq->h, c, r, UINT64_MAX, LP_CLOCK_NEVER))
         return MHD_YES; /* called again once it ends */
     rq->waiting = NULL;
+    atomic_fetch_sub(&rq->h->waiting, 1);
     ret = rq->done(rq, c, r, ended);
     lp_run_unref(r);
     return ret;
@@ -175,4 +186,5 @@ void lp_http_wait_drop(lp_http_req_t *rq)
     lp_http_unpark(&rq->park);
     lp_run_unref(rq->waiting);
     rq->waiting = NULL;
+    atomic_fetch_sub(&rq->h->waiting, 1);
 }
