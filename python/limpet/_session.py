@@ -24,13 +24,19 @@ NAMES_BYTES = 60000    # and their bytes: the answer is one header (64 KiB at mo
 AGENT_GLOBALS = globals()  # the agent's frames run here: left out of the user's tracebacks
 
 
+def header_text(s):
+    """s as text a header can carry: a lone surrogate (not UTF-8, and an escape the far end
+    must refuse in JSON) escaped as sys.stderr escapes it; left as it was, it ends the link."""
+    return s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def type_name(t):
     """The qualified name of type t, without "builtins." (as the embedded engine says it)."""
     try:
         m, q = t.__module__, t.__qualname__
-        return q if m == "builtins" else "%s.%s" % (m, q)
+        return header_text(q if m == "builtins" else "%s.%s" % (m, q))
     except Exception:  # noqa: BLE001 - a metaclass that raises: its C name will do
-        return getattr(t, "__name__", "?")
+        return header_text(str(getattr(t, "__name__", "?")))
 
 
 def user_frames(te, e, seen):
@@ -304,8 +310,8 @@ class Session(Agent):
         if not isinstance(cursor, int) or not 0 <= cursor <= len(data):
             return self.refuse(h, "bad-field", "cursor", "cursor: a byte offset in text")
         start, matches = complete(self.ns, data, cursor)
-        self.link.send({"op": "done", "re": h["id"], "status": "ok", "matches": matches,
-                        "start": start})
+        self.link.send({"op": "done", "re": h["id"], "status": "ok", "start": start,
+                        "matches": [header_text(m) for m in matches]})
 
     def on_names(self, h):
         import reprlib
@@ -316,10 +322,11 @@ class Session(Agent):
                            and not (k.startswith("__") and k.endswith("__"))):
             v = self.ns.get(name)
             try:
-                text = shown.repr(v)[:200]
+                shown_v = shown.repr(v)[:200]
             except Exception:  # noqa: BLE001 - reprlib catches most; not all
-                text = "<%s object>" % type_name(type(v))
-            entry = {"name": name, "type": type_name(type(v)), "repr": text}
+                shown_v = "<%s object>" % type_name(type(v))
+            entry = {"name": header_text(name), "type": type_name(type(v)),
+                     "repr": header_text(shown_v)}
             size += len(encode_header(entry)) + 1
             if len(names) == NAMES_MAX or size > NAMES_BYTES:
                 cut = True
@@ -460,7 +467,7 @@ class Session(Agent):
             user_frames(te, e, set())
             text = "".join(te.format())
         return ({"op": "exception", "re": rid, "type": type_name(t),
-                 "message": safe_str(e)[:4096], "pickle": 0},
+                 "message": header_text(safe_str(e)[:4096]), "pickle": 0},
                 text.encode("utf-8", "backslashreplace"))
 
     def ask(self, prompt, password):
@@ -473,7 +480,7 @@ class Session(Agent):
         with self.cond:
             cur["answer"], cur["asking"] = None, True
         try:
-            self.link.send({"op": "input", "re": cur["id"], "prompt": prompt,
+            self.link.send({"op": "input", "re": cur["id"], "prompt": header_text(prompt),
                             "password": password})
             while cur["answer"] is None:
                 if self.reading.acquire(False):  # nobody reads: the answer is ours to read

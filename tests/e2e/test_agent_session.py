@@ -326,3 +326,25 @@ def test_a_big_value_is_cut_at_64_kib(env):
     h, p = env.run("'é' * 100000").one("value")
     assert h["type"] == "str" and len(p) <= 65536 and p.endswith(b"...")
     p[:-3].decode("utf-8")                                # never cut inside a character
+
+
+def test_lone_surrogates_in_headers_are_escaped_and_the_link_lives(env):
+    """A header is JSON the far end checks: a lone surrogate there ended the environment.
+    Escaped as sys.stderr escapes it (\\ud800) in every header that carries the user's text."""
+    r = env.run("raise ValueError('\\ud800')")
+    h, p = r.one("exception")
+    assert h["message"] == "\\ud800" and p.endswith(b"ValueError: \\ud800\n")
+    r = env.run("class E(Exception): pass\nE.__qualname__ = 'E\\udc80'\nraise E()")
+    assert r.one("exception")[0]["type"] == "__main__.E\\udc80"
+    rid = env.eval("input('\\ud800? ')", input=True)
+    (h, p), = _limpet.ctx_wait(env.link, rid, 10)
+    assert h["prompt"] == "\\ud800? "
+    env.send({"op": "stdin", "re": rid}, b"x")
+    assert Result(env.frames(rid)).one("value")[1] == b"'x'"
+    env.run("globals()['surr\\udfff'] = '\\udfff'")
+    rid = env.request({"op": "complete", "text": "surr"})
+    assert env.frames(rid)[-1][0]["matches"] == ["surr\\udfff"]
+    rid = env.request({"op": "names"})
+    names = {n["name"]: n for n in env.frames(rid)[-1][0]["names"]}
+    assert names["surr\\udfff"]["repr"] == "'\\udfff'"
+    assert env.run("'alive'").one("value")[1] == b"'alive'"
