@@ -3,12 +3,14 @@ protocol.md section 8), started for real through the C launcher with the second 
 (_limpet.ctx_launch(..., session=True)) and driven through the C broker, as limpet serve
 does. On Debian's python3 and, when installed, pypy3."""
 import itertools
+import json
 import os
 import select
 import shutil
 import subprocess
 import sys
 import time
+import traceback
 import zlib
 
 import pytest
@@ -23,6 +25,7 @@ class Env:
     """An environment's far Python: its link in the broker, requests and their frames."""
 
     def __init__(self, python):
+        self.python = python
         self.pid, self.link, err, self.hello = _limpet.ctx_launch(
             _limpet.stage1_argv("test@local", python), None, True, 30.0, 20, session=True)
         if err >= 0:
@@ -158,6 +161,13 @@ def test_exceptions_show_the_repl_traceback_without_agent_frames(env):
     assert h["type"] == "SyntaxError" and r.status == "exception"
     assert p.decode().startswith('  File "<limpet>", line 1\n    1 +\n')
     assert p.decode().endswith("SyntaxError: invalid syntax\n") and TB not in p.decode()
+    if env.python == sys.executable:    # a file's frames as here: underlined (^^^) in 3.11
+        p = env.run("import json\njson.loads('{')").one("exception")[1].decode()
+        try:
+            json.loads("{")
+        except ValueError:
+            here = traceback.format_exc()
+        assert p[p.index('  File "' + json.__file__):] == here[here.index(json.__file__) - 8:]
 
 
 def test_single_mode_asks_for_more_then_runs_and_binds_underscore(env):
