@@ -66,6 +66,29 @@ def user_frames(te, e, seen):
         te, e = te.__context__, e.__context__
 
 
+def compile_fast(cc, source, name):
+    """codeop's answer for the common line (complete, valid, silent), from the first compile
+    codeop would make, and without its warnings.catch_warnings(), whose end resets every
+    warnings registry (a warning would show at every line, where python3 shows it once per
+    place). A warning from that compile is an error, by a filter on this filename alone, and
+    then codeop decides and warns once; so does anything else. None when codeop must."""
+    if all(not line.strip() or line.strip()[0] == "#" for line in source.split("\n")):
+        return None  # codeop compiles "pass" instead
+    module = name[:-3] if name.endswith(".py") else name  # what the compiler warns as
+    stop = ("error", None, Warning, re.compile(re.escape(module) + r"\Z"), 0)
+    import warnings
+    warnings.filters.insert(0, stop)
+    try:
+        return cc.compiler(source, name, "single")
+    except Exception:  # noqa: BLE001 - codeop says what it is
+        return None
+    finally:
+        for i, f in enumerate(warnings.filters):
+            if f is stop:
+                del warnings.filters[i]
+                break
+
+
 class Out(Lines):
     """Fd 1 or 2: while an eval runs, what it receives goes out as the eval's `out` frames,
     exactly as read (partial lines too); otherwise line by line as `log` frames."""
@@ -411,8 +434,9 @@ class Session(Agent):
         if mode == "single":
             s = self.sessions.setdefault(session, [[], codeop.CommandCompiler()])
             s[0].append(text[:-1] if text.endswith("\n") else text)
+            source = "\n".join(s[0])
             try:
-                code = s[1]("\n".join(s[0]), name, "single")
+                code = compile_fast(s[1], source, name) or s[1](source, name, "single")
             except BaseException:
                 del s[0][:]
                 raise
