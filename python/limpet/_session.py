@@ -24,13 +24,36 @@ NAMES_BYTES = 60000    # and their bytes: the answer is one header (64 KiB at mo
 AGENT_GLOBALS = globals()  # the agent's frames run here: left out of the user's tracebacks
 
 
+def header_text(s):
+    """s as text a header can carry: a lone surrogate (not UTF-8, and an escape the far end
+    must refuse in JSON) escaped as sys.stderr escapes it; left as it was, it ends the link."""
+    return s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def type_name(t):
     """The qualified name of type t, without "builtins." (as the embedded engine says it)."""
     try:
         m, q = t.__module__, t.__qualname__
-        return q if m == "builtins" else "%s.%s" % (m, q)
+        return header_text(q if m == "builtins" else "%s.%s" % (m, q))
     except Exception:  # noqa: BLE001 - a metaclass that raises: its C name will do
-        return getattr(t, "__name__", "?")
+        return header_text(str(getattr(t, "__name__", "?")))
+
+
+def user_stack(tb):
+    """The frames of traceback tb but the agent's, as traceback.extract_tb gives them: with
+    the positions that 3.11 underlines (^^^), taken from a traceback of the user's entries
+    (walk_tb's (frame, line) pairs have none)."""
+    kept = []
+    while tb is not None:
+        if tb.tb_frame.f_globals is not AGENT_GLOBALS:
+            kept.append(tb)
+        tb = tb.tb_next
+    try:
+        for t in reversed(kept):
+            tb = type(t)(tb, t.tb_frame, t.tb_lasti, t.tb_lineno)
+    except TypeError:  # 3.6 makes no tracebacks, and shows no positions
+        return traceback.StackSummary.extract((t.tb_frame, t.tb_lineno) for t in kept)
+    return traceback.extract_tb(tb)
 
 
 def user_frames(te, e, seen):
@@ -38,11 +61,32 @@ def user_frames(te, e, seen):
     user's start at their own code, as in the standard REPL's tracebacks."""
     while te is not None and e is not None and id(e) not in seen:
         seen.add(id(e))
-        te.stack = traceback.StackSummary.extract(
-            (f, n) for f, n in traceback.walk_tb(e.__traceback__)
-            if f.f_globals is not AGENT_GLOBALS)
+        te.stack = user_stack(e.__traceback__)
         user_frames(te.__cause__, e.__cause__, seen)
         te, e = te.__context__, e.__context__
+
+
+def compile_fast(cc, source, name):
+    """codeop's answer for the common line (complete, valid, silent), from the first compile
+    codeop would make, and without its warnings.catch_warnings(), whose end resets every
+    warnings registry (a warning would show at every line, where python3 shows it once per
+    place). A warning from that compile is an error, by a filter on this filename alone, and
+    then codeop decides and warns once; so does anything else. None when codeop must."""
+    if all(not line.strip() or line.strip()[0] == "#" for line in source.split("\n")):
+        return None  # codeop compiles "pass" instead
+    module = name[:-3] if name.endswith(".py") else name  # what the compiler warns as
+    stop = ("error", None, Warning, re.compile(re.escape(module) + r"\Z"), 0)
+    import warnings
+    warnings.filters.insert(0, stop)
+    try:
+        return cc.compiler(source, name, "single")
+    except Exception:  # noqa: BLE001 - codeop says what it is
+        return None
+    finally:
+        for i, f in enumerate(warnings.filters):
+            if f is stop:
+                del warnings.filters[i]
+                break
 
 
 class Out(Lines):
@@ -304,8 +348,8 @@ class Session(Agent):
         if not isinstance(cursor, int) or not 0 <= cursor <= len(data):
             return self.refuse(h, "bad-field", "cursor", "cursor: a byte offset in text")
         start, matches = complete(self.ns, data, cursor)
-        self.link.send({"op": "done", "re": h["id"], "status": "ok", "matches": matches,
-                        "start": start})
+        self.link.send({"op": "done", "re": h["id"], "status": "ok", "start": start,
+                        "matches": [header_text(m) for m in matches]})
 
     def on_names(self, h):
         import reprlib
@@ -316,10 +360,11 @@ class Session(Agent):
                            and not (k.startswith("__") and k.endswith("__"))):
             v = self.ns.get(name)
             try:
-                text = shown.repr(v)[:200]
+                shown_v = shown.repr(v)[:200]
             except Exception:  # noqa: BLE001 - reprlib catches most; not all
-                text = "<%s object>" % type_name(type(v))
-            entry = {"name": name, "type": type_name(type(v)), "repr": text}
+                shown_v = "<%s object>" % type_name(type(v))
+            entry = {"name": header_text(name), "type": type_name(type(v)),
+                     "repr": header_text(shown_v)}
             size += len(encode_header(entry)) + 1
             if len(names) == NAMES_MAX or size > NAMES_BYTES:
                 cut = True
@@ -389,8 +434,9 @@ class Session(Agent):
         if mode == "single":
             s = self.sessions.setdefault(session, [[], codeop.CommandCompiler()])
             s[0].append(text[:-1] if text.endswith("\n") else text)
+            source = "\n".join(s[0])
             try:
-                code = s[1]("\n".join(s[0]), name, "single")
+                code = compile_fast(s[1], source, name) or s[1](source, name, "single")
             except BaseException:
                 del s[0][:]
                 raise
@@ -460,7 +506,7 @@ class Session(Agent):
             user_frames(te, e, set())
             text = "".join(te.format())
         return ({"op": "exception", "re": rid, "type": type_name(t),
-                 "message": safe_str(e)[:4096], "pickle": 0},
+                 "message": header_text(safe_str(e)[:4096]), "pickle": 0},
                 text.encode("utf-8", "backslashreplace"))
 
     def ask(self, prompt, password):
@@ -473,7 +519,7 @@ class Session(Agent):
         with self.cond:
             cur["answer"], cur["asking"] = None, True
         try:
-            self.link.send({"op": "input", "re": cur["id"], "prompt": prompt,
+            self.link.send({"op": "input", "re": cur["id"], "prompt": header_text(prompt),
                             "password": password})
             while cur["answer"] is None:
                 if self.reading.acquire(False):  # nobody reads: the answer is ours to read

@@ -70,7 +70,7 @@ static void event(stream_t *st, const char *name, uint64_t id, json_t *data)
 
 static int chunk_event(void *arg, const lp_run_chunk_t *c)
 {
-    static const char *const names[] = {"stdout", "stderr", "help"};
+    static const char *const names[] = {"stdout", "stderr", "help"}; /* a value: stdout */
 
     event(arg, names[c->stream >= 0 && c->stream <= 2 ? c->stream : 0], c->offset + c->len,
           lp_http_text(c->data, c->len));

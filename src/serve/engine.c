@@ -59,13 +59,15 @@ typedef struct piece {
     struct piece *next;
     int stream;
     size_t len;
+    const char *type;           /* a value's, after data; else NULL */
     char data[];
 } piece_t;
 
 static int collect(void *arg, const lp_run_chunk_t *c)
 {
     piece_t ***tail = arg;
-    piece_t *p = malloc(sizeof(*p) + c->len);
+    size_t tlen = c->type != NULL ? strlen(c->type) + 1 : 0;
+    piece_t *p = malloc(sizeof(*p) + c->len + tlen);
 
     if (p == NULL)
         return LP_WIRE_ENOMEM;
@@ -73,6 +75,7 @@ static int collect(void *arg, const lp_run_chunk_t *c)
     p->stream = c->stream;
     p->len = c->len;
     memcpy(p->data, c->data, c->len);
+    p->type = c->type != NULL ? memcpy(p->data + c->len, c->type, tlen) : NULL;
     **tail = p;
     *tail = &p->next;
     return 0;
@@ -91,8 +94,11 @@ static void forward(lp_session_t *s, lp_run_t *r, uint64_t *since)
 
         if (p->stream == 2 && lp_session_page(s, p->data, p->len) == 0)
             w = 0;
-        else if ((w = lp_session_write(s, p->stream == 1 ? LP_STDERR : LP_STDOUT, p->data,
-                                       p->len)) == 1)
+        else if (p->stream == LP_RUN_STREAM_VALUE && p->type != NULL && p->len > 0)
+            w = lp_session_value(s, p->type, p->data, p->len - 1) == 1; /* no newline */
+        else
+            w = lp_session_write(s, p->stream == 1 ? LP_STDERR : LP_STDOUT, p->data, p->len);
+        if (w == 1)
             lp_session_flush(s);
         else if (w == 2)
             lp_session_send(s, p->stream == 1 ? LP_STDERR : LP_STDOUT, p->data, p->len);

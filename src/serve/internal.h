@@ -28,6 +28,7 @@ typedef struct lp_chunk {
     uint64_t offset;
     int stream;
     size_t len;
+    const char *type;          /* LP_RUN_STREAM_VALUE: the value's type, in data after len */
     char data[];
 } lp_chunk_t;
 

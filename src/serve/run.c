@@ -197,6 +197,36 @@ bool lp_run_unwatch(lp_run_t *r, lp_run_watch_t *w)
     return was;
 }
 
+/* Output grew (under r->mu): drops the oldest chunks past output_max and
+ * wakes the readers. */
+static void grew_locked(lp_run_t *r)
+{
+    while (r->kept > r->output_max && r->head != r->tail) {
+        lp_chunk_t *old = r->head;
+
+        r->head = old->next;
+        r->kept -= old->len;
+        free(old);
+    }
+    pthread_cond_broadcast(&r->cv);
+    notify_locked(r);
+}
+
+/* Appends c (all but its links and offset filled) to r's output, under r->mu. */
+static void append_locked(lp_run_t *r, lp_chunk_t *c)
+{
+    c->next = NULL;
+    c->offset = r->total;
+    if (r->tail != NULL)
+        r->tail->next = c;
+    else
+        r->head = c;
+    r->tail = c;
+    r->kept += c->len;
+    r->total += c->len;
+    grew_locked(r);
+}
+
 void lp_run_output(lp_run_t *r, int stream, const void *data, size_t len)
 {
     lp_chunk_t *c;
@@ -204,7 +234,8 @@ void lp_run_output(lp_run_t *r, int stream, const void *data, size_t len)
     if (len == 0)
         return;
     pthread_mutex_lock(&r->mu);
-    if (r->tail != NULL && r->tail->stream == stream && r->tail->len < 4096 && len < 4096) {
+    if (r->tail != NULL && r->tail->stream == stream && stream != LP_RUN_STREAM_VALUE &&
+        r->tail->len < 4096 && len < 4096) {
         /* small writes of one stream grow the last chunk: one SSE event, not fifty */
         lp_chunk_t *grown = realloc(r->tail, sizeof(*c) + r->tail->len + len);
 
@@ -218,36 +249,22 @@ void lp_run_output(lp_run_t *r, int stream, const void *data, size_t len)
             grown->len += len;
             r->kept += len;
             r->total += len;
-            goto trim;
+            grew_locked(r);
+            pthread_mutex_unlock(&r->mu);
+            return;
         }
     }
     if ((c = malloc(sizeof(*c) + len)) == NULL) {
         r->total += len; /* counted, not kept: the reader sees the gap */
-        goto out;
+        pthread_cond_broadcast(&r->cv);
+        notify_locked(r);
+    } else {
+        c->stream = stream;
+        c->len = len;
+        c->type = NULL;
+        memcpy(c->data, data, len);
+        append_locked(r, c);
     }
-    c->next = NULL;
-    c->offset = r->total;
-    c->stream = stream;
-    c->len = len;
-    memcpy(c->data, data, len);
-    if (r->tail != NULL)
-        r->tail->next = c;
-    else
-        r->head = c;
-    r->tail = c;
-    r->kept += len;
-    r->total += len;
-trim:
-    while (r->kept > r->output_max && r->head != r->tail) {
-        lp_chunk_t *old = r->head;
-
-        r->head = old->next;
-        r->kept -= old->len;
-        free(old);
-    }
-out:
-    pthread_cond_broadcast(&r->cv);
-    notify_locked(r);
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -263,11 +280,36 @@ static void set_str(char **slot, const void *data, size_t len)
     *slot = s;
 }
 
+/* A single run's value is output (LP_RUN_STREAM_VALUE): repr, a newline,
+ * then (past len) its type and a NUL. */
+static void value_output(lp_run_t *r, const char *type, const void *repr, size_t len)
+{
+    size_t tlen = strlen(type);
+    lp_chunk_t *c = malloc(sizeof(*c) + len + 1 + tlen + 1);
+
+    if (c == NULL) {
+        r->total += len + 1;
+        pthread_cond_broadcast(&r->cv);
+        notify_locked(r);
+        return;
+    }
+    c->stream = LP_RUN_STREAM_VALUE;
+    c->len = len + 1;
+    memcpy(c->data, repr, len);
+    c->data[len] = '\n';
+    c->type = memcpy(c->data + len + 1, type, tlen + 1);
+    append_locked(r, c);
+}
+
 void lp_run_set_value(lp_run_t *r, const char *type, const void *repr, size_t len)
 {
     pthread_mutex_lock(&r->mu);
-    set_str(&r->value_type, type, strlen(type));
-    set_str(&r->value_repr, repr, len);
+    if (r->mode == LP_RUN_SINGLE) {
+        value_output(r, type, repr, len);
+    } else {
+        set_str(&r->value_type, type, strlen(type));
+        set_str(&r->value_repr, repr, len);
+    }
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -339,6 +381,7 @@ int lp_run_chunks(lp_run_t *r, uint64_t since, int (*fn)(void *arg, const lp_run
         v.stream = c->stream;
         v.data = c->data + (v.offset - c->offset);
         v.len = (size_t)(end - v.offset);
+        v.type = c->type;
         rc = fn(arg, &v);
     }
     *next = r->total;
@@ -346,8 +389,8 @@ int lp_run_chunks(lp_run_t *r, uint64_t since, int (*fn)(void *arg, const lp_run
     return rc;
 }
 
-/* Appends a chunk to stdout or stderr (a page is stdout), as UTF-8 that
- * JSON can hold. */
+/* Appends a chunk to stdout or stderr (a page and a value are stdout), as
+ * UTF-8 that JSON can hold. */
 static int gather(void *arg, const lp_run_chunk_t *c)
 {
     return lp_buf_put_utf8(((lp_buf_t **)arg)[c->stream == 1 ? 1 : 0], c->data, c->len);

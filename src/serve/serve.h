@@ -182,10 +182,17 @@ bool lp_run_unwatch(lp_run_t *r, lp_run_watch_t *w);
  * streams counted together, from 0). */
 typedef struct lp_run_chunk {
     uint64_t offset;
-    int stream;              /* 0 stdout, 1 stderr, 2 a help() page (the whole text) */
+    int stream;              /* 0 stdout, 1 stderr, 2 a help() page (the whole text),
+                              * LP_RUN_STREAM_VALUE a value */
     const char *data;        /* valid only during the callback */
     size_t len;
+    const char *type;        /* LP_RUN_STREAM_VALUE: the value's type; else NULL */
 } lp_run_chunk_t;
+
+/* A value shown by a LP_RUN_SINGLE run: each is output, in order with the
+ * rest (`1; 2`, a loop's values), as python3 prints it (its repr and a
+ * newline, stdout to HTTP); such a run has no "value" of its own. */
+#define LP_RUN_STREAM_VALUE 3
 
 /* Calls fn for each kept piece of output past since (a piece that straddles
  * since is cut there), in order; *next = the offset after the last byte

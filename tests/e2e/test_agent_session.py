@@ -3,12 +3,14 @@ protocol.md section 8), started for real through the C launcher with the second 
 (_limpet.ctx_launch(..., session=True)) and driven through the C broker, as limpet serve
 does. On Debian's python3 and, when installed, pypy3."""
 import itertools
+import json
 import os
 import select
 import shutil
 import subprocess
 import sys
 import time
+import traceback
 import zlib
 
 import pytest
@@ -23,6 +25,7 @@ class Env:
     """An environment's far Python: its link in the broker, requests and their frames."""
 
     def __init__(self, python):
+        self.python = python
         self.pid, self.link, err, self.hello = _limpet.ctx_launch(
             _limpet.stage1_argv("test@local", python), None, True, 30.0, 20, session=True)
         if err >= 0:
@@ -158,6 +161,13 @@ def test_exceptions_show_the_repl_traceback_without_agent_frames(env):
     assert h["type"] == "SyntaxError" and r.status == "exception"
     assert p.decode().startswith('  File "<limpet>", line 1\n    1 +\n')
     assert p.decode().endswith("SyntaxError: invalid syntax\n") and TB not in p.decode()
+    if env.python == sys.executable:    # a file's frames as here: underlined (^^^) in 3.11
+        p = env.run("import json\njson.loads('{')").one("exception")[1].decode()
+        try:
+            json.loads("{")
+        except ValueError:
+            here = traceback.format_exc()
+        assert p[p.index('  File "' + json.__file__):] == here[here.index(json.__file__) - 8:]
 
 
 def test_single_mode_asks_for_more_then_runs_and_binds_underscore(env):
@@ -326,3 +336,25 @@ def test_a_big_value_is_cut_at_64_kib(env):
     h, p = env.run("'é' * 100000").one("value")
     assert h["type"] == "str" and len(p) <= 65536 and p.endswith(b"...")
     p[:-3].decode("utf-8")                                # never cut inside a character
+
+
+def test_lone_surrogates_in_headers_are_escaped_and_the_link_lives(env):
+    """A header is JSON the far end checks: a lone surrogate there ended the environment.
+    Escaped as sys.stderr escapes it (\\ud800) in every header that carries the user's text."""
+    r = env.run("raise ValueError('\\ud800')")
+    h, p = r.one("exception")
+    assert h["message"] == "\\ud800" and p.endswith(b"ValueError: \\ud800\n")
+    r = env.run("class E(Exception): pass\nE.__qualname__ = 'E\\udc80'\nraise E()")
+    assert r.one("exception")[0]["type"] == "__main__.E\\udc80"
+    rid = env.eval("input('\\ud800? ')", input=True)
+    (h, p), = _limpet.ctx_wait(env.link, rid, 10)
+    assert h["prompt"] == "\\ud800? "
+    env.send({"op": "stdin", "re": rid}, b"x")
+    assert Result(env.frames(rid)).one("value")[1] == b"'x'"
+    env.run("globals()['surr\\udfff'] = '\\udfff'")
+    rid = env.request({"op": "complete", "text": "surr"})
+    assert env.frames(rid)[-1][0]["matches"] == ["surr\\udfff"]
+    rid = env.request({"op": "names"})
+    names = {n["name"]: n for n in env.frames(rid)[-1][0]["names"]}
+    assert names["surr\\udfff"]["repr"] == "'\\udfff'"
+    assert env.run("'alive'").one("value")[1] == b"'alive'"

@@ -1,16 +1,21 @@
-"""The REPL says what python3 says (issue 10, item 6).
+"""The REPL says what python3 says (issue 10, item 6; for `limpet serve`, issue 12).
 
 Every transcript of tests/e2e/repl_corpus/cases_*.py is fed line by line to
 CPython's own code.InteractiveConsole (repl_corpus/oracle.py, in a fresh
-python3) and to a session of a real limpet server (interactive evals, one line
-each, as `limpet connect` sends them). For every line, both must print the
-same stdout and the same stderr (tracebacks, warnings), ask for more input
-at the same lines, and fail at the same lines. Where limpet differs on
-purpose, DELIBERATE below says what limpet shows instead, and why; docs/repl.md
-has the long form. A deliberate difference that is no longer one fails too.
+python3), to a session of a real limpet server (interactive evals, one line
+each, as `limpet connect` sends them), and to a session of an environment of a
+real `limpet serve` (the far agent's python/limpet/_session.py, the same way).
+For every line, each must print the same stdout and the same stderr
+(tracebacks, warnings) as the oracle, ask for more input at the same lines, and
+fail at the same lines. Where limpet differs on purpose, DELIBERATE (the
+embedded server) and DELIBERATE_SERVE below say what it shows instead, and why;
+docs/repl.md has the long form. A deliberate difference that is no longer one
+fails too.
 
-One host, one connection, a fresh session per transcript; the namespace is
-reset between transcripts on both sides (repl_corpus/host.py)."""
+One host (one server), one connection, a fresh session per transcript; the
+namespace is reset between transcripts on every side (repl_corpus/host.py: in
+the environment, its source is loaded once as a module)."""
+import ast
 import glob
 import importlib.util
 import json
@@ -21,7 +26,8 @@ import sys
 
 import pytest
 
-from conftest import Host
+from conftest import Host, Serve
+from limpet._bootstrap import session_source
 from limpet.client import Client
 
 CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "repl_corpus")
@@ -67,16 +73,19 @@ def _at(**lines):
     return expect
 
 
-def _recursion(oracle):
+def _recursion(below=0):
     """The console's frames use up some of the recursion limit, so it repeats
     the recursing line fewer times than limpet (and python3) do: there, the
-    limit is <module>, three frames shown, and the rest repeated."""
-    got = [dict(o) for o in oracle]
-    m = re.search(r"\[Previous line repeated (\d+) more times\]", got[2]["err"])
-    assert m, got[2]["err"]
-    got[2]["err"] = got[2]["err"].replace(
-        m.group(0), f"[Previous line repeated {sys.getrecursionlimit() - 4} more times]")
-    return got
+    limit is <module>, three frames shown, and the rest repeated, less the
+    calls below the user's code, if any (`below`)."""
+    def expect(oracle):
+        got = [dict(o) for o in oracle]
+        m = re.search(r"\[Previous line repeated (\d+) more times\]", got[2]["err"])
+        assert m, got[2]["err"]
+        got[2]["err"] = got[2]["err"].replace(m.group(0), "[Previous line repeated %d more times]"
+                                              % (sys.getrecursionlimit() - 4 - below))
+        return got
+    return expect
 
 
 SESSION_ENDS = ("SystemExit ends the session, never the host: a REPL inside a live program "
@@ -130,11 +139,40 @@ DELIBERATE = {
         "out": "", "event": "exception",
         "err": _tb("ValueError: call stack is not deep enough\n")})),
     "exc_warning_stacklevel": (CONSOLE_FRAMES, _at(l1={"err": "sys:1: UserWarning: up\n"})),
-    "exc_recursion": (CONSOLE_FRAMES, _recursion),
+    "exc_recursion": (CONSOLE_FRAMES, _recursion()),
     "warn_user_warning_once_per_line": (CONSOLE_REGISTRY, _at(l2={"err": ""})),
     "unicode_surrogate_in_traceback": (CONSOLE_STDERR, _at(l0={
         "err": _tb("ValueError: \\ud800\n")})),
 }
+
+
+
+def _agent_exec_line():
+    """The line of the environment's agent, as sent (`<limpet-agent>`), whose exec() runs an
+    interactive line (Session.execute)."""
+    tree = ast.parse(session_source())
+    session = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Session")
+    execute = next(n for n in session.body if getattr(n, "name", None) == "execute")
+    return [n.lineno for n in ast.walk(execute) if isinstance(n, ast.Call)
+            and getattr(n.func, "id", None) == "exec"][-1]
+
+
+AGENT_FRAMES = ("an environment's agent is Python with nothing installed, so the user's code "
+                "runs from Python frames of the agent's own (<limpet-agent>: its <module>s, "
+                "main, run, evaluate, user, execute, and exec() itself), as the console's does; "
+                "python3's REPL and the embedded server run it from C")
+# Where an environment of `limpet serve` differs from the console on purpose: as DELIBERATE.
+# What the embedded server does, the environment does too (its sessions share one namespace,
+# builtins, sys and warnings with each other and with the agent, as the host's do), but for
+# the frames below the user's code.
+DELIBERATE_SERVE = dict(DELIBERATE, **{
+    "exc_frame_depth": (AGENT_FRAMES, _at(l1={
+        "out": "<frame at 0x?, file '<limpet-agent>', line %d, code execute>\n"
+               % _agent_exec_line()})),
+    "exc_warning_stacklevel": (AGENT_FRAMES, _at(l1={
+        "err": "<limpet-agent>:%d: UserWarning: up\n" % _agent_exec_line()})),
+    "exc_recursion": (AGENT_FRAMES, _recursion(below=8)),
+})
 
 _ADDRESS = re.compile(r" at 0x[0-9a-f]+")
 
@@ -163,13 +201,24 @@ def observe(result):
     return {"out": "".join(out), "err": "".join(err), "more": status == "more", "event": event}
 
 
-def run_limpet(address):
+# the namespace the environment's sessions share is the one an eval runs in
+SERVE_RESET = "import _repl_corpus_host as h; h.reset(globals())"
+# the far side has no host module to import: host.py's source is made one, once
+SERVE_SETUP = ("import sys, types\nm = types.ModuleType('_repl_corpus_host')\n"
+               "exec(compile(%r, 'host.py', 'exec'), m.__dict__)\nsys.modules[m.__name__] = m\n")
+
+
+def run_limpet(address, reset="import _repl_corpus_host as h; h.reset()", setup=None, **clone):
+    """Every transcript in a new session (clone's fields: env=... for serve), after reset in
+    a control session; setup runs there first."""
     got = {}
     with Client(address) as c:
-        control = c.clone()
+        control = c.request("clone", **clone).final["session"]
+        for code in ([setup] if setup else []):
+            assert c.eval(control, code).status == "ok"
         for name, lines in CASES.items():
-            c.eval(control, "import _repl_corpus_host as h; h.reset()")
-            s = c.clone()
+            assert c.eval(control, reset).status == "ok", f"the reset before {name} failed"
+            s = c.request("clone", **clone).final["session"]
             got[name] = obs = []
             for line in lines:
                 obs.append(observe(c.eval(s, line, interactive=True)))
@@ -181,47 +230,79 @@ def run_limpet(address):
 
 
 @pytest.fixture(scope="module")
-def observed(tmp_path_factory):
+def oracle():
+    proc = subprocess.run([sys.executable, os.path.join(CORPUS, "oracle.py")],
+                          input=json.dumps(CASES).encode(), capture_output=True,
+                          env=dict(os.environ, **ENV), timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    return json.loads(proc.stdout)
+
+
+def _runtime_dir(tmp_path_factory):
     runtime_dir = tmp_path_factory.mktemp("repl") / "run"
     runtime_dir.mkdir(mode=0o700)
-    oracle = subprocess.Popen([sys.executable, os.path.join(CORPUS, "oracle.py")],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, env=dict(os.environ, **ENV))
-    host = Host(runtime_dir, script=os.path.join(CORPUS, "host.py"), env=ENV)
+    return runtime_dir
+
+
+@pytest.fixture(scope="module")
+def observed(tmp_path_factory, oracle):
+    host = Host(_runtime_dir(tmp_path_factory), script=os.path.join(CORPUS, "host.py"), env=ENV)
     try:
         got = run_limpet(host.address)
         assert host.alive(), "a transcript ended the host"
     finally:
         host.stop()
-    out, err = oracle.communicate(json.dumps(CASES).encode(), timeout=60)
-    assert oracle.returncode == 0, err.decode()
-    return json.loads(out), got
+    return oracle, got
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, oracle, limpet_bin):
+    """The corpus in the main environment of a `limpet serve` on the oracle's python3."""
+    serve = Serve(limpet_bin, _runtime_dir(tmp_path_factory), "--python", sys.executable,
+                  env=ENV)
+    try:
+        with open(os.path.join(CORPUS, "host.py")) as f:
+            got = run_limpet(serve.address, SERVE_RESET, SERVE_SETUP % f.read(), env="main")
+        assert serve.alive(), "a transcript ended the server"
+    finally:
+        serve.stop()
+    return oracle, got
 
 
 def test_corpus_is_large_and_covers_the_rules():
     assert len(CASES) >= 150
     assert sum(len(lines) > 1 for lines in CASES.values()) >= 100
-    stale = set(DELIBERATE) - set(CASES)
+    stale = (set(DELIBERATE) | set(DELIBERATE_SERVE)) - set(CASES)
     assert not stale, f"deliberate differences for transcripts that do not exist: {stale}"
+
+
+def check(observed, name, deliberate):
+    oracle, limpet = (normal(o[name]) for o in observed)
+    if name not in deliberate:
+        assert limpet == oracle
+        return
+    why, expect = deliberate[name]
+    want = normal(expect(oracle))
+    assert want != oracle, f"{name} no longer differs from the console: drop it from the list"
+    assert limpet == want, why
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_transcript(observed, name):
-    oracle, limpet = (normal(o[name]) for o in observed)
-    if name not in DELIBERATE:
-        assert limpet == oracle
-        return
-    why, expect = DELIBERATE[name]
-    want = normal(expect(oracle))
-    assert want != oracle, f"{name} no longer differs from the console: drop it from DELIBERATE"
-    assert limpet == want, why
+    check(observed, name, DELIBERATE)
 
 
-def test_the_issue_examples_word_for_word(observed):
+@pytest.mark.parametrize("name", list(CASES))
+def test_transcript_in_a_serve_environment(served, name):
+    check(served, name, DELIBERATE_SERVE)
+
+
+@pytest.mark.parametrize("side", ["observed", "served"])
+def test_the_issue_examples_word_for_word(request, side):
     """The three syntax errors the issue names, as python3's REPL prints them
     (with <limpet> for <stdin>), pinned apart from the oracle: the harness
     compares what it should, and codeop's frames never come back."""
-    oracle, limpet = observed
+    oracle, limpet = request.getfixturevalue(side)
     want = {
         "syntax_double_equals": [
             '  File "<limpet>", line 1\n    x = = 1\n        ^\nSyntaxError: invalid syntax\n'],

@@ -13,11 +13,12 @@ ns = {}
 _filters = warnings.filters[:]
 
 
-def reset():
-    """A namespace like python3's __main__ at its first prompt."""
-    ns.clear()
-    ns.update(__name__="__main__", __doc__=None, __package__=None, __spec__=None,
-              __annotations__={}, __builtins__=builtins)
+def reset(into=ns):
+    """into (ns, or a `limpet serve` environment's globals()) made a namespace like
+    python3's __main__ at its first prompt."""
+    into.clear()
+    into.update(__name__="__main__", __doc__=None, __package__=None, __spec__=None,
+                __annotations__={}, __builtins__=builtins)
     warnings.filters[:] = _filters
     warnings._filters_mutated()
     sys.excepthook = sys.__excepthook__
