@@ -18,6 +18,7 @@ import traceback
 from collections import deque
 
 VALUE_MAX = 65536      # bytes of a value's repr, "..." included
+WATCH_S = 0.01         # an eval running longer has its link read by the watcher thread
 NAMES_MAX = 1000       # names in one answer to `names`
 NAMES_BYTES = 60000    # and their bytes: the answer is one header (64 KiB at most)
 AGENT_GLOBALS = globals()  # the agent's frames run here: left out of the user's tracebacks
@@ -132,24 +133,74 @@ class Session(Agent):
         return Out(self, *args)
 
     def run(self):
+        """The main thread runs the evals and, when it has none, reads the link itself: an
+        eval then costs no hand-off between threads (20 us and back here, as much as the
+        rest of the eval). While an eval runs past WATCH_S, the watcher reads instead."""
         self.cond = threading.Condition()
         self.main_id = get_ident()
         self.patch()
         signal.signal(signal.SIGINT, self.on_sigint)
-        start_new_thread(self.lead, ())
+        start_new_thread(self.watch, ())
         while True:
             with self.cond:
-                while not self.queue:
-                    self.cond.wait()
-                h, code = self.queue.popleft()
-                cur = self.current = {"id": h["id"], "live": False, "ended": False,
-                                      "asked": 0, "hit": 0, "asking": False, "answer": None,
-                                      "input": h.get("input") is True}
+                item = self.queue.popleft() if self.queue else None
+                if item is not None:
+                    h, code = item
+                    cur = self.current = {"id": h["id"], "live": False, "ended": False,
+                                          "asked": 0, "hit": 0, "asking": False,
+                                          "answer": None, "input": h.get("input") is True,
+                                          "t0": time.monotonic()}
+            if item is None:
+                self.read_or_wait()
+                continue
             try:
                 self.evaluate(h, code, cur)
             finally:
                 with self.cond:
                     self.current = None
+
+    def read_one(self):
+        """Reads and handles one frame (the reading lock held); a call runs on a thread."""
+        self.reader = get_ident()
+        try:
+            call = self.serve_one()
+        except Exception:  # noqa: BLE001 - the link ended or broke: leave with it
+            leave()
+        finally:
+            self.reader = None
+        if call is not None:
+            start_new_thread(self.run_call, call)
+
+    def read_or_wait(self):
+        """Idle: reads a frame, or waits for the watcher to give the reading back."""
+        if self.reading.acquire(False):
+            try:
+                self.read_one()
+            finally:
+                self.reading.release()
+            return
+        with self.cond:
+            while not self.queue and self.reading.locked():
+                self.cond.wait()
+
+    def watch(self):
+        """Reads the link while an eval runs longer than WATCH_S or waits for input, so that
+        interrupt, stdin and complete are served meanwhile; gives the reading back to the
+        main thread once that eval is over. A tick, not a wake-up per eval."""
+        while True:
+            time.sleep(WATCH_S)
+            cur = self.current
+            if cur is None or (not cur["asking"] and time.monotonic() - cur["t0"] < WATCH_S):
+                continue
+            if not self.reading.acquire(False):
+                continue
+            try:
+                while self.current is cur:
+                    self.read_one()
+            finally:
+                self.reading.release()
+                with self.cond:
+                    self.cond.notify_all()
 
     def patch(self):
         """input(), getpass, help(), sys.displayhook and sys.stdin speak to the running eval's
@@ -225,12 +276,12 @@ class Session(Agent):
                         break
         if was is None:
             return Agent.interrupt(self, h)  # a call's, or nothing running
-        if was == "running" and kill:
-            os.kill(os.getpid(), signal.SIGINT)
         if was == "queued":
             self.link.send({"op": "done", "re": rid, "status": "interrupted"})
-        if "id" in h:
+        if "id" in h:  # before the signal: read on the main thread (input()), it raises here
             self.link.send({"op": "done", "re": h["id"], "status": "ok", "was": was})
+        if was == "running" and kill:
+            os.kill(os.getpid(), signal.SIGINT)
 
     def on_sigint(self, signum, frame):
         cur = self.current
@@ -424,9 +475,16 @@ class Session(Agent):
         try:
             self.link.send({"op": "input", "re": cur["id"], "prompt": prompt,
                             "password": password})
-            with self.cond:
-                while cur["answer"] is None:
-                    self.cond.wait(0.25)  # short: SIGINT's handler runs between waits
+            while cur["answer"] is None:
+                if self.reading.acquire(False):  # nobody reads: the answer is ours to read
+                    try:
+                        self.read_one()
+                    finally:
+                        self.reading.release()
+                    continue
+                with self.cond:
+                    if cur["answer"] is None:
+                        self.cond.wait(0.25)  # short: SIGINT's handler runs between waits
         finally:
             cur["asking"] = False
         eof, line = cur["answer"]

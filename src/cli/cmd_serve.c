@@ -193,8 +193,9 @@ static json_t *identity(const struct serve_opts *o, const char *http, int argc, 
                      "http", http);
 }
 
-/* One line per HTTP request, on the server's stderr (no token in it). */
-static void http_log(void *arg, const char *line)
+/* One line per request (HTTP's, and the socket's evals), on the server's
+ * stderr (no token in it). */
+static void log_request(void *arg, const char *line)
 {
     fprintf(stderr, "%s\n", line);
 }
@@ -206,7 +207,7 @@ static int start_http(const struct serve_opts *o, lp_serve_t *sv, const char *to
 {
     lp_http_config_t hc = {.addr = o->http, .token = token, .allow_remote = o->allow_remote,
                            .tls_cert = o->tls_cert, .tls_key = o->tls_key,
-                           .insecure_http = o->insecure_http, .log = http_log};
+                           .insecure_http = o->insecure_http, .log = log_request};
     const char *colon = strrchr(o->http, ':');
     char msg[512];
     int r;
@@ -264,6 +265,7 @@ int cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     scfg.python = o.python;
     scfg.journal = o.journal;
+    scfg.log = log_request;
     scfg.limits = (lp_env_limits_t)LP_ENV_LIMITS_DEFAULT;
     if (limit_arg("--cpu-s", o.cpu_s, &scfg.limits.cpu_s) != 0 ||
         limit_arg("--memory-mb", o.memory_mb, &scfg.limits.memory_mb) != 0 ||

@@ -482,6 +482,15 @@ int lp_le_input(lp_le_t *le, const char *prompt, bool echo, const char **line)
     while (le->line != NULL && !take_line(le, &len)) {
         bool in_ready = false;
 
+        if (len == 1 && le->line[0] == '\004') {
+            /* Ctrl+D typed while the line editor still had the terminal raw
+             * (just after Enter): a byte, not the end of input the terminal
+             * makes of it in lines mode. It means the same. */
+            len = 0;
+            le->line[0] = 0;
+            r = LP_LE_EOF;
+            break;
+        }
         if (take_eof(le)) {
             r = len > 0 ? LP_LE_LINE : LP_LE_EOF;
             break;

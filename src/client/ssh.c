@@ -94,12 +94,8 @@ static bool append_quoted(char *cmd, size_t size, const char *s)
     return true;
 }
 
-/* The command line: ssh [-p PORT] [-l USER] -- HOST REMOTE, or the same
- * run by /bin/sh -c '$LIMPET_SSH_COMMAND "$@"'. Built before fork: after
- * it, in a process that may have other threads, only async-signal-safe
- * calls. args holds 16, script its size. */
-static void build_args(const lp_ssh_url_t *u, const char *remote, const char **args,
-                       char *script, size_t size)
+void lp_ssh_argv(const lp_ssh_url_t *u, const char *remote, bool batch, const char **args,
+                 char *script, size_t size)
 {
     const char *custom = getenv("LIMPET_SSH_COMMAND");
     int n = 0;
@@ -112,6 +108,10 @@ static void build_args(const lp_ssh_url_t *u, const char *remote, const char **a
     }
     args[n++] = "ssh"; /* $0 of the script, or ssh's own argv[0] */
     args[n++] = "-T";  /* no terminal: the bytes are the protocol's */
+    if (batch) {
+        args[n++] = "-o";
+        args[n++] = "BatchMode=yes";
+    }
     if (u->port[0] != 0) {
         args[n++] = "-p";
         args[n++] = u->port;
@@ -172,14 +172,14 @@ int lp_ssh_dial(const lp_ssh_url_t *u, int *fd, pid_t *pid)
 {
     const char *limpet = getenv("LIMPET_REMOTE_LIMPET");
     char remote[2048] = "", script[4096];
-    const char *args[16];
+    const char *args[LP_SSH_ARGS_MAX];
     int sv[2], report[2], r;
 
     if (!append_quoted(remote, sizeof(remote), limpet != NULL && limpet[0] ? limpet : "limpet") ||
         !append_quoted(remote, sizeof(remote), "bridge") ||
         (u->target[0] != 0 && !append_quoted(remote, sizeof(remote), u->target)))
         return -ENAMETOOLONG;
-    build_args(u, remote + 1, args, script, sizeof(script)); /* without the leading space */
+    lp_ssh_argv(u, remote + 1, false, args, script, sizeof(script)); /* without the leading space */
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return -errno;
     if (pipe2(report, O_CLOEXEC) != 0) {

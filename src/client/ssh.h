@@ -32,5 +32,13 @@ int lp_ssh_parse(const char *address, lp_ssh_url_t *u, const char **why);
  * the arguments appended, as git's GIT_SSH_COMMAND), and
  * $LIMPET_REMOTE_LIMPET the remote "limpet". */
 int lp_ssh_dial(const lp_ssh_url_t *u, int *fd, pid_t *pid);
+/* The command line that runs remote on u's host: ssh -T [-o BatchMode=yes]
+ * [-p PORT] [-l USER] -- HOST REMOTE, or the same run by /bin/sh -c
+ * '$LIMPET_SSH_COMMAND "$@"'. args holds LP_SSH_ARGS_MAX (NULL-terminated),
+ * script (size bytes) backs the /bin/sh script. Only reads the environment:
+ * callable before a fork, never after. batch: no prompt (a server). */
+#define LP_SSH_ARGS_MAX 16
+void lp_ssh_argv(const lp_ssh_url_t *u, const char *remote, bool batch, const char **args,
+                 char *script, size_t size);
 
 #endif

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define TIMEOUT_MAX_S 2000000.0 /* a timeout in ms must fit an int */
 
@@ -14,23 +13,6 @@ bool lp_http_run_ended(lp_run_t *r)
     lp_run_status_t st = lp_run_status(r);
 
     return st != LP_RUN_QUEUED && st != LP_RUN_RUNNING;
-}
-
-bool lp_http_run_join(lp_http_t *h, lp_run_t *r)
-{
-    /* Output does not wake this wait (nothing is ever past UINT64_MAX):
-     * only the run's end, or an input() it asks for, which an HTTP run
-     * never does (its input() gets end of input). */
-    while (!lp_http_run_ended(r)) {
-        if (atomic_load(&h->stopping))
-            return false;
-        if (lp_run_wait(r, UINT64_MAX, LP_HTTP_SLICE_MS) == 1 && !lp_http_run_ended(r)) {
-            struct timespec ts = {0, 50 * 1000 * 1000}; /* an input() waits: no spin */
-
-            nanosleep(&ts, NULL);
-        }
-    }
-    return true;
 }
 
 static enum MHD_Result envs_list(lp_http_req_t *rq, struct MHD_Connection *c)
@@ -208,6 +190,16 @@ static enum MHD_Result run_answer(lp_http_req_t *rq, struct MHD_Connection *c, l
     return lp_http_reply_json(rq, c, MHD_HTTP_GATEWAY_TIMEOUT, ans);
 }
 
+static enum MHD_Result exec_done(lp_http_req_t *rq, struct MHD_Connection *c, lp_run_t *r,
+                                 bool ended)
+{
+    if (!ended)
+        return lp_http_reply_error(rq, c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
+                                   "the server is stopping; run %llu goes on",
+                                   (unsigned long long)rq->run);
+    return run_answer(rq, c, r, 0);
+}
+
 /* "timeout" in seconds (> 0) to ms; 0 when absent; -1 when bad. */
 static int timeout_ms(json_t *b)
 {
@@ -258,12 +250,9 @@ static enum MHD_Result env_exec(lp_http_req_t *rq, struct MHD_Connection *c)
         ret = lp_http_reply_json(rq, c, MHD_HTTP_ACCEPTED,
                                  json_pack("{sIss}", "run", (json_int_t)rq->run, "status",
                                            rq->outcome));
-    } else if (!lp_http_run_join(rq->h, r)) {
-        ret = lp_http_reply_error(rq, c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
-                                  "the server is stopping; run %llu goes on",
-                                  (unsigned long long)rq->run);
     } else {
-        ret = run_answer(rq, c, r, 0);
+        ret = lp_http_wait(rq, c, r, exec_done);
+        r = NULL;
     }
 out:
     lp_run_unref(r);

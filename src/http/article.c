@@ -118,32 +118,19 @@ static enum MHD_Result getenv_names(lp_http_req_t *rq, struct MHD_Connection *c,
 /* The article's kernel(): {"message": output} or {"error": output and
  * traceback}. Here a final expression's value is shown too, as the REPL
  * would print it. */
-static enum MHD_Result kernel(lp_http_req_t *rq, struct MHD_Connection *c, const form_t *f)
+static enum MHD_Result kernel_done(lp_http_req_t *rq, struct MHD_Connection *c, lp_run_t *r,
+                                   bool ended)
 {
-    lp_run_req_t req = {.code = f->code != NULL ? f->code : "", .len = f->code_len,
-                        .mode = LP_RUN_CELL, .who = rq->h->who};
-    char msg[LP_SERVE_MSG_MAX] = "";
     json_t *ans, *out, *text;
     const char *value, *tb, *tail;
     bool ok;
-    lp_run_t *r = NULL;
     enum MHD_Result ret;
-    int rc = lp_serve_submit(rq->h->sv, f->id, &req, &r, msg);
 
-    if (rc == -ENOENT)
-        return lp_http_reply_json(rq, c, MHD_HTTP_NOT_FOUND,
-                                  json_pack("{ss}", "error", "Kernel does not exist!"));
-    if (rc != 0)
-        return lp_http_reply_serve(rq, c, rc, f->id, msg);
-    rq->run = lp_run_id(r);
-    if (!lp_http_run_join(rq->h, r)) {
-        lp_run_unref(r);
+    if (!ended)
         return lp_http_reply_json(rq, c, MHD_HTTP_SERVICE_UNAVAILABLE,
                                   json_pack("{ss}", "error", "the server is stopping"));
-    }
     rq->outcome = lp_run_status_name(lp_run_status(r));
     ans = lp_run_json(r, 0);
-    lp_run_unref(r);
     if (ans == NULL)
         return MHD_NO;
     out = json_object_get(ans, "stdout");
@@ -171,6 +158,23 @@ static enum MHD_Result kernel(lp_http_req_t *rq, struct MHD_Connection *c, const
     ret = lp_http_reply_json(rq, c, MHD_HTTP_OK, text);
     json_decref(ans);
     return ret;
+}
+
+static enum MHD_Result kernel(lp_http_req_t *rq, struct MHD_Connection *c, const form_t *f)
+{
+    lp_run_req_t req = {.code = f->code != NULL ? f->code : "", .len = f->code_len,
+                        .mode = LP_RUN_CELL, .who = rq->h->who};
+    char msg[LP_SERVE_MSG_MAX] = "";
+    lp_run_t *r = NULL;
+    int rc = lp_serve_submit(rq->h->sv, f->id, &req, &r, msg);
+
+    if (rc == -ENOENT)
+        return lp_http_reply_json(rq, c, MHD_HTTP_NOT_FOUND,
+                                  json_pack("{ss}", "error", "Kernel does not exist!"));
+    if (rc != 0)
+        return lp_http_reply_serve(rq, c, rc, f->id, msg);
+    rq->run = lp_run_id(r);
+    return lp_http_wait(rq, c, r, kernel_done);
 }
 
 enum MHD_Result lp_http_article(lp_http_req_t *rq, struct MHD_Connection *c,

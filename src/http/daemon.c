@@ -67,6 +67,7 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 
     if (rq == NULL)
         return;
+    lp_http_wait_drop(rq); /* closed while it waited (by the client, or at a stop) */
     if (rq->h->log != NULL)
         log_line(rq, c);
     free(rq->body);
@@ -131,9 +132,16 @@ static int gate(lp_http_req_t *rq, struct MHD_Connection *c, bool page)
         return (int)lp_http_reply_error(rq, c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
                                         "a token is needed: 'Authorization: Bearer TOKEN' or "
                                         "?token=TOKEN (limpet serve --print-token)");
-    if (cl != NULL && strtoull(cl, NULL, 10) > h->body_max)
-        return (int)lp_http_reply_error(rq, c, MHD_HTTP_CONTENT_TOO_LARGE, "too-large",
-                                        "the request's body is over %zu bytes", h->body_max);
+    /* A length over the limit: the body is read and dropped as a chunked
+     * one is, then answered (libmicrohttpd's epoll threads close at once
+     * a connection answered before its body was read: the client, still
+     * sending, gets a reset, not the 413); far over, answered now. */
+    if (cl != NULL && strtoull(cl, NULL, 10) > h->body_max) {
+        rq->too_large = true;
+        if (strtoull(cl, NULL, 10) / DROP_MAX > h->body_max)
+            return (int)lp_http_reply_error(rq, c, MHD_HTTP_CONTENT_TOO_LARGE, "too-large",
+                                            "the request's body is over %zu bytes", h->body_max);
+    }
     return -1;
 }
 
@@ -231,6 +239,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 
     if (rq == NULL)
         return MHD_NO;
+    if (rq->waiting != NULL) /* resumed: its run ended, or the server stops */
+        return lp_http_wait_again(rq, c);
     if (!rq->gated) {
         lp_http_route_t rt;
 
@@ -373,10 +383,11 @@ static int setup(lp_http_t *h, const lp_http_config_t *cfg, lp_http_addr_t *a, c
 
 int lp_http_start(const lp_http_config_t *cfg, lp_serve_t *sv, lp_http_t **out, char msg[512])
 {
-    /* A thread per connection: a handler may wait for a run, and a stream
-     * for its output (docs/serve.md, "Threads"). */
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL;
+    /* libmicrohttpd's epoll threads, one per core; a request waiting for
+     * its run, and a stream for output, park their connection instead of
+     * blocking one (park.c; docs/serve.md, "Threads"). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     size_t memory;
     lp_http_addr_t a;
     lp_http_t *h;
@@ -397,6 +408,11 @@ int lp_http_start(const lp_http_config_t *cfg, lp_serve_t *sv, lp_http_t **out, 
         close(fd);
         goto fail;
     }
+    if ((rc = lp_http_park_start(h)) != 0) {
+        snprintf(msg, 512, "cannot start the HTTP timer: %s", strerror(-rc));
+        close(fd);
+        goto fail;
+    }
     if (a.ipv6)
         flags |= MHD_USE_IPv6;
     if (h->tls)
@@ -410,6 +426,7 @@ int lp_http_start(const lp_http_config_t *cfg, lp_serve_t *sv, lp_http_t **out, 
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory,
         MHD_OPTION_CONNECTION_LIMIT, h->max_connections + CONNECTIONS_SLACK,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cpus > 1 ? cpus : 1),
         h->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, h->cert,
         MHD_OPTION_HTTPS_MEM_KEY, h->key,
         MHD_OPTION_END);
@@ -436,10 +453,12 @@ void lp_http_stop(lp_http_t *h)
 {
     if (h == NULL)
         return;
-    /* Handlers waiting for runs look at this every slice and let go. */
+    /* Parked requests are resumed and let go: 503, or the stream ends. */
     atomic_store(&h->stopping, true);
+    lp_http_park_close(h);
     if (h->d != NULL)
         MHD_stop_daemon(h->d);
+    lp_http_park_free(h);
     lp_http_hosts_free(&h->hosts);
     free(h->token);
     free(h->cert);

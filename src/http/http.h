@@ -33,8 +33,8 @@ typedef struct lp_http_config {
 int lp_http_start(const lp_http_config_t *cfg, lp_serve_t *sv, lp_http_t **out, char msg[512]);
 /* The port it listens on (the one chosen when addr asked for port 0). */
 unsigned lp_http_port(const lp_http_t *h);
-/* Stops listening, ends the connections (a stream waiting for a run ends
- * within a second) and frees. NULL is fine. */
+/* Stops listening, ends the connections (a request waiting for its run
+ * gets a 503, a stream ends; the runs go on) and frees. NULL is fine. */
 void lp_http_stop(lp_http_t *h);
 
 #endif

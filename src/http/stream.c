@@ -2,18 +2,23 @@
  * stdout" / "stderr" with "id:" the offset after the piece (where a
  * client that comes back with Last-Event-ID resumes) and "data:" the text
  * as a JSON string; then "event: done" with the run's answer. The
- * response's callback blocks in lp_run_wait (a thread per connection) and
- * sends a comment when nothing came for LP_HTTP_KEEPALIVE_S. */
+ * response's callback never blocks: with nothing to send it parks the
+ * connection (park.c) until output, the end, or LP_HTTP_KEEPALIVE_S of
+ * quiet, when it sends a comment. */
 #include "http/internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "io/io.h"
 
 typedef struct stream {
     lp_http_t *h;
+    struct MHD_Connection *c;
     lp_run_t *r;
+    lp_http_park_t park;
+    uint64_t quiet_ms; /* when the last event was made (lp_clock_ms) */
     uint64_t start;  /* the offset the stream began at: its done's output is from there */
     uint64_t since;  /* the offset sent up to */
     char *buf;       /* events made, not yet given to libmicrohttpd */
@@ -72,39 +77,25 @@ static int chunk_event(void *arg, const lp_run_chunk_t *c)
     return 0;
 }
 
-/* Makes the next events, waiting for them as long as it takes. */
+/* Makes the next events there are, without waiting: the buffer stays
+ * empty when there are none. */
 static void fill(stream_t *st)
 {
-    unsigned idle = 0;
+    /* Ended first, output next: a run's output is all in before it ends,
+     * so nothing is missed between the two looks. */
+    bool ended = lp_http_run_ended(st->r), dropped;
+    uint64_t next;
 
-    while (st->len == 0 && !st->failed && !atomic_load(&st->h->stopping)) {
-        /* Ended first, output next: a run's output is all in before it
-         * ends, so nothing is missed between the two looks. */
-        bool ended = lp_http_run_ended(st->r);
-        uint64_t next;
-        bool dropped;
-
-        lp_run_chunks(st->r, st->since, chunk_event, st, &next, &dropped);
-        st->since = next;
-        if (st->len > 0)
-            return;
-        if (ended) {
-            event(st, "done", UINT64_MAX, lp_run_json(st->r, st->start));
-            st->finished = true;
-            return;
-        }
-        if (lp_run_wait(st->r, st->since, LP_HTTP_SLICE_MS) == 1) {
-            struct timespec ts = {0, 50 * 1000 * 1000}; /* an input() waits: no spin */
-            char *prompt = NULL;
-            bool password;
-
-            if (lp_run_input_pending(st->r, &prompt, &password) == 1)
-                nanosleep(&ts, NULL);
-            free(prompt);
-        } else if (++idle * LP_HTTP_SLICE_MS >= LP_HTTP_KEEPALIVE_S * 1000) {
-            put(st, ": keep-alive\n\n", 14);
-        }
+    lp_run_chunks(st->r, st->since, chunk_event, st, &next, &dropped);
+    st->since = next;
+    if (st->len == 0 && ended) {
+        event(st, "done", UINT64_MAX, lp_run_json(st->r, st->start));
+        st->finished = true;
+    } else if (st->len == 0 && lp_clock_ms() >= st->quiet_ms + LP_HTTP_KEEPALIVE_S * 1000) {
+        put(st, ": keep-alive\n\n", 14);
     }
+    if (st->len > 0)
+        st->quiet_ms = lp_clock_ms();
 }
 
 static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
@@ -116,9 +107,16 @@ static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
         st->pos = st->len = 0;
         if (st->finished)
             return MHD_CONTENT_READER_END_OF_STREAM;
-        fill(st);
-        if (st->len == 0 || st->failed) /* stopping, or out of memory */
+        lp_http_unpark(&st->park); /* called again after a park */
+        if (atomic_load(&st->h->stopping))
             return MHD_CONTENT_READER_END_WITH_ERROR;
+        fill(st);
+        if (st->failed) /* out of memory */
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (st->len == 0) /* nothing yet: called again once resumed */
+            return lp_http_park(&st->park, st->h, st->c, st->r, st->since,
+                                st->quiet_ms + LP_HTTP_KEEPALIVE_S * 1000)
+                       ? 0 : MHD_CONTENT_READER_END_WITH_ERROR;
     }
     n = st->len - st->pos < max ? st->len - st->pos : max;
     memcpy(out, st->buf + st->pos, n);
@@ -130,6 +128,7 @@ static void release(void *cls)
 {
     stream_t *st = cls;
 
+    lp_http_unpark(&st->park);
     lp_run_unref(st->r);
     free(st->buf);
     free(st);
@@ -153,7 +152,9 @@ enum MHD_Result lp_http_stream(lp_http_req_t *rq, struct MHD_Connection *c, lp_r
         return MHD_NO;
     }
     st->h = rq->h;
+    st->c = c;
     st->r = r;
+    st->quiet_ms = lp_clock_ms();
     st->start = st->since = since;
     rq->outcome = "stream";
     if (announce) /* the run's number first, for a client that comes back to it */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "io/io.h"
 #include "serve/engine.h"
 #include "serve/internal.h"
 
@@ -168,6 +169,20 @@ static void finish(lp_session_t *s, lp_run_t *r, lp_run_status_t st)
     free(tb);
 }
 
+/* One log line per eval, as HTTP has one per request. */
+static void log_run(lp_serve_t *sv, const sdata_t *d, lp_run_t *r, lp_run_status_t st,
+                    uint64_t t0)
+{
+    char line[256];
+
+    if (sv->cfg.log == NULL)
+        return;
+    snprintf(line, sizeof(line), "unix uid:%u eval env=%s run=%llu %s %.1fms", (unsigned)getuid(),
+             d->env, (unsigned long long)lp_run_id(r), lp_run_status_name(st),
+             (double)(lp_clock_us() - t0) / 1000.0);
+    sv->cfg.log(sv->cfg.log_arg, line);
+}
+
 static int eval(void *ctx, void *tls, lp_session_t *s, void *data, const lp_eval_req_t *req)
 {
     sdata_t *d = data;
@@ -177,6 +192,7 @@ static int eval(void *ctx, void *tls, lp_session_t *s, void *data, const lp_eval
     lp_run_t *r;
     uint64_t since = 0;
     lp_run_status_t st;
+    uint64_t t0 = lp_clock_us();
     int e;
 
     snprintf(who, sizeof(who), "uid:%u", (unsigned)getuid()); /* the socket admits only us */
@@ -202,6 +218,7 @@ static int eval(void *ctx, void *tls, lp_session_t *s, void *data, const lp_eval
     }
     st = lp_run_status(r);
     finish(s, r, st);
+    log_run(ctx, d, r, st, t0);
     pthread_mutex_lock(&d->mu);
     d->running = NULL;
     pthread_mutex_unlock(&d->mu);

@@ -61,6 +61,7 @@ struct lp_run {
     char *prompt;              /* an input() waiting, or NULL */
     bool password;
     bool ended;
+    lp_run_watch_t *watchers;  /* lp_run_watch's, waiting */
 };
 
 typedef struct lp_senv {

@@ -138,6 +138,65 @@ void lp_run_started(lp_run_t *r)
     pthread_mutex_unlock(&r->mu);
 }
 
+/* Whether w has something to see (under r->mu). */
+static bool watch_due(const lp_run_t *r, const lp_run_watch_t *w)
+{
+    return r->ended || r->total > w->since || (w->input && r->prompt != NULL);
+}
+
+static void unlink_locked(lp_run_t *r, lp_run_watch_t *w)
+{
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        r->watchers = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+    w->armed = false;
+}
+
+/* Fires the watchers that have something to see (under r->mu): each is
+ * unlinked before its fn runs, so fn may watch again elsewhere. */
+static void notify_locked(lp_run_t *r)
+{
+    for (lp_run_watch_t *w = r->watchers, *n; w != NULL; w = n) {
+        n = w->next;
+        if (watch_due(r, w)) {
+            unlink_locked(r, w);
+            w->fn(w->arg);
+        }
+    }
+}
+
+int lp_run_watch(lp_run_t *r, lp_run_watch_t *w)
+{
+    int due;
+
+    pthread_mutex_lock(&r->mu);
+    if (!(due = watch_due(r, w))) {
+        w->prev = NULL;
+        w->next = r->watchers;
+        if (r->watchers != NULL)
+            r->watchers->prev = w;
+        r->watchers = w;
+        w->armed = true;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return due ? 1 : 0;
+}
+
+bool lp_run_unwatch(lp_run_t *r, lp_run_watch_t *w)
+{
+    bool was;
+
+    pthread_mutex_lock(&r->mu);
+    if ((was = w->armed))
+        unlink_locked(r, w);
+    pthread_mutex_unlock(&r->mu);
+    return was;
+}
+
 void lp_run_output(lp_run_t *r, int stream, const void *data, size_t len)
 {
     lp_chunk_t *c;
@@ -188,6 +247,7 @@ trim:
     }
 out:
     pthread_cond_broadcast(&r->cv);
+    notify_locked(r);
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -227,6 +287,7 @@ void lp_run_set_input(lp_run_t *r, const char *prompt, bool password)
     set_str(&r->prompt, prompt, strlen(prompt));
     r->password = password;
     pthread_cond_broadcast(&r->cv);
+    notify_locked(r);
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -243,6 +304,7 @@ void lp_run_end(lp_run_t *r, lp_run_status_t st)
         free(r->prompt);
         r->prompt = NULL;
         pthread_cond_broadcast(&r->cv);
+        notify_locked(r);
     }
     pthread_mutex_unlock(&r->mu);
 }

@@ -51,6 +51,9 @@ typedef struct lp_serve_config {
     unsigned max_envs;       /* 0: 64 */
     const char *journal;     /* the audit journal's path, or NULL for none */
     size_t journal_max;      /* rotate past this many bytes; 0: 64 MiB */
+    void (*log)(void *arg, const char *line); /* one line per request of the socket's
+                                                 sessions (HTTP logs its own); NULL: none */
+    void *log_arg;
 } lp_serve_config_t;
 
 /* A new kernel server core with no environment. */
@@ -151,6 +154,29 @@ int lp_run_interrupt(lp_run_t *r);
  * output, an input() waiting for an answer, or the run's end. Returns 1
  * when there is, 0 on timeout. */
 int lp_run_wait(lp_run_t *r, uint64_t since, int timeout_ms);
+
+/* A watcher of a run: owned by the caller, who fills the first four
+ * fields and keeps it (and a reference to the run) until it has fired or
+ * lp_run_unwatch has returned. */
+typedef struct lp_run_watch {
+    uint64_t since;          /* output past this offset wakes it */
+    bool input;              /* an input() asking for an answer wakes it too */
+    void (*fn)(void *arg);   /* called once, with the run's lock held: it must be
+                              * cheap and must not call lp_run_* on the run */
+    void *arg;
+    struct lp_run_watch *prev, *next; /* the core's */
+    bool armed;              /* the core's: registered, not fired */
+} lp_run_watch_t;
+
+/* The wait without a thread: w->fn(w->arg) is called once, by the thread
+ * that makes the change (usually the broker's I/O thread), at the first
+ * of: output past w->since, the run's end, an input() asking (w->input).
+ * Returns 1 when there is one already (nothing is registered, fn is not
+ * called), 0 when w waits. Any number of watchers per run. */
+int lp_run_watch(lp_run_t *r, lp_run_watch_t *w);
+/* Forgets w: true when it was still waiting, false when it had fired.
+ * Once it returns, w->fn is not running and will not be called. */
+bool lp_run_unwatch(lp_run_t *r, lp_run_watch_t *w);
 
 /* One piece of output, at byte offset `offset` of the run's output (both
  * streams counted together, from 0). */

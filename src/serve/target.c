@@ -8,23 +8,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client/ssh.h"
 #include "context/bootstrap.h"
 #include "serve/target.h"
 
 #define MAX_ARGS 24
 
-static bool word_ok(const char *s, size_t n, const char *extra)
+/* A user name as sudo takes it: no option, no shell character. */
+static bool user_ok(const char *s)
 {
-    if (n == 0 || n > 255 || s[0] == '-')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
+    size_t n = strlen(s);
 
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-' || strchr(extra, c) != NULL))
-            return false;
-    }
-    return true;
+    return n > 0 && n <= 64 && s[0] != '-' &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
 }
 
 void lp_target_free(lp_target_argv_t *t)
@@ -79,7 +75,7 @@ static char *shell_join(char *const *words, int n)
 /* The stage-1 words: python -c STAGE1 TAG, where TAG names USER@HOST. */
 static int stage1(lp_target_argv_t *t, const char *python, const char *who)
 {
-    char tag[128];
+    char tag[700];
     int r;
 
     snprintf(tag, sizeof(tag), LP_CONTEXT_TAG_FMT, who);
@@ -92,7 +88,7 @@ static int stage1(lp_target_argv_t *t, const char *python, const char *who)
 int lp_target_argv(const char *target, const char *python, lp_target_argv_t *t,
                    char *msg, size_t msg_size)
 {
-    char who[96], host[64] = "?";
+    char who[600], host[64] = "?";
     struct passwd *pw = getpwuid(getuid());
     int r = -EINVAL;
 
@@ -108,8 +104,8 @@ int lp_target_argv(const char *target, const char *python, lp_target_argv_t *t,
     } else if (strncmp(target, "sudo:", 5) == 0) {
         const char *user = target + 5;
 
-        if (!word_ok(user, strlen(user), "")) {
-            snprintf(msg, msg_size, "bad user in target '%s'", target);
+        if (!user_ok(user)) {
+            snprintf(msg, msg_size, "bad target '%s': a user name after sudo:", target);
             goto fail;
         }
         snprintf(who, sizeof(who), "%s@%s", user, host);
@@ -119,41 +115,30 @@ int lp_target_argv(const char *target, const char *python, lp_target_argv_t *t,
             (r = adds(t, user)) != 0 || (r = adds(t, "--")) != 0)
             goto fail;
         r = stage1(t, python, who);
-    } else if (strncmp(target, "ssh://", 6) == 0) {
-        const char *s = target + 6, *at = strchr(s, '@'), *hs = at != NULL ? at + 1 : s;
-        const char *colon = strrchr(hs, ':');
+    } else if (lp_ssh_is_url(target)) {
+        lp_ssh_url_t u;
+        const char *why = NULL, *args[LP_SSH_ARGS_MAX];
         lp_target_argv_t far = {0};
-        size_t hn = colon != NULL ? (size_t)(colon - hs) : strlen(hs);
-        char *remote;
+        char script[4096], *remote = NULL;
 
-        if ((at != NULL && !word_ok(s, (size_t)(at - s), "")) || !word_ok(hs, hn, "") ||
-            (colon != NULL && (colon[1] == 0 || strspn(colon + 1, "0123456789") !=
-                                                    strlen(colon + 1)))) {
-            snprintf(msg, msg_size, "bad target '%s': ssh://[user@]host[:port]", target);
+        if (lp_ssh_parse(target, &u, &why) != 0 || u.target[0] != 0) {
+            snprintf(msg, msg_size, "bad target '%s': %s", target,
+                     why != NULL ? why : "ssh://[user@]host[:port], with no path");
             r = -EINVAL;
             goto fail;
         }
-        snprintf(who, sizeof(who), "%.*s@%.*s", at != NULL ? (int)(at - s) : 0, s, (int)hn, hs);
-        if ((far.argv = calloc(MAX_ARGS + 1, sizeof(char *))) == NULL ||
-            (r = stage1(&far, python, who)) != 0) {
-            lp_target_free(&far);
-            goto fail;
-        }
-        remote = shell_join(far.argv, far.argc);
+        snprintf(who, sizeof(who), "%s@%s", u.user, u.host);
+        if ((far.argv = calloc(MAX_ARGS + 1, sizeof(char *))) != NULL &&
+            (r = stage1(&far, python, who)) == 0)
+            remote = shell_join(far.argv, far.argc); /* the far login shell reads one string */
         lp_target_free(&far);
         if (remote == NULL) {
             r = -ENOMEM;
             goto fail;
         }
-        r = 0;
-        if ((r = adds(t, "ssh")) == 0 && (r = adds(t, "-T")) == 0 && (r = adds(t, "-o")) == 0)
-            r = adds(t, "BatchMode=yes");
-        if (r == 0 && colon != NULL && (r = adds(t, "-p")) == 0)
-            r = adds(t, colon + 1);
-        if (r == 0 && at != NULL && (r = adds(t, "-l")) == 0)
-            r = add(t, s, (size_t)(at - s));
-        if (r == 0 && (r = adds(t, "--")) == 0 && (r = add(t, hs, hn)) == 0)
-            r = adds(t, remote);
+        lp_ssh_argv(&u, remote, true, args, script, sizeof(script));
+        for (int i = 0; args[i] != NULL && r == 0; i++)
+            r = adds(t, args[i]);
         free(remote);
     } else {
         snprintf(msg, msg_size, "bad target '%s': local, sudo:USER or ssh://[user@]host[:port]",

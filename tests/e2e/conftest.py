@@ -230,3 +230,14 @@ def make_serve(limpet_bin, runtime_dir):
     for s in started:
         if s.alive():
             s.stop()
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """A real sshd on loopback (tests/e2e/sshd.py), one per test module; root only."""
+    from sshd import SSHD, Sshd
+    if os.geteuid() != 0 or not os.path.exists(SSHD):
+        pytest.skip("needs root and openssh-server (scripts/install-deps)")
+    s = Sshd(tmp_path_factory.mktemp("sshd"))
+    yield s
+    s.stop()

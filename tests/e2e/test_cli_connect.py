@@ -123,7 +123,7 @@ def test_errors_say_what_was_wrong(connect, args, message, status):
 
 def test_help(limpet_bin):
     p = subprocess.run([limpet_bin, "connect", "--help"], capture_output=True, text=True)
-    assert p.returncode == 0 and p.stdout.startswith("usage: limpet connect [TARGET]")
+    assert p.returncode == 0 and p.stdout.startswith("usage: limpet connect [--env NAME] [TARGET]")
     p = subprocess.run([limpet_bin, "--help"], capture_output=True, text=True)
     assert "connect" in p.stdout
 

@@ -17,7 +17,6 @@ import pytest
 
 import limpet
 from fake_far import fake_far
-from sshd import Sshd
 
 PYPY = shutil.which("pypy3")
 
@@ -139,15 +138,6 @@ def test_any_command_that_starts_a_python(tmp_path):
     with limpet.connect("nobody", command=nobody, python=sys.executable) as ctx:
         assert ctx.call(os.getuid) == 65534
         assert ctx.agent["user"] in ("nobody", "65534")
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    if os.geteuid() != 0 or not os.path.exists("/usr/sbin/sshd"):
-        pytest.skip("needs root and openssh-server (scripts/install-deps)")
-    s = Sshd(tmp_path_factory.mktemp("sshd"))
-    yield s
-    s.stop()
 
 
 def test_over_ssh_with_nothing_installed_there(sshd):

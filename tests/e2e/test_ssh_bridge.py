@@ -8,16 +8,7 @@ import pexpect
 import pytest
 
 from limpet import wire
-from sshd import SSHD, Sshd, free_port
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    if os.geteuid() != 0 or not os.path.exists(SSHD):
-        pytest.skip("needs root and openssh-server (scripts/install-deps)")
-    s = Sshd(tmp_path_factory.mktemp("sshd"))
-    yield s
-    s.stop()
+from sshd import free_port
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 /* test_run.c: a run's record (src/serve/run.c): output kept in order and
  * bounded, read from any offset, turned into JSON that holds any bytes,
- * and the waits that front ends block in. */
+ * the waits that front ends block in, and the watchers that wake the ones
+ * that do not block. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdlib.h>
@@ -10,6 +11,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
+#include <time.h>
 
 #include "serve/internal.h"
 
@@ -149,6 +152,116 @@ static void test_a_deadline_interrupt_ends_deadline_exceeded(void **state)
     lp_run_unref(r);
 }
 
+static void bump(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+static void test_watchers_fire_once_at_the_first_change_past_since(void **state)
+{
+    lp_run_t *r = new_run(1 << 20);
+    int a = 0, b = 0, c = 0, d = 0;
+    lp_run_watch_t wa = {.since = 0, .fn = bump, .arg = &a};
+    lp_run_watch_t wb = {.since = 3, .fn = bump, .arg = &b};
+    lp_run_watch_t wc = {.since = UINT64_MAX, .fn = bump, .arg = &c};
+    lp_run_watch_t wd = {.since = UINT64_MAX, .input = true, .fn = bump, .arg = &d};
+
+    (void)state;
+    assert_int_equal(lp_run_watch(r, &wa), 0);
+    assert_int_equal(lp_run_watch(r, &wb), 0);
+    assert_int_equal(lp_run_watch(r, &wc), 0);
+    assert_int_equal(lp_run_watch(r, &wd), 0);
+    lp_run_output(r, 0, "abc", 3); /* past 0, not past 3 */
+    assert_int_equal(a, 1);
+    assert_int_equal(b, 0);
+    lp_run_output(r, 0, "d", 1);
+    assert_int_equal(a, 1); /* once: it was forgotten when it fired */
+    assert_int_equal(b, 1);
+    assert_false(lp_run_unwatch(r, &wa));
+    lp_run_set_input(r, "? ", false); /* only the watcher that asked for input */
+    assert_int_equal(c, 0);
+    assert_int_equal(d, 1);
+    /* something there already: 1, nothing registered, fn not called */
+    assert_int_equal(lp_run_watch(r, &wa), 1);
+    assert_int_equal(lp_run_watch(r, &wd), 1);
+    assert_int_equal(a + d, 2);
+    lp_run_take_input(r);
+    lp_run_end(r, LP_RUN_OK); /* the end wakes every watcher left */
+    assert_int_equal(c, 1);
+    assert_int_equal(lp_run_watch(r, &wc), 1);
+    assert_int_equal(c, 1);
+    lp_run_unref(r);
+}
+
+static void test_unwatch_forgets_a_waiting_watcher(void **state)
+{
+    lp_run_t *r = new_run(1 << 20);
+    int n[3] = {0, 0, 0};
+    lp_run_watch_t w[3];
+
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        w[i] = (lp_run_watch_t){.since = 0, .fn = bump, .arg = &n[i]};
+        assert_int_equal(lp_run_watch(r, &w[i]), 0);
+    }
+    assert_true(lp_run_unwatch(r, &w[1])); /* from the middle of the list */
+    assert_false(lp_run_unwatch(r, &w[1]));
+    lp_run_output(r, 1, "x", 1);
+    assert_int_equal(n[0], 1);
+    assert_int_equal(n[1], 0);
+    assert_int_equal(n[2], 1);
+    assert_true(r->watchers == NULL);
+    lp_run_end(r, LP_RUN_OK);
+    lp_run_unref(r);
+}
+
+typedef struct woken {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t by;
+    bool done;
+} woken_t;
+
+static void wake(void *arg)
+{
+    woken_t *k = arg;
+
+    pthread_mutex_lock(&k->mu);
+    k->by = pthread_self();
+    k->done = true;
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+}
+
+static void *later_output(void *arg)
+{
+    struct timespec ts = {0, 20 * 1000 * 1000};
+
+    nanosleep(&ts, NULL);
+    lp_run_output(arg, 0, "late\n", 5);
+    return NULL;
+}
+
+static void test_a_watcher_is_called_by_the_thread_that_makes_the_change(void **state)
+{
+    lp_run_t *r = new_run(1 << 20);
+    woken_t k = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false};
+    lp_run_watch_t w = {.since = 0, .fn = wake, .arg = &k};
+    pthread_t t;
+
+    (void)state;
+    assert_int_equal(lp_run_watch(r, &w), 0);
+    assert_int_equal(pthread_create(&t, NULL, later_output, r), 0);
+    pthread_mutex_lock(&k.mu);
+    while (!k.done)
+        pthread_cond_wait(&k.cv, &k.mu);
+    pthread_mutex_unlock(&k.mu);
+    assert_true(pthread_equal(k.by, t));
+    pthread_join(t, NULL);
+    lp_run_end(r, LP_RUN_OK);
+    lp_run_unref(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +270,9 @@ int main(void)
         cmocka_unit_test(test_bytes_that_are_not_utf8_become_replacement_characters),
         cmocka_unit_test(test_waits_end_on_output_input_and_end),
         cmocka_unit_test(test_a_deadline_interrupt_ends_deadline_exceeded),
+        cmocka_unit_test(test_watchers_fire_once_at_the_first_change_past_since),
+        cmocka_unit_test(test_unwatch_forgets_a_waiting_watcher),
+        cmocka_unit_test(test_a_watcher_is_called_by_the_thread_that_makes_the_change),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
