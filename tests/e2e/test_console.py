@@ -93,8 +93,11 @@ class Page:
         return cell.get_attribute("data-status")
 
     def output(self, cell, stream=None):
+        """The text of a cell's output, or of one stream's pieces of it, as the page holds it."""
         sel = ".output" + (" ." + stream if stream else "")
-        return "".join(e.text + "\n" for e in self.css(sel, cell))
+        return self.d.execute_script(
+            "return Array.from(arguments[0].querySelectorAll(arguments[1]))"
+            ".map((e) => e.textContent).join('')", cell, sel)
 
 
 def api(serve, token, method, path, body=None):
