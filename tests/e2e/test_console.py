@@ -236,6 +236,24 @@ def test_console(browser, make_serve, tmp_path):
     assert api(s, token, "GET", "/api/envs/exp1")[0] == 404
     assert d.find_element(By.ID, "env-title").text == "main"
 
+    # A run started elsewhere (here over HTTP, "wait": false) is followed from its start.
+    status, ans = api(s, token, "POST", "/api/envs/main/exec",
+                      {"code": "import time\nprint('a', flush=True)\ntime.sleep(1)\nprint('b')",
+                       "wait": False})
+    assert status == 202
+    run = ans["run"]
+    p.button("Refresh variables").click()  # or the list's next poll
+    p.wait(lambda: p.css('[aria-label="Follow run %d"]' % run), 3, "the Follow button")
+    p.button("Follow run %d" % run).click()
+    cell = p.cells()[-2]  # above the blank cell main had
+    assert cell.find_element(By.TAG_NAME, "textarea").get_attribute("value").startswith(
+        "# run %d, started elsewhere" % run)
+    p.wait(lambda: "a\n" in p.output(cell), 3, "the run's first line")
+    assert cell.get_attribute("data-status") == "running"
+    assert p.done(cell) == "ok" and p.output(cell) == "a\nb\n"
+    assert cell.find_element(By.CLASS_NAME, "meta").text.startswith("run %d · ok" % run)
+    p.shot("followed")
+
     # The page ran under its CSP: nothing refused.
     refused = [e["message"] for e in d.get_log("browser") if "Content Security Policy" in e["message"]]
     assert refused == []
