@@ -215,11 +215,12 @@ enum MHD_Result lp_http_console(lp_http_req_t *rq, struct MHD_Connection *c)
         return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
     /* The page is opened with ?token=: no Referer may carry it away, no
-     * frame may hold the page, nothing but its own scripts may run. */
+     * frame may hold the page, nothing but its own script (by its hash,
+     * gen_console.py) may run. No cache: the page a binary serves is its own. */
     MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
     MHD_add_response_header(r, "X-Frame-Options", "DENY");
-    MHD_add_response_header(r, "Content-Security-Policy",
-                            "default-src 'self'; script-src 'self' 'unsafe-inline'; "
-                            "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'");
+    MHD_add_response_header(r, "Content-Security-Policy", lp_console_csp);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     return lp_http_reply(rq, c, MHD_HTTP_OK, r);
 }

@@ -7,5 +7,7 @@
 
 extern const unsigned char lp_console_html[];
 extern const size_t lp_console_html_len;
+/* Its Content-Security-Policy, with the hashes of its inline script and style. */
+extern const char lp_console_csp[];
 
 #endif

@@ -94,8 +94,11 @@ static enum MHD_Result add_size(void *cls, enum MHD_ValueKind kind, const char *
 }
 
 /* The checks on a request's headers, before its body is read. Returns
- * -1 when it may go on, else what to return having answered. */
-static int gate(lp_http_req_t *rq, struct MHD_Connection *c)
+ * -1 when it may go on, else what to return having answered. page: the
+ * request is for the console page, which needs no token: it holds nothing
+ * (every call it makes needs the token), and it must load again after it
+ * took ?token= out of the address bar, and say so when a token is wrong. */
+static int gate(lp_http_req_t *rq, struct MHD_Connection *c, bool page)
 {
     lp_http_t *h = rq->h;
     const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
@@ -125,7 +128,7 @@ static int gate(lp_http_req_t *rq, struct MHD_Connection *c)
                                                        MHD_HTTP_HEADER_AUTHORIZATION));
     if (token == NULL)
         token = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "token");
-    if (!lp_http_token_equal(h->token, token))
+    if (!page && !lp_http_token_equal(h->token, token))
         return (int)lp_http_reply_error(rq, c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
                                         "a token is needed: 'Authorization: Bearer TOKEN' or "
                                         "?token=TOKEN (limpet serve --print-token)");
@@ -239,9 +242,12 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
     if (rq->waiting != NULL) /* resumed: its run ended, or the server stops */
         return lp_http_wait_again(rq, c);
     if (!rq->gated) {
+        lp_http_route_t rt;
+
         rq->gated = true;
         snprintf(rq->method, sizeof(rq->method), "%s", method);
-        if ((rc = gate(rq, c)) >= 0)
+        if ((rc = gate(rq, c, lp_http_route(method, url, &rt) == 0 &&
+                                  rt.what == LP_HTTP_CONSOLE)) >= 0)
             return (enum MHD_Result)rc;
         return MHD_YES;
     }

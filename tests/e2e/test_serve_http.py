@@ -421,8 +421,15 @@ def test_console_page(served):
     assert r.status == 200 and r.getheader("Content-Type") == "text/html; charset=utf-8"
     assert data.startswith(b"<!doctype html>")
     assert r.getheader("Referrer-Policy") == "no-referrer"
-    assert "frame-ancestors 'none'" in r.getheader("Content-Security-Policy")
-    assert c.raw("GET", "/", token=False)[0].status == 401
+    csp = r.getheader("Content-Security-Policy")
+    assert "frame-ancestors 'none'" in csp and "script-src 'sha256-" in csp
+    assert "unsafe-inline" not in csp
+    # The page needs no token (it holds nothing; every call it makes does): it loads again
+    # once it took ?token= out of the address bar, and can say that a token is wrong.
+    r, page = c.raw("GET", "/", token=False)
+    assert r.status == 200 and page == data
+    assert c.raw("GET", "/api/envs", token=False)[0].status == 401
+    assert c.raw("POST", "/", token=False)[0].status == 401
 
 
 def _start(make_serve, *args, http, name="serve"):
