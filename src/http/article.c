@@ -222,5 +222,5 @@ enum MHD_Result lp_http_console(lp_http_req_t *rq, struct MHD_Connection *c)
     MHD_add_response_header(r, "Content-Security-Policy", lp_console_csp);
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    return lp_http_reply(rq, c, MHD_HTTP_OK, r);
+    return lp_http_reply(rq, c, rq->page_refused ? MHD_HTTP_UNAUTHORIZED : MHD_HTTP_OK, r);
 }

@@ -95,9 +95,11 @@ static enum MHD_Result add_size(void *cls, enum MHD_ValueKind kind, const char *
 
 /* The checks on a request's headers, before its body is read. Returns
  * -1 when it may go on, else what to return having answered. page: the
- * request is for the console page, which needs no token: it holds nothing
- * (every call it makes needs the token), and it must load again after it
- * took ?token= out of the address bar, and say so when a token is wrong. */
+ * request is for the console page. Without the right token it is still
+ * sent, but as a 401: it holds nothing (every call it makes needs the
+ * token), it must load again after it took ?token= out of the address bar
+ * (it keeps the token in sessionStorage), and say so when a token is wrong;
+ * the status says to any other client that the token is needed. */
 static int gate(lp_http_req_t *rq, struct MHD_Connection *c, bool page)
 {
     lp_http_t *h = rq->h;
@@ -128,7 +130,9 @@ static int gate(lp_http_req_t *rq, struct MHD_Connection *c, bool page)
                                                        MHD_HTTP_HEADER_AUTHORIZATION));
     if (token == NULL)
         token = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "token");
-    if (!page && !lp_http_token_equal(h->token, token))
+    if (page && !lp_http_token_equal(h->token, token))
+        rq->page_refused = true;
+    else if (!lp_http_token_equal(h->token, token))
         return (int)lp_http_reply_error(rq, c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
                                         "a token is needed: 'Authorization: Bearer TOKEN' or "
                                         "?token=TOKEN (limpet serve --print-token)");

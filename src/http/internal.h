@@ -74,6 +74,7 @@ struct lp_http_req {
     size_t uri_len;                /* the URI's real length, for the header bound */
     bool gated;                    /* its headers passed the checks */
     bool too_large;                /* its body went over body_max: 413 once read */
+    bool page_refused;            /* GET / without the right token: the page, as a 401 */
     char *body;
     size_t len, cap;
     size_t dropped;                /* bytes of a body over the limit, read and dropped */

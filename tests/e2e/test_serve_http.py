@@ -424,10 +424,13 @@ def test_console_page(served):
     csp = r.getheader("Content-Security-Policy")
     assert "frame-ancestors 'none'" in csp and "script-src 'sha256-" in csp
     assert "unsafe-inline" not in csp
-    # The page needs no token (it holds nothing; every call it makes does): it loads again
-    # once it took ?token= out of the address bar, and can say that a token is wrong.
-    r, page = c.raw("GET", "/", token=False)
-    assert r.status == 200 and page == data
+    # Without the token the page is a 401, but still the page (it holds nothing; every call
+    # it makes needs the token): it loads again once it took ?token= out of the address bar
+    # (the token is in its sessionStorage), and can say that a token is wrong.
+    for path in ("/", "/?token=wrong"):
+        r, page = c.raw("GET", path, token=False)
+        assert r.status == 401 and page == data, path
+    assert c.raw("GET", "/", token=True)[0].status == 200
     assert c.raw("GET", "/api/envs", token=False)[0].status == 401
     assert c.raw("POST", "/", token=False)[0].status == 401
 
