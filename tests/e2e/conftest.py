@@ -48,6 +48,15 @@ def decode_c(data, before_handshake=False):
     return [(json.loads(h), p) for h, p in frames], end
 
 
+SANITIZER_VARS = ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")
+
+
+def unsanitized(env):
+    """env without the ASan runtime the sanitizer suite preloads into every process: for
+    programs that are not ours under test (a browser, a release build the demo makes)."""
+    return {k: v for k, v in env.items() if k not in SANITIZER_VARS}
+
+
 @pytest.fixture(scope="session")
 def limpet_bin():
     """Path of the limpet binary under test (LIMPET_BIN, set by meson test)."""

@@ -17,6 +17,7 @@ import pytest
 
 import limpet
 from fake_far import fake_far
+from conftest import unsanitized
 from sshd import Sshd
 
 DEPLOY, TARGET = "limpet-deploy", "limpet-target"
@@ -82,7 +83,7 @@ def locks(n):
 def admin(*argv, **kw):
     """An account command, without the sanitizer preload of an ASan run (pkill hangs under
     it), bounded in time."""
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS")}
+    env = unsanitized(os.environ)
     kw.setdefault("stdout", subprocess.DEVNULL)
     kw.setdefault("stderr", subprocess.DEVNULL)
     return subprocess.run(argv, env=env, timeout=30, **kw)

@@ -5,11 +5,14 @@ stdout and stderr apart, the value, a traceback, interrupt, the variables, a dea
 restarted, delete, a wrong token; the server's own state checked over HTTP beside the page.
 Screenshots are saved in the test's tmp dir (their paths printed: pytest -s shows them)."""
 import http.client
+import os
 import json
 import shutil
 import time
 
 import pytest
+
+from conftest import unsanitized
 
 try:
     from selenium import webdriver
@@ -38,7 +41,8 @@ def browser():
               "--window-size=1280,900", "--no-first-run", "--disable-extensions"):
         o.add_argument(a)
     o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=o)
+    # not the ASan runtime the sanitizer suite preloads: Chromium is not ours under test
+    d = webdriver.Chrome(service=Service(CHROMEDRIVER, env=unsanitized(os.environ)), options=o)
     yield d
     d.quit()
 
