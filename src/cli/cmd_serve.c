@@ -36,7 +36,8 @@ static const char serve_usage[] =
     "options:\n"
     "  --name NAME      the server's name in 'limpet list' (default: serve)\n"
     "  --http ADDR|off  where HTTP listens (default: 127.0.0.1:8700)\n"
-    "  --journal PATH   append one JSON line per run to PATH (0600, rotated)\n"
+    "  --journal PATH   append one JSON line per run to PATH (0600; past\n"
+    "                   --journal-max-mb, default 64, it becomes PATH.1)\n"
     "  --allow-remote   allow a non-loopback HTTP address (needs TLS or --insecure-http)\n"
     "  --tls-cert PEM, --tls-key PEM  serve HTTPS\n"
     "  --insecure-http  a non-loopback address without TLS: the token travels in clear\n"
@@ -55,6 +56,7 @@ static const char serve_usage[] =
 struct serve_opts {
     const char *name, *http, *journal, *tls_cert, *tls_key, *python;
     const char *cpu_s, *memory_mb, *output_mb, *wall_s; /* environments' default limits */
+    const char *journal_max_mb;
     bool allow_remote, insecure_http, print_token;
 };
 
@@ -74,6 +76,7 @@ static int parse(int argc, char **argv, struct serve_opts *o)
         {"--memory-mb", offsetof(struct serve_opts, memory_mb)},
         {"--output-mb", offsetof(struct serve_opts, output_mb)},
         {"--wall-s", offsetof(struct serve_opts, wall_s)},
+        {"--journal-max-mb", offsetof(struct serve_opts, journal_max_mb)},
     };
 
     memset(o, 0, sizeof(*o));
@@ -231,6 +234,7 @@ int cmd_serve(int argc, char **argv)
     lp_server_config_t cfg = {0};
     lp_engine_t engine;
     json_t *main_env = NULL;
+    unsigned journal_mb = 0;
     lp_serve_t *sv = NULL;
     lp_server_t *srv = NULL;
     lp_http_t *http = NULL;
@@ -270,11 +274,18 @@ int cmd_serve(int argc, char **argv)
     if (limit_arg("--cpu-s", o.cpu_s, &scfg.limits.cpu_s) != 0 ||
         limit_arg("--memory-mb", o.memory_mb, &scfg.limits.memory_mb) != 0 ||
         limit_arg("--output-mb", o.output_mb, &scfg.limits.output_mb) != 0 ||
-        limit_arg("--wall-s", o.wall_s, &scfg.limits.wall_s) != 0)
+        limit_arg("--wall-s", o.wall_s, &scfg.limits.wall_s) != 0 ||
+        limit_arg("--journal-max-mb", o.journal_max_mb, &journal_mb) != 0)
         return LP_EXIT_USAGE;
+    scfg.journal_max = (size_t)journal_mb << 20;
     if ((r = lp_serve_new(&scfg, &sv)) != 0) {
-        fprintf(stderr, "limpet: cannot start: %s%s%s\n", lp_wire_strerror(r),
-                o.journal != NULL ? " (journal " : "", o.journal != NULL ? o.journal : "");
+        if (o.journal != NULL && r == -ELOOP)
+            fprintf(stderr, "limpet: the journal '%s' is a symbolic link: give the file itself\n",
+                    o.journal);
+        else
+            fprintf(stderr, "limpet: cannot start: %s%s%s%s\n", lp_wire_strerror(r),
+                    o.journal != NULL ? " (the journal '" : "", o.journal != NULL ? o.journal : "",
+                    o.journal != NULL ? "')" : "");
         return LP_EXIT_FAILURE;
     }
     if ((r = lp_serve_env_create(sv, "main", NULL, NULL, NULL, &main_env, msg)) != 0) {

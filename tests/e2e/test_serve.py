@@ -227,3 +227,27 @@ def test_bad_limits_are_usage_errors(limpet_bin, runtime_dir):
     from conftest import run_limpet
     out = run_limpet(limpet_bin, runtime_dir, "serve", "--http", "off", "--cpu-s", "x")
     assert out.returncode == 2 and "--cpu-s needs a whole number" in out.stderr
+
+
+def test_the_journal_rotates_past_its_size(make_serve, tmp_path):
+    path = tmp_path / "journal.log"
+    path.write_text("x" * (1 << 20))  # as if it had grown: the next line rotates it
+    s = make_serve("--journal", str(path), "--journal-max-mb", "1")
+    assert s.limpet("exec", "serve", "-c", "pass").returncode == 0
+    s.stop()
+    old = tmp_path / "journal.log.1"
+    assert old.read_text() == "x" * (1 << 20)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["outcome"] == "ok"
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_journal_that_is_a_symlink_is_refused(make_serve, tmp_path, limpet_bin, runtime_dir):
+    from conftest import run_limpet
+    target = tmp_path / "elsewhere"
+    target.write_text("")
+    (tmp_path / "journal.log").symlink_to(target)
+    out = run_limpet(limpet_bin, runtime_dir, "serve", "--http", "off", "--journal",
+                     str(tmp_path / "journal.log"))
+    assert out.returncode == 1 and "journal" in out.stderr
+    assert target.read_text() == ""
