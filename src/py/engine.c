@@ -783,7 +783,8 @@ int lp_py_engine_init(lp_engine_t *eng, PyObject *module, PyObject *env, PyObjec
     e->transform = Py_NewRef(transform != NULL ? transform : Py_None);
     *eng = (lp_engine_t){e,    thread_enter, thread_exit, session_open, session_close,
                          eval, reset,        interrupt,   complete,
-                         detach,       NULL,         NULL};
+                         detach,       NULL,         NULL,
+                         NULL};
     return 0;
 }
 

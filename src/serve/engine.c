@@ -286,6 +286,43 @@ static json_t *env_list(void *ctx)
     return list;
 }
 
+/* The env-* operations over the socket, as HTTP has them (protocol.md 7). */
+static json_t *env_op(void *ctx, const char *op, const json_t *req, int *err, char *msg,
+                      size_t size, const char **field)
+{
+    const char *name = json_string_value(json_object_get(req, "env"));
+    const char *target = json_string_value(json_object_get(req, "target"));
+    const char *python = json_string_value(json_object_get(req, "python"));
+    char why[LP_SERVE_MSG_MAX] = "";
+    json_t *info = NULL;
+    int r = 0;
+
+    *field = "env";
+    if (strcmp(op, "env-list") == 0)
+        return json_pack("{s:o}", "envs", env_list(ctx));
+    if (strcmp(op, "env-create") == 0) {
+        if ((r = lp_serve_env_create(ctx, name, target, python, NULL, &info, why)) == 0)
+            return json_pack("{s:s, s:o}", "env", name, "info", info);
+        if (r == LP_WIRE_EFIELD && strstr(why, "target") != NULL)
+            *field = "target";
+    } else if (strcmp(op, "env-info") == 0) {
+        if ((info = lp_serve_env_info(ctx, name, true, &r)) != NULL) {
+            json_object_set_new(info, "env", json_string(name));
+            return info;
+        }
+        snprintf(why, sizeof(why), "%s", r == -ENOENT ? "no such environment"
+                                         : r == -EPIPE ? "the environment is dead: restart it"
+                                                       : lp_wire_strerror(r));
+    } else if ((r = lp_serve_env_delete(ctx, name)) == 0) {
+        return json_object();
+    } else {
+        snprintf(why, sizeof(why), "no such environment");
+    }
+    *err = r == -EAGAIN ? LP_WIRE_ETOOMANY : r == -ECHILD ? LP_WIRE_EINTERNAL : LP_WIRE_EFIELD;
+    snprintf(msg, size, "%s", why[0] != 0 ? why : lp_wire_strerror(r));
+    return NULL;
+}
+
 static int64_t detach(void *ctx, void *tls, void *target_tls, void *data)
 {
     return -1; /* the environment's main thread is its own: nothing to hand back */
@@ -306,4 +343,5 @@ void lp_serve_engine(lp_serve_t *sv, lp_engine_t *out)
     out->detach = detach;
     out->env_exists = env_exists;
     out->env_list = env_list;
+    out->env_op = env_op;
 }

@@ -261,7 +261,7 @@ static int handshake(lp_conn_t *c)
     } else if (r == 0) {
         c->port.limits.payload_max = hello.max_payload;
         c->port.caps = hello.caps;
-        r = lp_hs_server_accept(out, &hello, srv->identity, lp_server_caps, LP_WIRE_PAYLOAD_DEFAULT,
+        r = lp_hs_server_accept(out, &hello, srv->identity, srv->caps, LP_WIRE_PAYLOAD_DEFAULT,
                                 s != NULL ? s->id : NULL);
     } else if (lp_wire_err_code(r) != NULL) {
         lp_hs_server_refuse(out, r, &hello, NULL, field);
@@ -388,7 +388,7 @@ static json_t *describe(lp_server_t *srv)
 {
     json_t *ops = json_array(), *caps = json_array();
 
-    for (const char *const *cap = lp_server_caps; *cap != NULL; cap++)
+    for (const char *const *cap = srv->caps; *cap != NULL; cap++)
         json_array_append_new(caps, json_string(*cap));
     for (int op = LP_OP_UNKNOWN + 1; op < LP_OP__COUNT; op++) {
         const lp_op_spec_t *s = lp_op_spec((lp_op_t)op);
@@ -408,6 +408,23 @@ static json_t *describe(lp_server_t *srv)
                      LP_WIRE_PAYLOAD_DEFAULT, "max_connections", srv->max_connections,
                      "max_sessions", srv->max_sessions, "server", srv->identity, "stats",
                      "connections", nconns, "sessions", nsessions);
+}
+
+/* env-create, env-list, env-info, env-delete (protocol.md section 7): the
+ * engine's, when it has environments of its own. */
+static int do_env_op(lp_conn_t *c, int64_t id, const char *op, const json_t *h)
+{
+    lp_engine_t *e = &c->srv->engine;
+    char msg[512] = "";
+    const char *field = NULL;
+    json_t *done;
+    int err = 0;
+
+    if (e->env_op == NULL)
+        return lp_conn_send_error(c, LP_WIRE_ENOTSUP, id, "this server has one environment", NULL);
+    if ((done = e->env_op(e->ctx, op, h, &err, msg, sizeof(msg), &field)) == NULL)
+        return lp_conn_send_error(c, err != 0 ? err : LP_WIRE_EINTERNAL, id, msg, field);
+    return send_done(c, id, done, NULL, 0);
 }
 
 /* Serves one checked request. Returns 0 to go on, negative to close. */
@@ -445,6 +462,11 @@ static int serve(lp_conn_t *c, const lp_op_spec_t *spec, const lp_frame_t *f)
         return do_complete(c, id, h, s);
     case LP_OP_HELLO:
         return lp_conn_send_error(c, LP_WIRE_EOP, id, "the handshake is already done", NULL);
+    case LP_OP_ENV_CREATE:
+    case LP_OP_ENV_LIST:
+    case LP_OP_ENV_INFO:
+    case LP_OP_ENV_DELETE:
+        return do_env_op(c, id, spec->name, h);
     default:
         return lp_conn_send_error(c, LP_WIRE_ENOTSUP, id, "not available in this version", NULL);
     }
@@ -457,7 +479,8 @@ static int serve_one(lp_conn_t *c, lp_frame_t *f)
     const lp_op_spec_t *spec;
     const char *field;
     int64_t id = -1;
-    int r = lp_msg_check(f->header, f->payload, f->payload_len, LP_DIR_C2S, 0, &spec, &field);
+    int r = lp_msg_check(f->header, f->payload, f->payload_len, LP_DIR_C2S, c->srv->cap_bits,
+                         &spec, &field);
 
     if (r != 0) {
         lp_msg_get_id(f->header, "id", &id);
@@ -533,7 +556,8 @@ void lp_watch_serve(lp_conn_t *c, lp_frame_t *f, void *tls)
     const char *field, *sid;
     lp_session_t *s;
     int64_t id = -1;
-    int r = lp_msg_check(f->header, f->payload, f->payload_len, LP_DIR_C2S, 0, &spec, &field);
+    int r = lp_msg_check(f->header, f->payload, f->payload_len, LP_DIR_C2S, c->srv->cap_bits,
+                         &spec, &field);
 
     lp_msg_get_id(f->header, "id", &id);
     if (r != 0) {

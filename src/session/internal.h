@@ -130,6 +130,8 @@ struct lp_conn {
 struct lp_server {
     lp_engine_t engine;           /* copy of the caller's */
     json_t *identity;             /* "server" object for hello replies (own reference) */
+    const char *const *caps;      /* what the handshake and describe offer */
+    unsigned cap_bits;            /* the LP_CAP_* of those that gate requests (env) */
     char path[LP_NET_PATH_MAX];   /* socket path, or the TCP "host:port" */
     bool tcp;                     /* listening on TCP */
     char token[LP_WIRE_TOKEN_MAX + 1]; /* TCP: what an unknown peer must send */

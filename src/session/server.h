@@ -91,6 +91,13 @@ typedef struct lp_engine {
     /* Optional: describe's "envs" ([{"env", ...}, ...], a new reference)
      * from the engine; NULL: the server's own table. */
     json_t *(*env_list)(void *ctx);
+    /* Optional: the env-* operations (op: "env-create", "env-list",
+     * "env-info", "env-delete"; req: the request's header). The done's
+     * fields (a new object), or NULL with *err (an LP_WIRE_E* code), a
+     * sentence in msg and the field at fault in *field. Its presence makes
+     * the server offer capability "env". */
+    json_t *(*env_op)(void *ctx, const char *op, const json_t *req, int *err, char *msg,
+                      size_t size, const char **field);
 } lp_engine_t;
 
 typedef struct lp_server_config {

@@ -251,3 +251,33 @@ def test_a_journal_that_is_a_symlink_is_refused(make_serve, tmp_path, limpet_bin
                      str(tmp_path / "journal.log"))
     assert out.returncode == 1 and "journal" in out.stderr
     assert target.read_text() == ""
+
+
+def test_environments_over_the_socket_with_the_env_operations(serve):
+    """protocol.md section 7: env-create, env-list, env-info, env-delete, and clone into one
+    (a server with --http off still has all its environments)."""
+    from limpet.client import Client, ProtocolError
+    with Client(serve.address) as c:
+        hello_caps = c.request("describe").final["caps"]
+        assert "env" in hello_caps
+        done = c.request("env-create", env="exp1").final
+        assert done["env"] == "exp1" and done["info"]["state"] == "ready"
+        with pytest.raises(ProtocolError) as e:
+            c.request("env-create", env="exp1")
+        assert e.value.code == "bad-field" and "exists" in e.value.header["message"]
+        with pytest.raises(ProtocolError) as e:
+            c.request("env-create", env="bad name")
+        assert e.value.code == "bad-field"
+        with pytest.raises(ProtocolError) as e:
+            c.request("env-create", env="exp2", target="docker:x")
+        assert e.value.header["field"] == "target"
+        s = c.request("clone", env="exp1").final["session"]
+        c.eval(s, "y = 7")
+        info = c.request("env-info", env="exp1").final
+        assert {"name": "y", "type": "int", "repr": "7"} in info["names"]
+        assert [x["env"] for x in c.request("env-list").final["envs"]] == ["main", "exp1"]
+        c.request("env-delete", env="exp1")
+        with pytest.raises(ProtocolError):
+            c.request("env-info", env="exp1")
+    out = serve.limpet("exec", "--env", "exp1", "serve", "-c", "1")
+    assert out.returncode == 1 and "exp1" in out.stderr
