@@ -1,0 +1,80 @@
+"""limpet serve against environments that misbehave and clients that push the edges: code
+run IN an environment speaks raw frames on its agent's link (as an environment hosted for
+another user can), and requests that the server must bound. The real binary over HTTP."""
+import http.client
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+
+class Api:
+    def __init__(self, serve):
+        self.host, port = serve.http.rsplit(":", 1)
+        self.port, self.token = int(port), serve.token()
+
+    def call(self, method, path, body=None, timeout=20):
+        c = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        c.request(method, path, body=json.dumps(body) if body is not None else None,
+                  headers={"Authorization": "Bearer " + self.token})
+        r = c.getresponse()
+        data = json.loads(r.read() or b"null")
+        c.close()
+        return r.status, data
+
+    def run(self, env, code, timeout=20, **kw):
+        return self.call("POST", "/api/envs/%s/exec" % env, dict(code=code, **kw),
+                         timeout=timeout)
+
+
+@pytest.fixture
+def api(make_serve):
+    s = make_serve(http="127.0.0.1:0")
+    return s, Api(s)
+
+
+# Code for the environment: its agent's link and session, found in its own memory.
+GRAB = """
+import gc, threading
+link = next(o for o in gc.get_objects() if type(o).__name__ == 'Link' and hasattr(o, 'wfd'))
+sess = next(o for o in gc.get_objects() if type(o).__name__ == 'Session')
+"""
+
+
+def test_a_module_get_flood_from_an_agent_that_reads_nothing_stalls_no_other_env(api):
+    s, c = api
+    assert c.call("POST", "/api/envs", {"name": "bad"})[0] == 201
+    assert c.call("POST", "/api/envs", {"name": "good"})[0] == 201
+    # the agent stops reading its link (it takes the reading lock for good) and asks for
+    # modules far past what the server may queue for it: each answer waits in its queue
+    flood = GRAB + """
+sess.reading.acquire()
+def go():
+    for i in range(40000):
+        link.send({'op': 'module-get', 'id': 1 << 50 | i, 'name': 'm' * 900})
+threading.Thread(target=go, daemon=True).start()
+"""
+    st, ans = c.run("bad", flood)
+    assert st == 200 and ans["status"] == "ok", ans
+    time.sleep(3)
+    t0 = time.monotonic()
+    st, ans = c.run("good", "print(6 * 7)", timeout=15)
+    assert st == 200 and ans["stdout"] == "42\n", ans
+    assert time.monotonic() - t0 < 5
+    assert s.alive()
+
+
+def test_a_run_whose_eval_cannot_be_sent_does_not_block_the_environment(api):
+    s, c = api
+    # a file name longer than an eval's header holds: that run fails, the next ones run
+    d = os.path.join(s.env["XDG_RUNTIME_DIR"], *(["d" * 200] * 6))
+    os.makedirs(d)
+    path = os.path.join(d, "script.py")
+    with open(path, "w") as f:
+        f.write("print('from the file')\n")
+    out = s.limpet("exec", "serve", path, timeout=15)
+    assert out.returncode != 0 or out.stdout == "from the file\n"
+    out = s.limpet("exec", "serve", "-c", "print('next')", timeout=15)
+    assert out.returncode == 0 and out.stdout == "next\n", out
