@@ -78,6 +78,8 @@ typedef struct lp_senv {
     uint32_t link;             /* its broker link, 0 when none */
     json_t *agent;             /* its hello's agent object */
     pthread_mutex_t send_mu;   /* evals go out in the order they join inflight */
+    pthread_mutex_t life_mu;   /* one start, restart or delete at a time (before sv->mu):
+                                * two at once started a process that nothing stopped */
     uint64_t next_run;         /* the last run id given */
     unsigned runs_total;
     lp_run_t *inflight, **inflight_tail; /* sent, not done: the head runs */

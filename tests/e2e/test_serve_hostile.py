@@ -77,3 +77,47 @@ def test_a_run_whose_eval_cannot_be_sent_does_not_block_the_environment(make_ser
         assert ans.status != "ok" or ans.out == b"from the file\n"
         ans = c.request("eval", b"print('next')", session=sid)
         assert ans.status == "ok" and ans.out == b"next\n", ans.final
+
+
+def children(pid):
+    """Every live child of pid, whichever of its threads started it."""
+    out = []
+    for task in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+            out += [int(p) for p in f.read().split()]
+    return sorted(p for p in out if not zombie(p))
+
+
+def zombie(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_restarts_and_a_delete_at_once_leave_no_stray_process(api):
+    import threading
+    s, c = api
+    assert c.call("POST", "/api/envs", {"name": "exp"})[0] == 201
+    for _ in range(2):
+        calls = [("POST", "/api/envs/exp/restart")] * 3
+        threads = [threading.Thread(target=c.call, args=a) for a in calls]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        st, env = c.call("GET", "/api/envs/exp")
+        assert st == 200 and env["state"] == "ready", env
+        main = c.call("GET", "/api/envs/main")[1]
+        assert children(s.proc.pid) == sorted([main["pid"], env["pid"]])
+    calls = [("POST", "/api/envs/exp/restart"), ("DELETE", "/api/envs/exp")]
+    threads = [threading.Thread(target=c.call, args=a) for a in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    deadline = time.monotonic() + 5
+    while len(children(s.proc.pid)) > 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert children(s.proc.pid) == [main["pid"]]
