@@ -121,3 +121,28 @@ def test_restarts_and_a_delete_at_once_leave_no_stray_process(api):
     while len(children(s.proc.pid)) > 1 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert children(s.proc.pid) == [main["pid"]]
+
+
+def test_an_environments_log_cannot_forge_lines_of_the_servers_log(api):
+    s, c = api
+    assert c.call("POST", "/api/envs", {"name": "bad"})[0] == 201
+    # log frames while no run goes: they reach the server's log, one bounded line each
+    forge = GRAB + """
+import time
+def go():
+    time.sleep(0.3)
+    link.send({'op': 'log', 'origin': 'stderr', 'level': 30},
+              b'hello\\nhttp 127.0.0.1 GET /api/forged 200\\x1b[2J' + b'y' * 100000)
+threading.Thread(target=go, daemon=True).start()
+"""
+    st, ans = c.run("bad", forge)
+    assert st == 200 and ans["status"] == "ok", ans
+    deadline = time.monotonic() + 5
+    while not any("hello" in line for line in s.log) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # the rest of what was written, if it went on past the line
+    line = next(line for line in s.log if "hello" in line)
+    assert line.startswith("limpet serve: env bad: hello")
+    assert not any(line.startswith("http 127.0.0.1 GET /api/forged") for line in s.log)
+    assert "\x1b" not in "".join(s.log)
+    assert len(line) < 2000
