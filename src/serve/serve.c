@@ -63,13 +63,11 @@ void lp_serve_drain(lp_serve_t *sv, int grace_ms)
     pthread_mutex_unlock(&sv->mu);
 }
 
-void lp_serve_free(lp_serve_t *sv)
+void lp_serve_stop_envs(lp_serve_t *sv)
 {
     char *names[256];
     int n;
 
-    if (sv == NULL)
-        return;
     do { /* delete outside the lock: each waits for its process */
         n = 0;
         pthread_mutex_lock(&sv->mu);
@@ -83,6 +81,13 @@ void lp_serve_free(lp_serve_t *sv)
             free(names[i]);
         }
     } while (n > 0);
+}
+
+void lp_serve_free(lp_serve_t *sv)
+{
+    if (sv == NULL)
+        return;
+    lp_serve_stop_envs(sv);
     lp_agents_stop(sv);
     lp_journal_close(sv);
     pthread_cond_destroy(&sv->cv);

@@ -146,3 +146,17 @@ threading.Thread(target=go, daemon=True).start()
     assert not any(line.startswith("http 127.0.0.1 GET /api/forged") for line in s.log)
     assert "\x1b" not in "".join(s.log)
     assert len(line) < 2000
+
+
+def test_stopping_while_a_run_ignores_interrupts_ends_it_and_the_server_promptly(make_serve):
+    import signal
+    s = make_serve()
+    code = "import time\nwhile True:\n    try: time.sleep(60)\n    except KeyboardInterrupt: pass"
+    ex = subprocess.Popen([s.bin, "exec", "serve", "-c", code], env=s.env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1)
+    t0 = time.monotonic()
+    assert s.stop(signal.SIGINT, timeout=10) == 0
+    assert time.monotonic() - t0 < 2  # the sessions were not waited for in vain
+    _, err = ex.communicate(timeout=10)
+    assert ex.returncode == 1 and "died" in err, err
