@@ -55,7 +55,7 @@ struct lp_run {
     uint64_t duration_us;
     bool deadline_hit;         /* the interrupt was ours, for its timeout */
     lp_chunk_t *head, *tail;   /* kept output, oldest first */
-    size_t kept;               /* bytes in the chunks */
+    size_t kept;               /* bytes of the chunks, their records included */
     uint64_t total;            /* offset after the last byte ever written */
     char *value_type, *value_repr;
     char *exc_type, *exc_message, *traceback;
