@@ -317,10 +317,14 @@ int cmd_serve(int argc, char **argv)
     lp_serve_drain(sv, sig == SIGTERM ? DRAIN_GRACE_MS : 0);
     status = 0;
 out:
-    lp_http_stop(http); /* no request comes in past here: the core can go */
-    if (srv != NULL)
-        lp_server_stop(srv, 2000);
-    lp_serve_free(sv);
+    lp_http_stop(http); /* no request comes in past here */
+    /* the runs end before the sessions are waited for: a session's eval returns only once
+     * its run has ended (a run that ignores interrupts went on past the wait, and the core
+     * was freed under it); a session still busy past the wait keeps the core */
+    if (sv != NULL)
+        lp_serve_stop_envs(sv);
+    if (srv == NULL || lp_server_stop(srv, 2000) == 0)
+        lp_serve_free(sv);
     lp_discovery_path(path, sizeof(path), dir, getpid(), TOKEN_EXT);
     unlink(path);
     json_decref(cfg.identity);

@@ -268,10 +268,14 @@ static int gone_err(lp_broker_t *b, uint32_t id)
 }
 
 /* Waits (under mu, holding a reference) for l's turn to write and for
- * room in its queue: 0, or l's end code. */
+ * room in its queue: 0, or l's end code. The I/O thread (a handler's
+ * answer) never waits for room: only it makes room, so it would wait for
+ * itself, and every link with it; it gets -EAGAIN. */
 static int send_turn(lp_broker_t *b, lp_link_t *l)
 {
     while (!l->ended && (l->sending || lp_writer_queued(&l->writer) > b->cfg.send_max)) {
+        if (!l->sending && b->running && pthread_equal(pthread_self(), b->thread))
+            return -EAGAIN;
         b->room_waiters++;
         pthread_cond_wait(&b->room_cv, &b->mu);
         b->room_waiters--;

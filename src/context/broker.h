@@ -79,8 +79,10 @@ int lp_broker_add(lp_broker_t *b, int rfd, int wfd, const void *initial, size_t 
 /* Queues n bytes (whole encoded frames) on link's writer, in order, never
  * waiting for the pipe. When more than send_max bytes are already queued,
  * waits (the caller holds no lock) until the I/O thread has drained the
- * queue below that or the link ended. 0; the link's end code; -ENOENT for
- * an unknown link; LP_WIRE_ETOOLARGE when n could never be queued. */
+ * queue below that or the link ended; called on the I/O thread itself (a
+ * handler), it does not wait: -EAGAIN, nothing queued. 0; the link's end
+ * code; -ENOENT for an unknown link; LP_WIRE_ETOOLARGE when n could never
+ * be queued. */
 int lp_broker_send(lp_broker_t *b, uint32_t link, const void *data, size_t n);
 
 /* Registers a waiter for key on link, before the request is sent: frames
@@ -119,7 +121,8 @@ void lp_broker_close(lp_broker_t *b, uint32_t link);
  * (without the broker's lock), instead of to the event queue; link ends
  * still go to the queue. fn owns m (lp_broker_msg_free). It must be quick
  * and never wait for the I/O thread: an lp_broker_send of a small answer
- * is fine, a wait is not. Set it before the first link. */
+ * is fine (it fails with -EAGAIN rather than wait for room), a wait is
+ * not. Set it before the first link. */
 typedef void (*lp_broker_handler_t)(void *arg, lp_broker_msg_t *m);
 void lp_broker_set_handler(lp_broker_t *b, lp_broker_handler_t fn, void *arg);
 /* Fork: call prepare before fork() and parent after it in the parent

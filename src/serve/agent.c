@@ -220,6 +220,26 @@ static lp_run_t *current_run(lp_serve_t *sv, uint32_t link, char *env, size_t si
     return r;
 }
 
+#define LOG_LINE_MAX 1024 /* bytes of an environment's log frame in our log */
+
+/* An environment's log text as one line of our log: at most LOG_LINE_MAX
+ * bytes, control bytes as \xNN, so that an environment (another user's
+ * process, for sudo:USER) cannot forge lines of ours or drive a terminal. */
+static void log_line(const char *env, const unsigned char *p, size_t n)
+{
+    char line[LOG_LINE_MAX * 4 + 8];
+    size_t o = 0;
+
+    for (size_t i = 0; i < n && i < LOG_LINE_MAX; i++) {
+        if (p[i] < 0x20 || p[i] == 0x7f)
+            o += (size_t)snprintf(line + o, sizeof(line) - o, "\\x%02x", p[i]);
+        else
+            line[o++] = (char)p[i];
+    }
+    line[o] = 0;
+    fprintf(stderr, "limpet serve: env %s: %s%s\n", env, line, n > LOG_LINE_MAX ? "..." : "");
+}
+
 /* A log frame: far output while no eval ran, or a log record. It goes to
  * the run going, if any (Jupyter does the same), else to our log. */
 static void on_log(lp_serve_t *sv, lp_broker_msg_t *m)
@@ -234,8 +254,7 @@ static void on_log(lp_serve_t *sv, lp_broker_msg_t *m)
         lp_run_output(r, out ? 0 : 1, "\n", 1);
         lp_run_unref(r);
     } else {
-        fprintf(stderr, "limpet serve: env %s: %.*s\n", env, (int)m->frame.payload_len,
-                (const char *)m->frame.payload);
+        log_line(env, m->frame.payload, m->frame.payload_len);
     }
 }
 
@@ -325,7 +344,9 @@ static void *ender(void *arg)
         pthread_mutex_lock(&sv->mu);
         stop = sv->stopping;
         if (ev != NULL && ev->frame.header == NULL &&
-            (e = lp_senv_by_link_locked(sv, ev->link)) != NULL) {
+            (e = lp_senv_by_link_locked(sv, ev->link)) != NULL && e->state != LP_ENV_STOPPING) {
+            /* not one that stop_process stops: it reaps that pid itself (twice reaped,
+             * a pid used again meanwhile would be waited for and killed) */
             pid = e->pid;
             lp_senv_died_locked(sv, e, ev->reason);
             e->pid = 0;

@@ -54,6 +54,7 @@ static void senv_free(lp_senv_t *e)
     free(e->target);
     free(e->python);
     pthread_mutex_destroy(&e->send_mu);
+    pthread_mutex_destroy(&e->life_mu);
     free(e);
 }
 
@@ -218,6 +219,8 @@ int lp_serve_env_create(lp_serve_t *sv, const char *name, const char *target, co
     e->refs = 2; /* the table's and ours */
     e->inflight_tail = &e->inflight;
     pthread_mutex_init(&e->send_mu, NULL);
+    pthread_mutex_init(&e->life_mu, NULL);
+    pthread_mutex_lock(&e->life_mu); /* a delete or restart of it waits for the start */
     pthread_mutex_lock(&sv->mu);
     if (sv->draining)
         r = -ESHUTDOWN;
@@ -235,6 +238,7 @@ int lp_serve_env_create(lp_serve_t *sv, const char *name, const char *target, co
     }
     pthread_mutex_unlock(&sv->mu);
     if (r != 0) {
+        pthread_mutex_unlock(&e->life_mu);
         snprintf(msg, LP_SERVE_MSG_MAX, r == -EEXIST  ? "environment '%s' exists"
                                         : r == -EAGAIN ? "too many environments (not '%s')"
                                                        : "the server is stopping: no '%s'",
@@ -259,6 +263,7 @@ int lp_serve_env_create(lp_serve_t *sv, const char *name, const char *target, co
         *info = describe_locked(sv, e);
         pthread_mutex_unlock(&sv->mu);
     }
+    pthread_mutex_unlock(&e->life_mu);
     lp_senv_unref(sv, e);
     return r;
 }
@@ -311,7 +316,9 @@ int lp_serve_env_delete(lp_serve_t *sv, const char *name)
         e->deleted = true;
     }
     pthread_mutex_unlock(&sv->mu);
+    pthread_mutex_lock(&e->life_mu); /* a start going on ends first: its process is stopped */
     stop_process(sv, e);
+    pthread_mutex_unlock(&e->life_mu);
     pthread_mutex_lock(&sv->mu);
     for (lp_run_t *r = e->kept, *n; r != NULL; r = n) {
         n = r->next;
@@ -327,12 +334,22 @@ int lp_serve_env_restart(lp_serve_t *sv, const char *name, json_t **info,
                          char msg[LP_SERVE_MSG_MAX])
 {
     lp_senv_t *e = lp_senv_find(sv, name);
+    bool gone;
     int r;
 
     if (info != NULL)
         *info = NULL;
     if (e == NULL)
         return -ENOENT;
+    pthread_mutex_lock(&e->life_mu);
+    pthread_mutex_lock(&sv->mu);
+    gone = e->deleted; /* deleted while we waited */
+    pthread_mutex_unlock(&sv->mu);
+    if (gone) {
+        pthread_mutex_unlock(&e->life_mu);
+        lp_senv_unref(sv, e);
+        return -ENOENT;
+    }
     stop_process(sv, e);
     pthread_mutex_lock(&sv->mu);
     e->state = LP_ENV_STARTING;
@@ -347,6 +364,7 @@ int lp_serve_env_restart(lp_serve_t *sv, const char *name, json_t **info,
         *info = describe_locked(sv, e);
         pthread_mutex_unlock(&sv->mu);
     }
+    pthread_mutex_unlock(&e->life_mu);
     lp_senv_unref(sv, e);
     return r;
 }

@@ -55,7 +55,7 @@ struct lp_run {
     uint64_t duration_us;
     bool deadline_hit;         /* the interrupt was ours, for its timeout */
     lp_chunk_t *head, *tail;   /* kept output, oldest first */
-    size_t kept;               /* bytes in the chunks */
+    size_t kept;               /* bytes of the chunks, their records included */
     uint64_t total;            /* offset after the last byte ever written */
     char *value_type, *value_repr;
     char *exc_type, *exc_message, *traceback;
@@ -78,6 +78,8 @@ typedef struct lp_senv {
     uint32_t link;             /* its broker link, 0 when none */
     json_t *agent;             /* its hello's agent object */
     pthread_mutex_t send_mu;   /* evals go out in the order they join inflight */
+    pthread_mutex_t life_mu;   /* one start, restart or delete at a time (before sv->mu):
+                                * two at once started a process that nothing stopped */
     uint64_t next_run;         /* the last run id given */
     unsigned runs_total;
     lp_run_t *inflight, **inflight_tail; /* sent, not done: the head runs */

@@ -201,12 +201,26 @@ bool lp_run_unwatch(lp_run_t *r, lp_run_watch_t *w)
  * wakes the readers. */
 static void grew_locked(lp_run_t *r)
 {
+    lp_chunk_t *c;
+
     while (r->kept > r->output_max && r->head != r->tail) {
         lp_chunk_t *old = r->head;
 
         r->head = old->next;
-        r->kept -= old->len;
+        r->kept -= sizeof(*old) + old->len;
         free(old);
+    }
+    if (r->kept > r->output_max && (c = r->head) != NULL && c->stream != LP_RUN_STREAM_VALUE) {
+        /* one write past the bound (up to a frame's 64 MiB): only its last bytes are kept */
+        size_t cut = r->kept - r->output_max < c->len ? r->kept - r->output_max : c->len;
+        lp_chunk_t *less;
+
+        memmove(c->data, c->data + cut, c->len - cut);
+        c->offset += cut;
+        c->len -= cut;
+        r->kept -= cut;
+        if ((less = realloc(c, sizeof(*c) + c->len)) != NULL)
+            r->head = r->tail = less;
     }
     pthread_cond_broadcast(&r->cv);
     notify_locked(r);
@@ -222,7 +236,7 @@ static void append_locked(lp_run_t *r, lp_chunk_t *c)
     else
         r->head = c;
     r->tail = c;
-    r->kept += c->len;
+    r->kept += sizeof(*c) + c->len; /* records counted: 1-byte chunks must not cost 50 times */
     r->total += c->len;
     grew_locked(r);
 }

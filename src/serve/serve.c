@@ -63,13 +63,11 @@ void lp_serve_drain(lp_serve_t *sv, int grace_ms)
     pthread_mutex_unlock(&sv->mu);
 }
 
-void lp_serve_free(lp_serve_t *sv)
+void lp_serve_stop_envs(lp_serve_t *sv)
 {
     char *names[256];
     int n;
 
-    if (sv == NULL)
-        return;
     do { /* delete outside the lock: each waits for its process */
         n = 0;
         pthread_mutex_lock(&sv->mu);
@@ -83,12 +81,41 @@ void lp_serve_free(lp_serve_t *sv)
             free(names[i]);
         }
     } while (n > 0);
+}
+
+void lp_serve_free(lp_serve_t *sv)
+{
+    if (sv == NULL)
+        return;
+    lp_serve_stop_envs(sv);
     lp_agents_stop(sv);
     lp_journal_close(sv);
     pthread_cond_destroy(&sv->cv);
     pthread_mutex_destroy(&sv->mu);
     pthread_mutex_destroy(&sv->journal_mu);
     free(sv);
+}
+
+/* Takes r, the last run queued (send_mu held), out of e's queue if the
+ * ender has not ended it already, and drops the queue's reference. */
+static void unqueue(lp_serve_t *sv, lp_senv_t *e, lp_run_t *r)
+{
+    lp_run_t **at = &e->inflight;
+    bool found;
+
+    pthread_mutex_lock(&sv->mu);
+    while (*at != NULL && *at != r)
+        at = &(*at)->next;
+    if ((found = *at != NULL)) {
+        *at = r->next;
+        if (e->inflight_tail == &r->next)
+            e->inflight_tail = at;
+        e->runs_total--;
+    }
+    pthread_mutex_unlock(&sv->mu);
+    lp_run_end(r, LP_RUN_KILLED);
+    if (found)
+        lp_run_unref(r);
 }
 
 int lp_serve_submit(lp_serve_t *sv, const char *name, const lp_run_req_t *req, lp_run_t **out,
@@ -139,10 +166,14 @@ int lp_serve_submit(lp_serve_t *sv, const char *name, const lp_run_req_t *req, l
     }
     pthread_mutex_unlock(&sv->mu);
     if (rc == 0 && (rc = lp_agent_eval(sv, e->link, r, req)) != 0) {
-        /* the link ended under us: the ender ends the run (killed) with the env */
+        /* the agent never got it (a header too long for an eval, the link gone): out of
+         * the queue, else every later run would wait behind it for good */
         snprintf(msg, LP_SERVE_MSG_MAX, "environment '%s' did not take the run: %s", e->name,
                  lp_wire_strerror(rc));
-        rc = 0;
+        rc = rc == LP_WIRE_EFIELD ? rc : -EPIPE;
+        unqueue(sv, e, r);
+        lp_run_unref(r);
+        r = NULL;
     }
     pthread_mutex_unlock(&e->send_mu);
     lp_senv_unref(sv, e);

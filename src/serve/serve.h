@@ -61,7 +61,11 @@ int lp_serve_new(const lp_serve_config_t *cfg, lp_serve_t **out);
 /* Draining: no new runs (-ESHUTDOWN); waits up to grace_ms for the runs
  * going and queued to end, then interrupts what still runs. */
 void lp_serve_drain(lp_serve_t *sv, int grace_ms);
-/* Stops every environment (their processes are ended and reaped) and frees. */
+/* Deletes every environment: the runs going end (killed), so that the
+ * threads of the front ends that wait on them return; new ones are refused. */
+void lp_serve_stop_envs(lp_serve_t *sv);
+/* Stops every environment (their processes are ended and reaped) and frees.
+ * No thread may be inside a function of sv any more. */
 void lp_serve_free(lp_serve_t *sv);
 
 /* --- environments ----------------------------------------------------- */

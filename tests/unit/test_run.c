@@ -91,6 +91,81 @@ static void test_ring_keeps_the_last_bytes_and_counts_all(void **state)
     lp_run_unref(r);
 }
 
+/* Keeps the first byte of the chunks it sees and how many bytes. */
+struct firsts {
+    size_t n;
+    char first;
+    uint64_t offset;
+};
+
+static int first(void *arg, const lp_run_chunk_t *c)
+{
+    struct firsts *f = arg;
+
+    if (f->n == 0) {
+        f->first = c->data[0];
+        f->offset = c->offset;
+    }
+    f->n += c->len;
+    return 0;
+}
+
+static void test_one_write_past_the_bound_keeps_only_its_last_bytes(void **state)
+{
+    lp_run_t *r = new_run(1000);
+    char *big = malloc(1 << 20);
+    struct firsts f = {0};
+    uint64_t next;
+    bool dropped;
+
+    (void)state;
+    assert_non_null(big);
+    for (int i = 0; i < 1 << 20; i++)
+        big[i] = (char)(i % 251);
+    lp_run_output(r, 0, big, 1 << 20);
+    lp_run_chunks(r, 0, first, &f, &next, &dropped);
+    assert_true(dropped);
+    assert_true(f.n <= 1000 && f.n >= 900); /* the bound counts the chunk's record too */
+    assert_int_equal(f.offset, (1 << 20) - f.n); /* the last bytes */
+    assert_int_equal(f.first, big[f.offset]);
+    assert_int_equal(next, 1 << 20);
+    lp_run_output(r, 1, "tail", 4); /* it goes on from there */
+    memset(&f, 0, sizeof(f));
+    lp_run_chunks(r, 0, first, &f, &next, &dropped);
+    assert_true(f.n <= 1000 && f.n >= 4);
+    assert_int_equal(next, (1 << 20) + 4);
+    free(big);
+    lp_run_end(r, LP_RUN_OK);
+    lp_run_unref(r);
+}
+
+static int chunks(void *arg, const lp_run_chunk_t *c)
+{
+    (void)c;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+static void test_tiny_writes_that_alternate_streams_stay_within_the_bound(void **state)
+{
+    lp_run_t *r = new_run(65536);
+    size_t n = 0, bytes = 0;
+    uint64_t next;
+    bool dropped;
+
+    (void)state;
+    /* an agent's 1-byte out frames, stdout and stderr in turn: none grows the last chunk */
+    for (int i = 0; i < 200000; i++)
+        lp_run_output(r, i % 2, "x", 1);
+    lp_run_chunks(r, 0, chunks, &n, &next, &dropped);
+    lp_run_chunks(r, 0, count, &bytes, &next, &dropped);
+    assert_int_equal(next, 200000);
+    /* what is kept, records included, stays near the bound */
+    assert_true(n * sizeof(lp_chunk_t) + bytes <= 65536 + 2 * sizeof(lp_chunk_t));
+    lp_run_end(r, LP_RUN_OK);
+    lp_run_unref(r);
+}
+
 static void test_bytes_that_are_not_utf8_become_replacement_characters(void **state)
 {
     lp_run_t *r = new_run(1 << 20);
@@ -267,6 +342,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_output_in_order_with_offsets),
         cmocka_unit_test(test_ring_keeps_the_last_bytes_and_counts_all),
+        cmocka_unit_test(test_one_write_past_the_bound_keeps_only_its_last_bytes),
+        cmocka_unit_test(test_tiny_writes_that_alternate_streams_stay_within_the_bound),
         cmocka_unit_test(test_bytes_that_are_not_utf8_become_replacement_characters),
         cmocka_unit_test(test_waits_end_on_output_input_and_end),
         cmocka_unit_test(test_a_deadline_interrupt_ends_deadline_exceeded),
