@@ -383,13 +383,30 @@ static uint64_t deadline_of(const lp_senv_t *e)
     const lp_run_t *r = e->inflight;
     uint64_t ms;
 
-    if (r == NULL || r->run_start_us == 0 || r->deadline_hit || e->state != LP_ENV_READY)
+    if (r == NULL || r->run_start_us == 0 || e->state != LP_ENV_READY)
         return 0;
+    if (r->deadline_hit) /* interrupted, and still going: its environment ends at this */
+        return r->deadline_hit_us + (uint64_t)LP_DEADLINE_GRACE_MS * 1000u;
     ms = r->timeout_ms > 0 ? (uint64_t)r->timeout_ms : (uint64_t)e->limits.wall_s * 1000u;
     return ms > 0 ? r->run_start_us + ms * 1000u : 0;
 }
 
-/* The ticker: interrupts each run that passes its deadline. */
+/* A run went on LP_DEADLINE_GRACE_MS past the interrupt its deadline sent
+ * (it catches KeyboardInterrupt, or is stuck in C): its environment ends,
+ * so the limit holds and the runs after it are not held up for good
+ * (under sv->mu; *link and *pid are for the caller to close and reap). */
+static void end_for_deadline_locked(lp_serve_t *sv, lp_senv_t *e, uint32_t *link, pid_t *pid)
+{
+    *link = e->link;
+    *pid = e->pid;
+    lp_senv_died_locked(sv, e, "a run passed its time limit and did not stop when "
+                               "interrupted: the environment was ended (restart it)");
+    e->link = 0; /* the ender leaves it alone: its end is this */
+    e->pid = 0;
+}
+
+/* The ticker: interrupts each run that passes its deadline, and ends the
+ * environment of one that goes on regardless. */
 static void *ticker(void *arg)
 {
     lp_serve_t *sv = arg;
@@ -398,13 +415,17 @@ static void *ticker(void *arg)
     while (!sv->stopping) {
         uint64_t now = lp_clock_us(), next = 0, id = 0;
         uint32_t link = 0;
+        pid_t pid = 0;
 
-        for (lp_senv_t *e = sv->envs; e != NULL && id == 0; e = e->next) {
+        for (lp_senv_t *e = sv->envs; e != NULL && id == 0 && link == 0; e = e->next) {
             uint64_t d = deadline_of(e);
 
-            if (d != 0 && d <= now) {
+            if (d != 0 && d <= now && e->inflight->deadline_hit) {
+                end_for_deadline_locked(sv, e, &link, &pid);
+            } else if (d != 0 && d <= now) {
                 pthread_mutex_lock(&e->inflight->mu);
                 e->inflight->deadline_hit = true;
+                e->inflight->deadline_hit_us = now;
                 pthread_mutex_unlock(&e->inflight->mu);
                 link = e->link;
                 id = e->inflight->id;
@@ -412,9 +433,15 @@ static void *ticker(void *arg)
                 next = d;
             }
         }
-        if (id != 0) { /* sent without the lock: sending takes it for an id */
+        if (id != 0 || link != 0) { /* without the lock: sending takes it for an id */
             pthread_mutex_unlock(&sv->mu);
-            lp_agent_interrupt(sv, link, id);
+            if (id != 0) {
+                lp_agent_interrupt(sv, link, id);
+            } else {
+                lp_broker_close(sv->broker, link);
+                if (pid > 0)
+                    lp_context_reap(pid, 0); /* SIGKILL, then reaped */
+            }
             pthread_mutex_lock(&sv->mu);
             continue;
         }

@@ -14,6 +14,8 @@
 
 #define LP_ENV_NAME_MAX 64
 #define LP_SERVE_REQ_BASE ((int64_t)1 << 40) /* ids of our other requests: never a run's */
+#define LP_DEADLINE_GRACE_MS 5000 /* a run interrupted for its deadline and still going past
+                                     this ends its environment */
 
 typedef enum lp_env_state {
     LP_ENV_STARTING,
@@ -54,6 +56,7 @@ struct lp_run {
     uint64_t run_start_us;     /* when it began running (monotonic), 0 before */
     uint64_t duration_us;
     bool deadline_hit;         /* the interrupt was ours, for its timeout */
+    uint64_t deadline_hit_us;  /* when (lp_clock_us) */
     lp_chunk_t *head, *tail;   /* kept output, oldest first */
     size_t kept;               /* bytes of the chunks, their records included */
     uint64_t total;            /* offset after the last byte ever written */

@@ -351,8 +351,8 @@ void lp_run_end(lp_run_t *r, lp_run_status_t st)
 {
     pthread_mutex_lock(&r->mu);
     if (!r->ended) {
-        if (st == LP_RUN_INTERRUPTED && r->deadline_hit)
-            st = LP_RUN_DEADLINE;
+        if ((st == LP_RUN_INTERRUPTED || st == LP_RUN_KILLED) && r->deadline_hit)
+            st = LP_RUN_DEADLINE; /* killed: with its environment, for its deadline */
         r->status = st;
         r->ended = true;
         if (r->run_start_us != 0)

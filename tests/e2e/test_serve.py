@@ -281,3 +281,21 @@ def test_environments_over_the_socket_with_the_env_operations(serve):
             c.request("env-info", env="exp1")
     out = serve.limpet("exec", "--env", "exp1", "serve", "-c", "1")
     assert out.returncode == 1 and "exp1" in out.stderr
+
+
+def test_a_run_that_ignores_its_deadline_ends_its_environment(make_serve):
+    """The wall limit holds against code that catches KeyboardInterrupt: 5 s after the
+    interrupt, the environment is ended (and says why); it can be restarted."""
+    s = make_serve("--wall-s", "1")
+    far = children(s.proc.pid)
+    t0 = time.monotonic()
+    out = s.limpet("exec", "serve", "-c", "import time\nwhile True:\n    try:\n"
+                   "        time.sleep(10)\n    except KeyboardInterrupt:\n        pass\n")
+    took = time.monotonic() - t0
+    assert out.returncode == 130 and "passed its time limit" in out.stderr, out
+    assert 5.5 < took < 10, took
+    out = s.limpet("exec", "serve", "-c", "1")
+    assert "did not stop when interrupted" in out.stderr, out.stderr
+    time.sleep(0.3)
+    assert not any(os.path.exists("/proc/%d" % p) and
+                   open("/proc/%d/stat" % p).read().split()[2] != "Z" for p in far)
