@@ -59,7 +59,8 @@ typedef struct lp_serve_config {
 /* A new kernel server core with no environment. */
 int lp_serve_new(const lp_serve_config_t *cfg, lp_serve_t **out);
 /* Draining: no new runs (-ESHUTDOWN); waits up to grace_ms for the runs
- * going and queued to end, then interrupts what still runs. */
+ * going and queued to end. What still runs then is for lp_serve_stop_envs
+ * (each environment's run going is interrupted, then its process ended). */
 void lp_serve_drain(lp_serve_t *sv, int grace_ms);
 /* Deletes every environment: the runs going end (killed), so that the
  * threads of the front ends that wait on them return; new ones are refused. */
