@@ -819,8 +819,9 @@ def safe_repr(v):
 
 
 def safe_str(v):
+    """str(v) a header can carry: a lone surrogate escaped (JSON's escape of it is refused)."""
     try:
-        return str(v)
+        return str(v).encode("utf-8", "backslashreplace").decode()
     except Exception:  # noqa: BLE001
         return ""
 

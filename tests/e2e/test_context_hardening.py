@@ -8,6 +8,8 @@ import sys
 import tempfile
 import textwrap
 
+import pytest
+
 import limpet
 
 
@@ -193,3 +195,13 @@ def test_a_line_that_only_looks_like_a_prompt_gets_no_password():
     ''')
     for line in out.splitlines():
         assert "hunter2" not in line and line.split()[-1] in ("1", "False"), out
+
+
+def test_a_lone_surrogate_in_a_far_exception_does_not_end_the_context():
+    """JSON's escape of a lone surrogate is refused by the caller's parser: the agent escapes
+    it as sys.stderr does (the message is a header field), and the context goes on."""
+    with limpet.connect("local") as c:
+        with pytest.raises(ValueError) as e:
+            c.call(int, "\ud800")
+        assert "\\ud800" in str(e.value)
+        assert c.call(len, "still here") == 10
