@@ -8,13 +8,6 @@
 
 #define TIMEOUT_MAX_S 2000000.0 /* a timeout in ms must fit an int */
 
-bool lp_http_run_ended(lp_run_t *r)
-{
-    lp_run_status_t st = lp_run_status(r);
-
-    return st != LP_RUN_QUEUED && st != LP_RUN_RUNNING;
-}
-
 static enum MHD_Result envs_list(lp_http_req_t *rq, struct MHD_Connection *c)
 {
     json_t *envs = lp_serve_env_list(rq->h->sv);

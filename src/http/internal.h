@@ -113,8 +113,6 @@ json_t *lp_http_text(const char *data, size_t len);
 
 /* api.c */
 enum MHD_Result lp_http_api(lp_http_req_t *rq, struct MHD_Connection *c, const lp_http_route_t *rt);
-/* True when the run has ended (no longer queued or running). */
-bool lp_http_run_ended(lp_run_t *r);
 
 /* stream.c */
 /* Answers with r's output from since as server-sent events, then its end;

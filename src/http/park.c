@@ -169,7 +169,7 @@ enum MHD_Result lp_http_wait_again(lp_http_req_t *rq, struct MHD_Connection *c)
     lp_http_unpark(&rq->park);
     /* Output does not wake this wait (nothing is ever past UINT64_MAX):
      * only the run's end. Parking is refused only once the server stops. */
-    ended = lp_http_run_ended(r);
+    ended = lp_run_ended(r);
     if (!ended && lp_http_park(&rq->park, rq->h, c, r, UINT64_MAX, LP_CLOCK_NEVER))
         return MHD_YES; /* called again once it ends */
     rq->waiting = NULL;

@@ -83,7 +83,7 @@ static void fill(stream_t *st)
 {
     /* Ended first, output next: a run's output is all in before it ends,
      * so nothing is missed between the two looks. */
-    bool ended = lp_http_run_ended(st->r), dropped;
+    bool ended = lp_run_ended(st->r), dropped;
     uint64_t next;
 
     lp_run_chunks(st->r, st->since, chunk_event, st, &next, &dropped);

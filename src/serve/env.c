@@ -193,6 +193,17 @@ static json_t *describe_locked(lp_serve_t *sv, const lp_senv_t *e)
     return o;
 }
 
+/* ENV for e, taking sv->mu. */
+static json_t *describe(lp_serve_t *sv, const lp_senv_t *e)
+{
+    json_t *o;
+
+    pthread_mutex_lock(&sv->mu);
+    o = describe_locked(sv, e);
+    pthread_mutex_unlock(&sv->mu);
+    return o;
+}
+
 int lp_serve_env_create(lp_serve_t *sv, const char *name, const char *target, const char *python,
                         const lp_env_limits_t *limits, json_t **info, char msg[LP_SERVE_MSG_MAX])
 {
@@ -259,9 +270,7 @@ int lp_serve_env_create(lp_serve_t *sv, const char *name, const char *target, co
         }
         pthread_mutex_unlock(&sv->mu);
     } else if (info != NULL) {
-        pthread_mutex_lock(&sv->mu);
-        *info = describe_locked(sv, e);
-        pthread_mutex_unlock(&sv->mu);
+        *info = describe(sv, e);
     }
     pthread_mutex_unlock(&e->life_mu);
     lp_senv_unref(sv, e);
@@ -360,9 +369,7 @@ int lp_serve_env_restart(lp_serve_t *sv, const char *name, json_t **info,
         snprintf(e->why, sizeof(e->why), "%s", msg);
         pthread_mutex_unlock(&sv->mu);
     } else if (info != NULL) {
-        pthread_mutex_lock(&sv->mu);
-        *info = describe_locked(sv, e);
-        pthread_mutex_unlock(&sv->mu);
+        *info = describe(sv, e);
     }
     pthread_mutex_unlock(&e->life_mu);
     lp_senv_unref(sv, e);
@@ -421,9 +428,7 @@ json_t *lp_serve_env_info(lp_serve_t *sv, const char *name, bool names, int *err
         done = ask(sv, e, id, &h, text, err);
     }
     if (!names || done != NULL) {
-        pthread_mutex_lock(&sv->mu);
-        o = describe_locked(sv, e);
-        pthread_mutex_unlock(&sv->mu);
+        o = describe(sv, e);
         if (o != NULL && done != NULL)
             json_object_set(o, "names", json_object_get(done, "names"));
     }

@@ -58,13 +58,13 @@ struct lp_run {
     bool deadline_hit;         /* the interrupt was ours, for its timeout */
     uint64_t deadline_hit_us;  /* when (lp_clock_us) */
     lp_chunk_t *head, *tail;   /* kept output, oldest first */
+    lp_chunk_t **tail_at;      /* the link that points to tail (&head, or its predecessor's) */
     size_t kept;               /* bytes of the chunks, their records included */
     uint64_t total;            /* offset after the last byte ever written */
     char *value_type, *value_repr;
     char *exc_type, *exc_message, *traceback;
     char *prompt;              /* an input() waiting, or NULL */
     bool password;
-    bool ended;
     lp_run_watch_t *watchers;  /* lp_run_watch's, waiting */
 };
 
@@ -130,8 +130,6 @@ void lp_run_set_input(lp_run_t *r, const char *prompt, bool password);
 void lp_run_end(lp_run_t *r, lp_run_status_t st);
 /* Takes the waiting input() off r (it was answered): true when there was one. */
 bool lp_run_take_input(lp_run_t *r);
-/* True once it ended. */
-bool lp_run_ended(lp_run_t *r);
 
 /* agent.c */
 /* Starts the broker, its handler, the ender and the ticker. */

@@ -59,7 +59,9 @@ lp_run_t *lp_run_new(lp_serve_t *sv, const char *env, uint64_t id, const lp_run_
     r->input = req->input;
     r->output_max = output_max;
     r->code_bytes = req->len;
-    if (EVP_Digest(req->code, req->len, md, &mdlen, EVP_sha256(), NULL) == 1)
+    /* the journal's fingerprint: not paid for by a server that keeps none */
+    if ((sv == NULL || sv->journal_fd >= 0) &&
+        EVP_Digest(req->code, req->len, md, &mdlen, EVP_sha256(), NULL) == 1)
         for (unsigned i = 0; i < mdlen && i < 32; i++)
             snprintf(r->code_sha256 + 2 * i, 3, "%02x", md[i]);
     r->who = dup_or_null(req->who);
@@ -120,12 +122,7 @@ lp_run_status_t lp_run_status(lp_run_t *r)
 
 bool lp_run_ended(lp_run_t *r)
 {
-    bool ended;
-
-    pthread_mutex_lock(&r->mu);
-    ended = r->ended;
-    pthread_mutex_unlock(&r->mu);
-    return ended;
+    return lp_run_over(lp_run_status(r));
 }
 
 void lp_run_started(lp_run_t *r)
@@ -141,7 +138,7 @@ void lp_run_started(lp_run_t *r)
 /* Whether w has something to see (under r->mu). */
 static bool watch_due(const lp_run_t *r, const lp_run_watch_t *w)
 {
-    return r->ended || r->total > w->since || (w->input && r->prompt != NULL);
+    return lp_run_over(r->status) || r->total > w->since || (w->input && r->prompt != NULL);
 }
 
 static void unlink_locked(lp_run_t *r, lp_run_watch_t *w)
@@ -207,6 +204,8 @@ static void grew_locked(lp_run_t *r)
         lp_chunk_t *old = r->head;
 
         r->head = old->next;
+        if (r->tail_at == &old->next)
+            r->tail_at = &r->head;
         r->kept -= sizeof(*old) + old->len;
         free(old);
     }
@@ -231,10 +230,8 @@ static void append_locked(lp_run_t *r, lp_chunk_t *c)
 {
     c->next = NULL;
     c->offset = r->total;
-    if (r->tail != NULL)
-        r->tail->next = c;
-    else
-        r->head = c;
+    r->tail_at = r->tail != NULL ? &r->tail->next : &r->head;
+    *r->tail_at = c;
     r->tail = c;
     r->kept += sizeof(*c) + c->len; /* records counted: 1-byte chunks must not cost 50 times */
     r->total += c->len;
@@ -254,11 +251,7 @@ void lp_run_output(lp_run_t *r, int stream, const void *data, size_t len)
         lp_chunk_t *grown = realloc(r->tail, sizeof(*c) + r->tail->len + len);
 
         if (grown != NULL) {
-            lp_chunk_t **at = &r->head;
-
-            while (*at != r->tail)
-                at = &(*at)->next;
-            *at = r->tail = grown;
+            *r->tail_at = r->tail = grown; /* the link to the last chunk: no walk */
             memcpy(grown->data + grown->len, data, len);
             grown->len += len;
             r->kept += len;
@@ -350,11 +343,10 @@ void lp_run_set_input(lp_run_t *r, const char *prompt, bool password)
 void lp_run_end(lp_run_t *r, lp_run_status_t st)
 {
     pthread_mutex_lock(&r->mu);
-    if (!r->ended) {
+    if (!lp_run_over(r->status)) {
         if ((st == LP_RUN_INTERRUPTED || st == LP_RUN_KILLED) && r->deadline_hit)
             st = LP_RUN_DEADLINE; /* killed: with its environment, for its deadline */
         r->status = st;
-        r->ended = true;
         if (r->run_start_us != 0)
             r->duration_us = lp_clock_us() - r->run_start_us;
         free(r->prompt);
@@ -371,7 +363,7 @@ int lp_run_wait(lp_run_t *r, uint64_t since, int timeout_ms)
     int ready;
 
     pthread_mutex_lock(&r->mu);
-    while (!(ready = r->ended || r->total > since || r->prompt != NULL))
+    while (!(ready = lp_run_over(r->status) || r->total > since || r->prompt != NULL))
         if (lp_clock_cond_wait(&r->cv, &r->mu, deadline) == -ETIMEDOUT)
             break;
     pthread_mutex_unlock(&r->mu);
@@ -435,9 +427,9 @@ json_t *lp_run_json(lp_run_t *r, uint64_t since)
                   (json_int_t)r->id, "status", lp_run_status_name(st), "stdout",
                   (const char *)lp_buf_data(bufs[0]), lp_buf_len(bufs[0]), "stderr",
                   (const char *)lp_buf_data(bufs[1]), lp_buf_len(bufs[1]), "value",
-                  text_or_null(r->ended ? r->value_repr : NULL), "error",
+                  text_or_null(lp_run_over(r->status) ? r->value_repr : NULL), "error",
                   err != NULL ? err : json_null(), "duration_ms",
-                  r->ended ? (double)r->duration_us / 1000.0
+                  lp_run_over(r->status) ? (double)r->duration_us / 1000.0
                   : r->run_start_us ? (double)(lp_clock_us() - r->run_start_us) / 1000.0 : 0.0,
                   "since", (json_int_t)since, "next", (json_int_t)next, "truncated", dropped);
     if (o != NULL && r->prompt != NULL)
@@ -457,7 +449,7 @@ int lp_run_result(lp_run_t *r, char **value_type, char **value_repr, char **exc_
 
     *value_type = *value_repr = *exc_type = *traceback = NULL;
     pthread_mutex_lock(&r->mu);
-    if (r->ended) {
+    if (lp_run_over(r->status)) {
         *value_type = dup_or_null(r->value_type);
         *value_repr = dup_or_null(r->value_repr);
         *exc_type = dup_or_null(r->exc_type);

@@ -208,7 +208,7 @@ static json_t *run_summary(lp_run_t *r)
     pthread_mutex_lock(&r->mu);
     o = json_pack("{s:I, s:s, s:I, s:f, s:I}", "run", (json_int_t)r->id, "status",
                   lp_run_status_name(r->status), "started", (json_int_t)r->started_wall_ms,
-                  "duration_ms", r->ended ? (double)r->duration_us / 1000.0 : 0.0, "code_bytes",
+                  "duration_ms", lp_run_over(r->status) ? (double)r->duration_us / 1000.0 : 0.0, "code_bytes",
                   (json_int_t)r->code_bytes);
     pthread_mutex_unlock(&r->mu);
     return o;

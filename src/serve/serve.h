@@ -134,6 +134,11 @@ typedef enum lp_run_status {
 } lp_run_status_t;
 
 const char *lp_run_status_name(lp_run_status_t st);
+/* Whether a run in state st is over (no more output, its answer is final). */
+static inline bool lp_run_over(lp_run_status_t st)
+{
+    return st != LP_RUN_QUEUED && st != LP_RUN_RUNNING;
+}
 
 /* Queues a run in environment name, after the runs before it; *out is a
  * reference the caller drops with lp_run_unref. */
@@ -151,6 +156,8 @@ void lp_run_ref(lp_run_t *r);
 void lp_run_unref(lp_run_t *r);
 uint64_t lp_run_id(const lp_run_t *r);
 lp_run_status_t lp_run_status(lp_run_t *r);
+/* True once it is over (lp_run_over of its status). */
+bool lp_run_ended(lp_run_t *r);
 /* Interrupts this run: running, it gets KeyboardInterrupt; queued, it ends
  * "interrupted" without running. 0, or -EALREADY when it has ended. */
 int lp_run_interrupt(lp_run_t *r);

@@ -337,10 +337,42 @@ static void test_a_watcher_is_called_by_the_thread_that_makes_the_change(void **
     lp_run_unref(r);
 }
 
+/* Small writes grow the last chunk through the link to it, while the ring
+ * drops chunks from the front: what is kept is always the exact tail. */
+static void test_small_writes_and_trimming_keep_the_exact_tail(void **state)
+{
+    lp_run_t *r = new_run(3000);
+    char expect[200000];
+    size_t n = 0;
+    json_t *j;
+    const char *out;
+
+    (void)state;
+    for (int i = 0; i < 20000; i++) {
+        char w[16];
+        int k = snprintf(w, sizeof(w), "%d,", i);
+
+        lp_run_output(r, i % 50 == 0 ? 1 : 0, w, (size_t)k);
+        if (i % 50 != 0) {
+            memcpy(expect + n, w, (size_t)k);
+            n += (size_t)k;
+        }
+    }
+    lp_run_end(r, LP_RUN_OK);
+    j = lp_run_json(r, 0);
+    out = json_string_value(json_object_get(j, "stdout"));
+    assert_non_null(out);
+    assert_true(strlen(out) > 1000);
+    assert_memory_equal(out, expect + n - strlen(out), strlen(out));
+    json_decref(j);
+    lp_run_unref(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_output_in_order_with_offsets),
+        cmocka_unit_test(test_small_writes_and_trimming_keep_the_exact_tail),
         cmocka_unit_test(test_ring_keeps_the_last_bytes_and_counts_all),
         cmocka_unit_test(test_one_write_past_the_bound_keeps_only_its_last_bytes),
         cmocka_unit_test(test_tiny_writes_that_alternate_streams_stay_within_the_bound),
