@@ -83,6 +83,7 @@ struct lp_http_req {
     uint64_t run;
     const char *outcome;           /* the run's status, for the log */
     lp_run_t *waiting;             /* the run it waits for (a reference), or NULL */
+    bool counted;                  /* in h->waiting until it completes: answered is not sent */
     lp_http_done_t done;           /* its answer once the run ended */
     lp_http_park_t park;
 };

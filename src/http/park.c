@@ -138,7 +138,8 @@ void lp_http_park_close(lp_http_t *h)
     pthread_cond_signal(&h->park_cv);
     pthread_mutex_unlock(&h->park_mu);
     pthread_join(h->timer, NULL);
-    /* The resumed requests answer (503) before libmicrohttpd closes them. */
+    /* The resumed requests answer (503), and their answers are sent (counted until
+     * libmicrohttpd says they completed), before libmicrohttpd closes them. */
     while (atomic_load(&h->waiting) > 0 && lp_clock_left_ms(deadline) > 0)
         nanosleep(&ts, NULL);
 }
@@ -156,6 +157,7 @@ enum MHD_Result lp_http_wait(lp_http_req_t *rq, struct MHD_Connection *c, lp_run
 {
     rq->waiting = r;
     rq->done = done;
+    rq->counted = true;
     atomic_fetch_add(&rq->h->waiting, 1);
     return lp_http_wait_again(rq, c);
 }
@@ -172,8 +174,7 @@ enum MHD_Result lp_http_wait_again(lp_http_req_t *rq, struct MHD_Connection *c)
     ended = lp_run_ended(r);
     if (!ended && lp_http_park(&rq->park, rq->h, c, r, UINT64_MAX, LP_CLOCK_NEVER))
         return MHD_YES; /* called again once it ends */
-    rq->waiting = NULL;
-    atomic_fetch_sub(&rq->h->waiting, 1);
+    rq->waiting = NULL; /* still counted: a stop waits until its answer is sent */
     ret = rq->done(rq, c, r, ended);
     lp_run_unref(r);
     return ret;
@@ -181,10 +182,13 @@ enum MHD_Result lp_http_wait_again(lp_http_req_t *rq, struct MHD_Connection *c)
 
 void lp_http_wait_drop(lp_http_req_t *rq)
 {
-    if (rq->waiting == NULL)
-        return;
-    lp_http_unpark(&rq->park);
-    lp_run_unref(rq->waiting);
-    rq->waiting = NULL;
-    atomic_fetch_sub(&rq->h->waiting, 1);
+    if (rq->waiting != NULL) {
+        lp_http_unpark(&rq->park);
+        lp_run_unref(rq->waiting);
+        rq->waiting = NULL;
+    }
+    if (rq->counted) { /* completed: its answer was sent, or its connection closed */
+        rq->counted = false;
+        atomic_fetch_sub(&rq->h->waiting, 1);
+    }
 }

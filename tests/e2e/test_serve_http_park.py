@@ -5,6 +5,7 @@ real binary: waiting requests starving the rest, clients that go away while susp
 stream that must still deliver output as it is produced, a stop with suspended connections."""
 import http.client
 import json
+import re
 import signal
 import socket
 import threading
@@ -168,7 +169,8 @@ def test_stop_with_suspended_connections(h):
             break
         answer += chunk
     assert answer.startswith(b"HTTP/1.1 503"), answer
-    assert b"the server is stopping; run 1 goes on" in answer
+    # its run is 1 or 2: the two requests above reach the server in either order
+    assert re.search(rb"the server is stopping; run [12] goes on", answer), answer
     streaming.settimeout(5)
     while streaming.recv(65536):
         pass
