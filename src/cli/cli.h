@@ -51,5 +51,14 @@ int cmd_serve(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
 int cmd_bridge(int argc, char **argv);
+int cmd_kernel(int argc, char **argv);
+int cmd_jupyter(int argc, char **argv);
+
+/* `limpet kernel SUB`'s (argv[0] is SUB): cmd_kernel_run.c, and
+ * cmd_kernel_spec.c for the kernelspecs. */
+int lp_kernel_run_cmd(int argc, char **argv);
+int lp_kernel_install_cmd(int argc, char **argv);
+int lp_kernel_list_cmd(int argc, char **argv);
+int lp_kernel_remove_cmd(int argc, char **argv);
 
 #endif
