@@ -17,7 +17,8 @@ static const struct command commands[] = {
     {"bridge", cmd_bridge, "relay stdin and stdout to a local server (ssh:// runs it)"},
     {"exec", cmd_exec, "run code in a live process, print what it prints"},
     {"list", cmd_list, "list the servers this user can reach"},
-    {"kernel", cmd_kernel, "a Jupyter kernel attached to a live process: run, install, list, remove"},
+    {"kernel", cmd_kernel,
+     "a Jupyter kernel attached to a live process: run, install, list, remove"},
     {"jupyter", cmd_jupyter, "jupyter console inside a live process"},
     {"serve", cmd_serve, "run a kernel server of named environments (socket and HTTP)"},
 };

@@ -55,7 +55,7 @@ def test_man_page_covers_every_command_and_renders(limpet_bin):
     page = open(os.path.join(root, "docs", "limpet.1")).read()
     out = subprocess.run([limpet_bin, "--help"], capture_output=True, text=True).stdout
     commands = re.findall(r"^  (\w+) ", out.split("commands:")[1].split("options:")[0], re.M)
-    assert set(commands) == {"connect", "bridge", "exec", "list", "serve"}
+    assert set(commands) == {"connect", "bridge", "exec", "list", "serve", "kernel", "jupyter"}
     for name in commands:
         assert f".SS {name}\n" in page and f".B limpet {name}" in page
     if shutil.which("man"):
