@@ -14,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "cli/repl.h"
+#include "io/io.h"
 #include "wire/ops.h"
 
 static const char connect_usage[] =
@@ -41,22 +42,6 @@ static bool safe_char(char ch)
            ch == '.' || ch == '-' || ch == '_';
 }
 
-/* mkdir -p with mode 0700 for each directory it makes. */
-static int make_dirs(char *path)
-{
-    for (char *p = path + 1; *p != 0; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-            *p = '/';
-            return -1;
-        }
-        *p = '/';
-    }
-    return mkdir(path, 0700) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* $XDG_STATE_HOME/limpet/history/<name> (else ~/.local/state/...), its
  * directory made, the file private (lines typed may hold secrets); false
  * when there is no home to keep it in. */
@@ -74,7 +59,7 @@ static bool history_path(const char *name, char *path, size_t size)
         return false;
     if (name[0] == 0)
         name = "unnamed";
-    if (n + 2 + strlen(name) >= size || make_dirs(path) != 0)
+    if (n + 2 + strlen(name) >= size || lp_io_make_dirs(path, 0700) != 0)
         return false;
     path[n++] = '/';
     for (const char *p = name; *p != 0; p++)

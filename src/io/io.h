@@ -96,6 +96,12 @@ int lp_clock_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadlin
  * else *t is set for pthread_join. 0 or -errno (fn is then never called). */
 int lp_thread_spawn(pthread_t *t, void *(*fn)(void *), void *arg, size_t stack_size);
 
+/* dirs.c */
+
+/* mkdir -p path, each directory it makes with mode (umask applies); path
+ * is restored. 0 or -errno. */
+int lp_io_make_dirs(char *path, unsigned mode);
+
 /* writer.h: the write side, the one bounded output queue */
 #include "io/writer.h"
 

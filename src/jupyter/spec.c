@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/io.h"
 #include "net/net.h"
 
 __attribute__((format(printf, 3, 4))) static int fail(char *why, size_t size, const char *fmt,
@@ -218,22 +219,6 @@ int lp_kspec_read(const char *dir, json_t **limpet, char *why, size_t size)
     return *limpet != NULL ? 1 : 0;
 }
 
-/* mkdir -p path with mode 0755 for each directory it makes. */
-static int make_dirs(char *path)
-{
-    for (char *p = path + 1; *p != 0; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-            *p = '/';
-            return -1;
-        }
-        *p = '/';
-    }
-    return mkdir(path, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 int lp_kspec_write(const char *kernels, const char *name, const json_t *spec, char *why,
                    size_t size)
 {
@@ -245,14 +230,14 @@ int lp_kspec_write(const char *kernels, const char *name, const json_t *spec, ch
         return fail(why, size, "the kernelspec's path is too long");
     r = lp_kspec_read(dir, &meta, why, size);
     json_decref(meta);
-    if (r == 0)
+    snprintf(file, sizeof(file), "%s/kernel.json", dir);
+    if (r == 0 || (r < 0 && access(file, F_OK) == 0))
         return fail(why, size, "%s is another kernel's spec: not replaced (remove it first)",
                     dir);
-    if (make_dirs(dir) != 0)
+    if (lp_io_make_dirs(dir, 0755) != 0)
         return fail(why, size, "cannot make %s: %s", dir, strerror(errno));
     chmod(dir, 0755); /* umask aside: Jupyter run by another user may read it */
     snprintf(tmp, sizeof(tmp), "%s/.kernel.json.XXXXXX", dir);
-    snprintf(file, sizeof(file), "%s/kernel.json", dir);
     if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
         return fail(why, size, "cannot write in %s: %s", dir, strerror(errno));
     r = json_dumpfd(spec, fd, JSON_INDENT(1) | JSON_ENSURE_ASCII);

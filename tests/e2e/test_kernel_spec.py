@@ -234,7 +234,10 @@ def test_another_kernels_spec_is_never_touched(limpet_bin, jenv):
         f.write("{not json")
     p = limpet(limpet_bin, jenv, "kernel", "remove", "python3")
     assert p.returncode == 1 and "not a kernelspec" in p.stderr
-    assert os.path.isdir(d)
+    p = limpet(limpet_bin, jenv, "kernel", "install", "--name", "python3", "app")
+    assert p.returncode == 1 and "not replaced" in p.stderr
+    with open(os.path.join(d, "kernel.json")) as f:
+        assert f.read() == "{not json"
 
 
 def tmp_specs(runtime_dir):
