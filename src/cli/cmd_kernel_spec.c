@@ -36,8 +36,8 @@ static const char list_usage[] =
     "\n"
     "List the limpet kernelspecs Jupyter finds ($JUPYTER_PATH, the user's data\n"
     "directory, /usr/local/share/jupyter, /usr/share/jupyter): name, target, whether a\n"
-    "server of that name is up now ('?' when it cannot be told without connecting:\n"
-    "ssh:// and remote addresses), and the spec's directory.\n"
+    "server of that name is up now ('many' when several are, '?' when it cannot be\n"
+    "told without connecting: ssh://, HOST:PORT), and the spec's directory.\n"
     "\n"
     "options:\n"
     "  -h, --help  show this help and exit\n";
@@ -165,24 +165,29 @@ int lp_kernel_install_cmd(int argc, char **argv)
     return 0;
 }
 
-/* "up", "down" or "?" (cannot tell without connecting), quietly. */
+/* Whether target's server is up, quietly: "up", "down", "many" (several
+ * match: the kernel would refuse to choose), "?" (cannot tell without
+ * connecting: ssh://, a HOST:PORT no record names). Discovery records are
+ * live (lp_discovery_list drops the stale ones); a socket path is dialled. */
 static const char *state(const char *target)
 {
-    lp_target_t t;
+    lp_target_kind_t kind = lp_target_kind(target);
     const char *s = "down";
-    int fd;
+    lp_target_t t;
+    int fd, r;
 
-    if (lp_target_kind(target) == LP_TARGET_SSH)
+    if (kind == LP_TARGET_SSH)
         return "?";
-    if (lp_target_resolve(&t, target, NULL) == 0) {
-        if (t.address[0] == '/') {
-            s = lp_net_dial(t.address, &fd) == 0 ? "up" : "down";
-            if (strcmp(s, "up") == 0)
-                close(fd);
-        } else {
-            /* A record matched a name (records are live), or HOST:PORT not checked. */
-            s = strchr(target, ':') == NULL ? "up" : "?";
+    r = lp_target_resolve(&t, target, NULL);
+    if (r == -ENOTUNIQ) {
+        s = "many";
+    } else if (r == 0 && kind == LP_TARGET_PATH) {
+        if (lp_net_dial(t.address, &fd) == 0) {
+            close(fd);
+            s = "up";
         }
+    } else if (r == 0) {
+        s = strcmp(t.address, target) == 0 ? "?" : "up"; /* else a record matched */
     }
     lp_target_clear(&t);
     return s;

@@ -177,14 +177,26 @@ def test_list_shows_up_and_down(limpet_bin, jenv, runtime_dir):
     assert rows["limpet-testapp"][1:] == ["testapp", "down",
                                           os.path.join(kernels, "limpet-testapp")]
     assert rows["limpet-other-e"][1:3] == ["other/e", "down"]
+    assert limpet(limpet_bin, jenv, "kernel", "install", "--name", "far",
+                  "ssh://build7/app").returncode == 0
     host = Host(runtime_dir)
     try:
+        assert limpet(limpet_bin, jenv, "kernel", "install", "--name", "bypath",
+                      host.address).returncode == 0
         rows = list_rows(limpet_bin, jenv)
         assert rows["limpet-testapp"][2] == "up"
+        assert rows["bypath"][1:3] == [host.address, "up"]   # a socket path: dialled
         assert rows["limpet-other-e"][2] == "down"
+        assert rows["far"][1:3] == ["ssh://build7/app", "?"]   # not dialled by a listing
+        second = Host(runtime_dir)
+        try:
+            assert list_rows(limpet_bin, jenv)["limpet-testapp"][2] == "many"
+        finally:
+            second.stop()
     finally:
         host.stop()
-    assert list_rows(limpet_bin, jenv)["limpet-testapp"][2] == "down"
+    rows = list_rows(limpet_bin, jenv)
+    assert rows["limpet-testapp"][2] == "down" and rows["bypath"][2] == "down"
 
 
 def test_list_follows_jupyters_search_order(limpet_bin, jenv, tmp_path):
