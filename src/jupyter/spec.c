@@ -33,6 +33,18 @@ json_t *lp_kspec_build(const lp_kspec_opts_t *o, char *why, size_t size)
     char exe[PATH_MAX], display[1024];
     json_t *argv, *spec;
 
+    const char *texts[][2] = {{"the target", o->target}, {"the env", o->env},
+                              {"the display name", o->display_name}};
+
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        json_t *v = texts[i][1] ? json_string(texts[i][1]) : json_null();
+
+        if (v == NULL) {
+            fail(why, size, "%s is not UTF-8 text", texts[i][0]);
+            return NULL;
+        }
+        json_decref(v);
+    }
     if (realpath("/proc/self/exe", exe) == NULL) {
         fail(why, size, "cannot find the limpet binary (/proc/self/exe): %s", strerror(errno));
         return NULL;
@@ -55,7 +67,7 @@ json_t *lp_kspec_build(const lp_kspec_opts_t *o, char *why, size_t size)
         json_array_append_new(argv, json_string("{connection_file}"));
     }
     if (argv == NULL) {
-        fail(why, size, "out of memory (or the target or env is not UTF-8)");
+        fail(why, size, "out of memory");
         return NULL;
     }
     spec = json_pack("{s:o, s:s, s:s, s:s, s:{s:{s:s, s:s*}}}", "argv", argv, "display_name",
@@ -66,7 +78,7 @@ json_t *lp_kspec_build(const lp_kspec_opts_t *o, char *why, size_t size)
         json_object_set_new(json_object_get(json_object_get(spec, "metadata"), "limpet"), "env",
                             json_null());
     if (spec == NULL)
-        fail(why, size, "out of memory (or the target or env is not UTF-8)");
+        fail(why, size, "out of memory");
     return spec;
 }
 

@@ -94,6 +94,17 @@ def test_name_must_obey_jupyters_rule(limpet_bin, jenv, name):
     assert not os.path.exists(jenv["JUPYTER_DATA_DIR"])
 
 
+def test_text_that_is_not_utf8(limpet_bin, jenv):
+    for args, what in [(["--name", "x", b"\xff"], "the target"),
+                       (["--env", b"a\xc3", "app"], "the env"),
+                       (["--display-name", b"\xed\xa0\x80", "app"], "the display name")]:
+        p = subprocess.run([limpet_bin, "kernel", "install", *args], env=jenv,
+                           capture_output=True, text=True)
+        assert p.returncode == 1
+        assert p.stderr == f"limpet: {what} is not UTF-8 text\n"
+    assert not os.path.exists(jenv["JUPYTER_DATA_DIR"])
+
+
 def test_usage_errors(limpet_bin, jenv):
     for args, msg in [(["install"], "TARGET is required"),
                       (["install", "--env"], "--env needs a value"),
