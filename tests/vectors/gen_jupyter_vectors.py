@@ -49,6 +49,21 @@ def main():
         json.dump(vectors, f, indent=1)
         f.write("\n")
     print(out, file=sys.stderr)
+    write_seeds(vectors)
+
+
+def write_seeds(vectors):
+    """Seeds for tests/fuzz/fuzz_jupyter.c: a flags byte, then each part as a
+    2-byte big-endian length and its bytes. Flag 1: the harness signs with
+    its own key; 3: signing off; 0: the signature as jupyter_client wrote it."""
+    seeds = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz", "seeds-jupyter")
+    os.makedirs(seeds, exist_ok=True)
+    for v in vectors:
+        parts = [bytes.fromhex(p) for p in v["parts"]]
+        for flags in (0, 1, 3):
+            body = b"".join(len(p).to_bytes(2, "big") + p for p in parts)
+            with open(os.path.join(seeds, "%s-%d.bin" % (v["name"], flags)), "wb") as f:
+                f.write(bytes([flags]) + body)
 
 
 if __name__ == "__main__":
