@@ -50,6 +50,22 @@ size_t lp_utf8_seq(const uint8_t *s, size_t len)
     return n;
 }
 
+bool lp_utf8_partial(const uint8_t *s, size_t len)
+{
+    unsigned n = len > 0 ? seq_len(s[0]) : 0;
+    uint8_t lo, hi;
+
+    if (len >= n) /* n == 0 too: no lead byte */
+        return false;
+    second_range(s[0], &lo, &hi);
+    if (len > 1 && (s[1] < lo || s[1] > hi))
+        return false;
+    for (size_t k = 2; k < len; k++)
+        if ((s[k] & 0xC0) != 0x80)
+            return false;
+    return true;
+}
+
 int lp_utf8_check_text(const uint8_t *s, size_t len)
 {
     size_t i = 0;

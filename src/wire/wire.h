@@ -88,5 +88,8 @@ int lp_utf8_check_text(const uint8_t *s, size_t len);
 /* The bytes of the valid UTF-8 sequence s starts with (1-4; a NUL is one),
  * or 0 when s[0..len) does not start with one (or len is 0). */
 size_t lp_utf8_seq(const uint8_t *s, size_t len);
+/* True when s[0..len) is the start of a valid sequence that needs more
+ * bytes (a character cut at the end of a chunk). */
+bool lp_utf8_partial(const uint8_t *s, size_t len);
 
 #endif

@@ -15,6 +15,8 @@
 #include "wire/handshake.h"
 #include "wire/ops.h"
 
+#include "unhex.h"
+
 static const char *vector_dir; /* from argv[1] */
 
 /* Reads dir/name into a new buffer (max = its size). */
@@ -33,22 +35,6 @@ static lp_buf_t *read_file(const char *name)
         assert_int_equal(lp_buf_put(b, chunk, n), 0);
     fclose(f);
     return b;
-}
-
-/* Decodes payload_hex of an expected frame into bytes; caller frees. */
-static uint8_t *unhex(const char *hex, size_t *len)
-{
-    size_t n = strlen(hex) / 2;
-    uint8_t *p = malloc(n + 1);
-
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-
-        assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
-        p[i] = (uint8_t)v;
-    }
-    *len = n;
-    return p;
 }
 
 static const char *verdict(int r, const lp_buf_t *in)
