@@ -228,6 +228,28 @@ int lp_conn_open_session(lp_conn_t *c, const char *env, lp_session_t **out)
     return 0;
 }
 
+/* The capabilities in force on c: the server's, less the negotiated ones
+ * its client did not offer (a request of those is refused not-supported). */
+static unsigned conn_caps(const lp_conn_t *c)
+{
+    return c->srv->cap_bits & (~LP_CAPS_NEGOTIATED | c->port.caps);
+}
+
+/* The welcome's caps for a client that offered the bits offered: the
+ * server's list less the negotiated ones it did not offer. */
+static void welcome_caps(const char *const *all, unsigned offered, const char **out, size_t size)
+{
+    size_t n = 0;
+
+    for (; *all != NULL && n + 1 < size; all++) {
+        unsigned bit = lp_cap_bit(*all);
+
+        if ((bit & LP_CAPS_NEGOTIATED) == 0 || (bit & offered) != 0)
+            out[n++] = *all;
+    }
+    out[n] = NULL;
+}
+
 /* Reads and answers the hello (opening a first session when asked: the
  * client's first prompt then costs one round trip). 0 when the
  * conversation may go on. */
@@ -238,6 +260,7 @@ static int handshake(lp_conn_t *c)
     lp_buf_t *out = lp_buf_new(SIZE_MAX);
     lp_hs_t hs = {0};
     lp_hello_t hello = {.id = -1};
+    const char *caps[32];
     lp_session_t *s = NULL;
     const char *field = NULL;
     int r;
@@ -261,7 +284,8 @@ static int handshake(lp_conn_t *c)
     } else if (r == 0) {
         c->port.limits.payload_max = hello.max_payload;
         c->port.caps = hello.caps;
-        r = lp_hs_server_accept(out, &hello, srv->identity, srv->caps, LP_WIRE_PAYLOAD_DEFAULT,
+        welcome_caps(srv->caps, hello.caps, caps, sizeof(caps) / sizeof(caps[0]));
+        r = lp_hs_server_accept(out, &hello, srv->identity, caps, LP_WIRE_PAYLOAD_DEFAULT,
                                 s != NULL ? s->id : NULL);
     } else if (lp_wire_err_code(r) != NULL) {
         lp_hs_server_refuse(out, r, &hello, NULL, field);
@@ -479,7 +503,7 @@ static int serve_one(lp_conn_t *c, lp_frame_t *f)
     const lp_op_spec_t *spec;
     const char *field;
     int64_t id = -1;
-    int r = lp_msg_check(f->header, f->payload, f->payload_len, LP_DIR_C2S, c->srv->cap_bits,
+    int r = lp_msg_check(f->header, f->payload, f->payload_len, LP_DIR_C2S, conn_caps(c),
                          &spec, &field);
 
     if (r != 0) {
@@ -556,7 +580,7 @@ void lp_watch_serve(lp_conn_t *c, lp_frame_t *f, void *tls)
     const char *field, *sid;
     lp_session_t *s;
     int64_t id = -1;
-    int r = lp_msg_check(f->header, f->payload, f->payload_len, LP_DIR_C2S, c->srv->cap_bits,
+    int r = lp_msg_check(f->header, f->payload, f->payload_len, LP_DIR_C2S, conn_caps(c),
                          &spec, &field);
 
     lp_msg_get_id(f->header, "id", &id);
