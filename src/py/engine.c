@@ -143,6 +143,21 @@ out:
     return name;
 }
 
+/* str(obj) as UTF-8 bytes (lone surrogates escaped, as sys.stderr does),
+ * NUL-free for C; a new reference, or NULL with an exception set. */
+static PyObject *str_utf8(PyObject *obj)
+{
+    PyObject *str = PyObject_Str(obj), *b;
+
+    if (str == NULL)
+        return NULL;
+    b = PyUnicode_AsEncodedString(str, "utf-8", "backslashreplace");
+    Py_DECREF(str);
+    if (b != NULL && strlen(PyBytes_AS_STRING(b)) != (size_t)PyBytes_GET_SIZE(b))
+        PyBytes_AS_STRING(b)[strlen(PyBytes_AS_STRING(b))] = 0; /* cut at a NUL: C text ends there */
+    return b;
+}
+
 /* Sends the exception exc (or NULL: none could be had) to s as python3's
  * REPL prints it: with its traceback and chain or, when only is set (an
  * error in compiling), the error alone. Text that is not UTF-8 (lone
@@ -150,8 +165,8 @@ out:
 static void report(lp_session_t *s, PyObject *exc, int only)
 {
     PyObject *tbmod = NULL, *lines = NULL, *empty = NULL, *text = NULL, *utf8 = NULL;
-    PyObject *name = NULL;
-    const char *u = NULL, *tn = NULL;
+    PyObject *name = NULL, *msg = NULL;
+    const char *u = NULL, *tn = NULL, *m = NULL;
     Py_ssize_t n = 0;
 
     if (exc == NULL)
@@ -167,13 +182,18 @@ static void report(lp_session_t *s, PyObject *exc, int only)
     n = PyBytes_GET_SIZE(utf8);
     if ((name = type_name(Py_TYPE(exc))) == NULL || (tn = PyUnicode_AsUTF8(name)) == NULL)
         PyErr_Clear(); /* the client does without the type's name */
+    if ((msg = str_utf8(exc)) != NULL)
+        m = PyBytes_AS_STRING(msg);
+    else
+        PyErr_Clear(); /* a __str__ that raises: no message, as traceback says "<exception str() failed>" */
 out:
     if (u == NULL) {
         PyErr_Clear();
         u = "limpet: the traceback could not be formatted\n";
         n = (Py_ssize_t)strlen(u);
     }
-    lp_py_flush_if(s, lp_session_exception(s, tn, u, (size_t)n));
+    lp_py_flush_if(s, lp_session_exception(s, tn, m, u, (size_t)n));
+    Py_XDECREF(msg);
     Py_XDECREF(tbmod);
     Py_XDECREF(lines);
     Py_XDECREF(empty);

@@ -31,6 +31,7 @@ typedef struct lp_session lp_session_t;
 #define LP_GRACE_MS 1000                /* interrupted, still stuck: then it becomes a job */
 #define LP_TEXT_LINE_MAX 65536          /* one line in plain-text mode */
 #define LP_LINGER_MS 500                /* closing: time for the peer to read our last reply */
+#define LP_EXC_MESSAGE_MAX 4096         /* an exception frame's message: str(exc), cut here */
 #define LP_MAX_REFUSING 32              /* refusals being delivered at once; more are just closed */
 
 typedef enum lp_stream { LP_STDOUT = 0, LP_STDERR = 1, LP_STDIN = 2 } lp_stream_t;
@@ -173,7 +174,8 @@ bool lp_session_take_interrupt(lp_session_t *s);
  * eval, after the output queued before it; it leaves with the eval's done.
  * Returns like lp_session_write: 1 when the caller must lp_session_flush. */
 int lp_session_value(lp_session_t *s, const char *type, const char *repr, size_t len);
-int lp_session_exception(lp_session_t *s, const char *type, const char *tb, size_t len);
+int lp_session_exception(lp_session_t *s, const char *type, const char *message,
+                         const char *tb, size_t len);
 /* Sends long text (help()) for the client's pager, after the output before
  * it: 0; 1 when the client did not ask for pages or the text is too big
  * for it (the caller prints it instead); or an error. */

@@ -88,5 +88,8 @@ int lp_utf8_check_text(const uint8_t *s, size_t len);
 /* The bytes of the valid UTF-8 sequence s starts with (1-4; a NUL is one),
  * or 0 when s[0..len) does not start with one (or len is 0). */
 size_t lp_utf8_seq(const uint8_t *s, size_t len);
+/* The length of the longest prefix of the UTF-8 text s[0..len) that is at
+ * most max bytes and does not end inside a character. */
+size_t lp_utf8_cut(const char *s, size_t len, size_t max);
 
 #endif
