@@ -15,6 +15,8 @@ typedef struct engine {
     PyObject *flags_name;       /* "flags", its __future__ flags: read on every line */
     PyObject *warnings;         /* the warnings module, once a compile needed it */
     PyObject *limpet_filter;    /* error_filter("<limpet>"): the usual filename's, made once */
+    PyObject *ast_expr;         /* ast.Expr and ast.Expression, once a cell needed them */
+    PyObject *ast_expression;
 } engine_t;
 
 /* One running eval, on its thread's C stack; the session points at it
@@ -496,6 +498,76 @@ out:
     return code;
 }
 
+/* The AST node types a cell is split with, found once: 0, or -1 with an
+ * exception set. */
+static int ast_types(engine_t *e)
+{
+    PyObject *ast;
+
+    if (e->ast_expression != NULL)
+        return 0;
+    if ((ast = PyImport_ImportModule("ast")) == NULL)
+        return -1;
+    e->ast_expr = PyObject_GetAttrString(ast, "Expr");
+    e->ast_expression = e->ast_expr != NULL ? PyObject_GetAttrString(ast, "Expression") : NULL;
+    Py_DECREF(ast);
+    if (e->ast_expression == NULL) {
+        Py_CLEAR(e->ast_expr);
+        return -1;
+    }
+    return 0;
+}
+
+/* A cell (eval mode "cell", docs/jupyter.md 5): the whole text compiled
+ * as a module, but a last expression statement split off and compiled on
+ * its own, in *last, so that its value can be shown as a `single` line's
+ * is; *last stays NULL when the cell ends otherwise. The session's
+ * __future__ flags apply, and the source transform, as for a script. The
+ * module's code, or NULL with an exception set. */
+static PyObject *compile_cell(engine_t *e, pysession_t *ps, PyObject *text, const char *filename,
+                              PyObject **last)
+{
+    PyObject *tree = NULL, *body = NULL, *expr = NULL, *code = NULL, *src = Py_NewRef(text);
+    Py_ssize_t n;
+    int flags;
+
+    *last = NULL;
+    if (e->transform != Py_None) {
+        Py_SETREF(src, PyObject_CallFunction(e->transform, "Oss", text, filename, "exec"));
+        if (src == NULL || PyCode_Check(src))
+            return src; /* the transform compiled it: run as it is, no value */
+    }
+    if (ast_types(e) != 0 || compiler_flags(ps, &flags) != 0 ||
+        (tree = builtin_compile(e, src, filename, "exec", flags | PyCF_ONLY_AST)) == NULL ||
+        (body = PyObject_GetAttrString(tree, "body")) == NULL)
+        goto out;
+    if (!PyList_Check(body)) {
+        PyErr_SetString(PyExc_TypeError, "limpet: a module's body is not a list");
+        goto out;
+    }
+    n = PyList_GET_SIZE(body);
+    if (n > 0 && Py_IS_TYPE(PyList_GET_ITEM(body, n - 1), (PyTypeObject *)e->ast_expr)) {
+        PyObject *value = PyObject_GetAttrString(PyList_GET_ITEM(body, n - 1), "value");
+
+        if (value == NULL || PyList_SetSlice(body, n - 1, n, NULL) != 0 ||
+            (expr = PyObject_CallOneArg(e->ast_expression, value)) == NULL ||
+            (*last = builtin_compile(e, expr, filename, "eval", flags)) == NULL) {
+            Py_XDECREF(value);
+            goto out;
+        }
+        Py_DECREF(value);
+    }
+    code = builtin_compile(e, tree, filename, "exec", flags);
+out:
+    if (code == NULL)
+        Py_CLEAR(*last);
+    Py_XDECREF(src);
+    Py_XDECREF(tree);
+    Py_XDECREF(body);
+    Py_XDECREF(expr);
+    return code;
+}
+
 /* A detached eval ended: its result or exception goes to its job. */
 static int finish_job(evalctx_t *ec, PyObject *result)
 {
@@ -510,10 +582,36 @@ static int finish_job(evalctx_t *ec, PyObject *result)
     return LP_EVAL_DETACHED;
 }
 
-/* Runs code in the environment; reports what it raised. */
-static int run(engine_t *e, lp_session_t *s, PyObject *env, PyObject *code, evalctx_t *ec)
+/* Runs code in env, then evaluates last (a cell's final expression, or
+ * NULL) and shows its value through sys.displayhook, as a `single` line's
+ * value is shown: the result, or NULL with an exception set. */
+static PyObject *exec_cell(PyObject *env, PyObject *code, PyObject *last)
 {
-    PyObject *r = PyEval_EvalCode(code, env, env);
+    PyObject *r = PyEval_EvalCode(code, env, env), *v, *hook;
+
+    if (r == NULL || last == NULL)
+        return r;
+    Py_DECREF(r);
+    if ((v = PyEval_EvalCode(last, env, env)) == NULL)
+        return NULL;
+    if ((hook = PySys_GetObject("displayhook")) == NULL) { /* borrowed */
+        PyErr_SetString(PyExc_RuntimeError, "lost sys.displayhook");
+        r = NULL;
+    } else {
+        Py_INCREF(hook);
+        r = PyObject_CallOneArg(hook, v);
+        Py_DECREF(hook);
+    }
+    Py_DECREF(v);
+    return r;
+}
+
+/* Runs code (and a cell's last expression, or NULL) in the environment;
+ * reports what it raised. */
+static int run(engine_t *e, lp_session_t *s, PyObject *env, PyObject *code, PyObject *last,
+               evalctx_t *ec)
+{
+    PyObject *r = exec_cell(env, code, last);
     PyObject *exc;
     int status;
 
@@ -546,15 +644,18 @@ static int eval_locked(engine_t *e, lp_session_t *s, pysession_t *ps, const lp_e
                        evalctx_t *ec)
 {
     /* an interactive line may come with the newline that ended it */
-    size_t len = req->interactive && req->len > 0 && req->code[req->len - 1] == '\n' ? req->len - 1
-                                                                                    : req->len;
+    bool single = req->mode == LP_MODE_SINGLE;
+    size_t len = single && req->len > 0 && req->code[req->len - 1] == '\n' ? req->len - 1
+                                                                           : req->len;
     PyObject *text = PyUnicode_DecodeUTF8(req->code, (Py_ssize_t)len, "strict");
-    PyObject *code = NULL, *exc;
+    PyObject *code = NULL, *last = NULL, *exc;
     int status, only;
 
-    if (text != NULL)
-        code = req->interactive ? compile_interactive(e, ps, text, req->filename)
-                                : compile_source(e, text, req->filename, "exec", 0);
+    if (text != NULL && req->mode == LP_MODE_CELL)
+        code = compile_cell(e, ps, text, req->filename, &last);
+    else if (text != NULL)
+        code = single ? compile_interactive(e, ps, text, req->filename)
+                      : compile_source(e, text, req->filename, "exec", 0);
     Py_XDECREF(text);
     if (code == Py_None) {
         Py_DECREF(code);
@@ -571,8 +672,9 @@ static int eval_locked(engine_t *e, lp_session_t *s, pysession_t *ps, const lp_e
         Py_XDECREF(exc);
         return LP_EVAL_EXCEPTION;
     }
-    status = run(e, s, ps->env, code, ec);
+    status = run(e, s, ps->env, code, last, ec);
     Py_DECREF(code);
+    Py_XDECREF(last);
     return status;
 }
 
@@ -824,6 +926,8 @@ void lp_py_engine_free(lp_engine_t *eng)
     Py_DECREF(e->flags_name);
     Py_DECREF(e->limpet_filter);
     Py_XDECREF(e->warnings);
+    Py_XDECREF(e->ast_expr);
+    Py_XDECREF(e->ast_expression);
     PyMem_RawFree(e);
     eng->ctx = NULL;
 }

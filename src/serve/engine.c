@@ -195,7 +195,10 @@ static int eval(void *ctx, void *tls, lp_session_t *s, void *data, const lp_eval
 {
     sdata_t *d = data;
     char msg[LP_SERVE_MSG_MAX], tb[LP_SERVE_MSG_MAX + 1], who[32];
-    lp_run_req_t rr = {req->code, req->len, req->interactive ? LP_RUN_SINGLE : LP_RUN_SCRIPT,
+    static const lp_run_mode_t modes[] = {[LP_MODE_EXEC] = LP_RUN_SCRIPT,
+                                          [LP_MODE_SINGLE] = LP_RUN_SINGLE,
+                                          [LP_MODE_CELL] = LP_RUN_CELL};
+    lp_run_req_t rr = {req->code, req->len, modes[req->mode],
                        d->session, req->filename, 0, true, who};
     lp_run_t *r;
     uint64_t since = 0;

@@ -355,14 +355,38 @@ int lp_conn_run_eval(lp_conn_t *c, lp_session_t *s, const lp_eval_req_t *req)
     return status;
 }
 
+/* The eval's mode: interactive's, or mode's when the client offered
+ * capability cell (a client that did not keeps what it always had). 0, or
+ * LP_WIRE_EFIELD for a mode we do not know. */
+static int eval_mode(const lp_conn_t *c, const json_t *h, lp_eval_mode_t *mode)
+{
+    static const char *const names[] = {[LP_MODE_EXEC] = "exec", [LP_MODE_SINGLE] = "single",
+                                        [LP_MODE_CELL] = "cell"};
+    const char *m = json_string_value(json_object_get(h, "mode"));
+
+    *mode = json_is_true(json_object_get(h, "interactive")) ? LP_MODE_SINGLE : LP_MODE_EXEC;
+    if (m == NULL || (conn_caps(c) & LP_CAP_CELL) == 0)
+        return 0;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(m, names[i]) == 0) {
+            *mode = (lp_eval_mode_t)i;
+            return 0;
+        }
+    }
+    return LP_WIRE_EFIELD;
+}
+
 static int do_eval(lp_conn_t *c, int64_t id, const json_t *h, const lp_frame_t *f,
                    lp_session_t *s)
-{    const char *filename = json_string_value(json_object_get(h, "filename"));
-    lp_eval_req_t req = {NULL, f->payload_len, json_is_true(json_object_get(h, "interactive")),
+{
+    const char *filename = json_string_value(json_object_get(h, "filename"));
+    lp_eval_req_t req = {NULL, f->payload_len, LP_MODE_EXEC,
                          filename != NULL ? filename : "<limpet>"};
     char *code;
     int status, r;
 
+    if (eval_mode(c, h, &req.mode) != 0)
+        return lp_conn_send_error(c, LP_WIRE_EFIELD, id, "mode: cell, single or exec", "mode");
     if ((r = lp_conn_enter(c)) != 0)
         return lp_conn_send_error(c, r, id, NULL, NULL);
     if ((r = lp_session_begin(s, id)) != 0)

@@ -46,11 +46,18 @@ typedef enum lp_eval_status {
     LP_EVAL_DETACHED,    /* "detached": stuck past the grace period, it went on as a job */
 } lp_eval_status_t;
 
+/* How an eval's code is compiled: eval's mode (capability cell). */
+typedef enum lp_eval_mode {
+    LP_MODE_EXEC,   /* interactive: false: one complete unit, no value */
+    LP_MODE_SINGLE, /* interactive: true: REPL rules, pending input, single mode */
+    LP_MODE_CELL,   /* the whole code; a last expression statement's value is shown */
+} lp_eval_mode_t;
+
 /* One eval request, as the engine receives it. */
 typedef struct lp_eval_req {
     const char *code;     /* UTF-8, no NUL inside; code[len] == 0 */
     size_t len;           /* bytes of code */
-    bool interactive;     /* REPL rules: pending input, single mode */
+    lp_eval_mode_t mode;  /* how it is compiled */
     const char *filename; /* for tracebacks */
 } lp_eval_req_t;
 
