@@ -877,6 +877,80 @@ out:
     return out;
 }
 
+/* check (capability check): limpet._completion.check with the session's
+ * compiler flags (its __future__ features), so the answer is what its
+ * interactive input would get. */
+static json_t *check(void *ctx, void *tls, void *data, const char *code, size_t len)
+{
+    PyObject *mod = NULL, *r = NULL;
+    const char *status, *indent;
+    json_t *out = NULL;
+    int flags;
+
+    PyEval_RestoreThread(tls);
+    if (compiler_flags(data, &flags) != 0 ||
+        (mod = PyImport_ImportModule("limpet._completion")) == NULL ||
+        (r = PyObject_CallMethod(mod, "check", "s#i", len > 0 ? code : "", (Py_ssize_t)len,
+                                 flags)) == NULL) /* s# makes None of NULL */
+        goto out;
+    if (!PyArg_ParseTuple(r, "ss;limpet: check() must return (str, str)", &status, &indent))
+        goto out;
+    if ((out = json_pack("{s:s,s:s}", "complete", status, "indent", indent)) == NULL)
+        PyErr_NoMemory();
+out:
+    if (PyErr_Occurred())
+        PyErr_Print(); /* a bug in limpet: say so on the host's stderr */
+    Py_XDECREF(mod);
+    Py_XDECREF(r);
+    PyEval_SaveThread();
+    (void)ctx;
+    return out;
+}
+
+/* inspect (capability inspect): limpet._completion.describe, which finds
+ * the name as complete does (no property, no __getattr__ runs). */
+static json_t *inspect(void *ctx, void *tls, void *data, const char *text, size_t len,
+                       size_t cursor, int detail, size_t max, char **doc, size_t *doc_len)
+{
+    PyObject *mod = NULL, *r = NULL;
+    const char *u;
+    Py_ssize_t n;
+    json_t *out = NULL;
+    int found;
+
+    *doc = NULL;
+    *doc_len = 0;
+    PyEval_RestoreThread(tls);
+    if ((mod = PyImport_ImportModule("limpet._completion")) == NULL ||
+        (r = PyObject_CallMethod(mod, "describe", "Oy#nin", ((pysession_t *)data)->env, text,
+                                 (Py_ssize_t)len, (Py_ssize_t)cursor, detail,
+                                 (Py_ssize_t)(max < PY_SSIZE_T_MAX ? max : PY_SSIZE_T_MAX))) == NULL)
+        goto out;
+    if (!PyArg_ParseTuple(r, "ps#;limpet: describe() must return (bool, str)", &found, &u, &n))
+        goto out;
+    if ((size_t)n > max) {
+        PyErr_SetString(PyExc_ValueError, "limpet: describe() gave more than it was allowed");
+        goto out;
+    }
+    if ((*doc = malloc((size_t)n + 1)) == NULL ||
+        (out = json_pack("{s:b}", "found", found)) == NULL) {
+        free(*doc);
+        *doc = NULL;
+        PyErr_NoMemory();
+        goto out;
+    }
+    memcpy(*doc, u, (size_t)n);
+    *doc_len = (size_t)n;
+out:
+    if (PyErr_Occurred())
+        PyErr_Print(); /* a bug in limpet: say so on the host's stderr */
+    Py_XDECREF(mod);
+    Py_XDECREF(r);
+    PyEval_SaveThread();
+    (void)ctx;
+    return out;
+}
+
 int lp_py_engine_init(lp_engine_t *eng, PyObject *module, PyObject *env, PyObject *transform)
 {
     engine_t *e = PyMem_RawCalloc(1, sizeof(*e));
@@ -906,7 +980,7 @@ int lp_py_engine_init(lp_engine_t *eng, PyObject *module, PyObject *env, PyObjec
     *eng = (lp_engine_t){e,    thread_enter, thread_exit, session_open, session_close,
                          eval, reset,        interrupt,   complete,
                          detach,       NULL,         NULL,
-                         NULL};
+                         NULL, check, inspect};
     return 0;
 }
 

@@ -431,6 +431,49 @@ static int do_complete(lp_conn_t *c, int64_t id, const json_t *h, lp_session_t *
                      NULL, 0);
 }
 
+/* check (capability check), on the thread whose engine state is tls: the
+ * connection's own, or the watcher's while an eval runs (the answer is
+ * wanted at once, and the engine runs no code for it). */
+static int do_check(lp_conn_t *c, void *tls, int64_t id, const lp_frame_t *f, lp_session_t *s)
+{
+    lp_engine_t *e = &c->srv->engine;
+    json_t *done;
+
+    if (e->check == NULL)
+        return lp_conn_send_error(c, LP_WIRE_ENOTSUP, id, "this server cannot check code", NULL);
+    if (tls == NULL ||
+        (done = e->check(e->ctx, tls, s->data, (const char *)f->payload, f->payload_len)) == NULL)
+        return lp_conn_send_error(c, LP_WIRE_EINTERNAL, id, "the check failed", NULL);
+    return send_done(c, id, done, NULL, 0);
+}
+
+/* inspect (capability inspect): served as complete is, in order. */
+static int do_inspect(lp_conn_t *c, int64_t id, const json_t *h, lp_session_t *s)
+{
+    lp_engine_t *e = &c->srv->engine;
+    const json_t *text = json_object_get(h, "text");
+    const json_t *cur = json_object_get(h, "cursor");
+    size_t len = json_string_length(text), cursor = cur != NULL ? (size_t)json_integer_value(cur) : len;
+    char *doc = NULL;
+    size_t doc_len = 0;
+    json_t *done;
+    int r;
+
+    if (cursor > len)
+        return lp_conn_send_error(c, LP_WIRE_EFIELD, id, "cursor is past the end of text",
+                                  "cursor");
+    if (e->inspect == NULL)
+        return lp_conn_send_error(c, LP_WIRE_ENOTSUP, id, "this server cannot inspect", NULL);
+    if (lp_conn_enter(c) != 0 ||
+        (done = e->inspect(e->ctx, c->tls, s->data, json_string_value(text), len, cursor,
+                           (int)json_integer_value(json_object_get(h, "detail")),
+                           c->port.limits.payload_max, &doc, &doc_len)) == NULL)
+        return lp_conn_send_error(c, LP_WIRE_EINTERNAL, id, "inspect failed", NULL);
+    r = send_done(c, id, done, doc, doc_len);
+    free(doc);
+    return r;
+}
+
 /* A description of this server: operations, capabilities, limits. */
 static json_t *describe(lp_server_t *srv)
 {
@@ -508,6 +551,10 @@ static int serve(lp_conn_t *c, const lp_op_spec_t *spec, const lp_frame_t *f)
                           "session");
     case LP_OP_COMPLETE:
         return do_complete(c, id, h, s);
+    case LP_OP_CHECK:
+        return do_check(c, lp_conn_enter(c) == 0 ? c->tls : NULL, id, f, s);
+    case LP_OP_INSPECT:
+        return do_inspect(c, id, h, s);
     case LP_OP_HELLO:
         return lp_conn_send_error(c, LP_WIRE_EOP, id, "the handshake is already done", NULL);
     case LP_OP_ENV_CREATE:
@@ -626,6 +673,8 @@ void lp_watch_serve(lp_conn_t *c, lp_frame_t *f, void *tls)
             send_done(c, id, NULL, NULL, 0);
         else
             lp_conn_send_error(c, r, id, "no input() is waiting in this session", "session");
+    } else if (spec->op == LP_OP_CHECK && s != NULL) {
+        do_check(c, tls, id, f, s); /* at once: the kernel asks it while a cell runs */
     } else if (spec->op == LP_OP_EVAL && s != NULL && s == c->running) {
         lp_conn_send_error(c, LP_WIRE_EBUSY, id, "the session is running another evaluation",
                            NULL);

@@ -106,6 +106,17 @@ typedef struct lp_engine {
      * the server offer capability "env". */
     json_t *(*env_op)(void *ctx, const char *op, const json_t *req, int *err, char *msg,
                       size_t size, const char **field);
+    /* Capability check: is code[0..len) complete by the REPL's rules, with the
+     * session's compiler flags? Runs nothing. The done's fields ("complete",
+     * "indent"), a new object; NULL on failure. May be called while the
+     * session evaluates, from another server thread (its own tls). */
+    json_t *(*check)(void *ctx, void *tls, void *data, const char *code, size_t len);
+    /* Capability inspect: the help text of the name at cursor (UTF-8 bytes)
+     * of text[0..len), detail 0 or 1, at most max bytes, in *doc (malloc'd,
+     * *doc_len bytes). The done's fields ("found"), a new object; NULL on
+     * failure. Runs no property or __getattr__. */
+    json_t *(*inspect)(void *ctx, void *tls, void *data, const char *text, size_t len,
+                       size_t cursor, int detail, size_t max, char **doc, size_t *doc_len);
 } lp_engine_t;
 
 typedef struct lp_server_config {
