@@ -15,6 +15,8 @@ typedef struct engine {
     PyObject *flags_name;       /* "flags", its __future__ flags: read on every line */
     PyObject *warnings;         /* the warnings module, once a compile needed it */
     PyObject *limpet_filter;    /* error_filter("<limpet>"): the usual filename's, made once */
+    PyObject *ast_expr;         /* ast.Expr and ast.Expression, once a cell needed them */
+    PyObject *ast_expression;
 } engine_t;
 
 /* One running eval, on its thread's C stack; the session points at it
@@ -143,6 +145,21 @@ out:
     return name;
 }
 
+/* str(obj) as UTF-8 bytes (lone surrogates escaped, as sys.stderr does),
+ * NUL-free for C; a new reference, or NULL with an exception set. */
+static PyObject *str_utf8(PyObject *obj)
+{
+    PyObject *str = PyObject_Str(obj), *b;
+
+    if (str == NULL)
+        return NULL;
+    b = PyUnicode_AsEncodedString(str, "utf-8", "backslashreplace");
+    Py_DECREF(str);
+    if (b != NULL && strlen(PyBytes_AS_STRING(b)) != (size_t)PyBytes_GET_SIZE(b))
+        PyBytes_AS_STRING(b)[strlen(PyBytes_AS_STRING(b))] = 0; /* cut at a NUL: C text ends there */
+    return b;
+}
+
 /* Sends the exception exc (or NULL: none could be had) to s as python3's
  * REPL prints it: with its traceback and chain or, when only is set (an
  * error in compiling), the error alone. Text that is not UTF-8 (lone
@@ -150,8 +167,8 @@ out:
 static void report(lp_session_t *s, PyObject *exc, int only)
 {
     PyObject *tbmod = NULL, *lines = NULL, *empty = NULL, *text = NULL, *utf8 = NULL;
-    PyObject *name = NULL;
-    const char *u = NULL, *tn = NULL;
+    PyObject *name = NULL, *msg = NULL;
+    const char *u = NULL, *tn = NULL, *m = NULL;
     Py_ssize_t n = 0;
 
     if (exc == NULL)
@@ -167,13 +184,18 @@ static void report(lp_session_t *s, PyObject *exc, int only)
     n = PyBytes_GET_SIZE(utf8);
     if ((name = type_name(Py_TYPE(exc))) == NULL || (tn = PyUnicode_AsUTF8(name)) == NULL)
         PyErr_Clear(); /* the client does without the type's name */
+    if ((msg = str_utf8(exc)) != NULL)
+        m = PyBytes_AS_STRING(msg);
+    else
+        PyErr_Clear(); /* a __str__ that raises: no message, as traceback says "<exception str() failed>" */
 out:
     if (u == NULL) {
         PyErr_Clear();
         u = "limpet: the traceback could not be formatted\n";
         n = (Py_ssize_t)strlen(u);
     }
-    lp_py_flush_if(s, lp_session_exception(s, tn, u, (size_t)n));
+    lp_py_flush_if(s, lp_session_exception(s, tn, m, u, (size_t)n));
+    Py_XDECREF(msg);
     Py_XDECREF(tbmod);
     Py_XDECREF(lines);
     Py_XDECREF(empty);
@@ -476,6 +498,76 @@ out:
     return code;
 }
 
+/* The AST node types a cell is split with, found once: 0, or -1 with an
+ * exception set. */
+static int ast_types(engine_t *e)
+{
+    PyObject *ast;
+
+    if (e->ast_expression != NULL)
+        return 0;
+    if ((ast = PyImport_ImportModule("ast")) == NULL)
+        return -1;
+    e->ast_expr = PyObject_GetAttrString(ast, "Expr");
+    e->ast_expression = e->ast_expr != NULL ? PyObject_GetAttrString(ast, "Expression") : NULL;
+    Py_DECREF(ast);
+    if (e->ast_expression == NULL) {
+        Py_CLEAR(e->ast_expr);
+        return -1;
+    }
+    return 0;
+}
+
+/* A cell (eval mode "cell", docs/jupyter.md 5): the whole text compiled
+ * as a module, but a last expression statement split off and compiled on
+ * its own, in *last, so that its value can be shown as a `single` line's
+ * is; *last stays NULL when the cell ends otherwise. The session's
+ * __future__ flags apply, and the source transform, as for a script. The
+ * module's code, or NULL with an exception set. */
+static PyObject *compile_cell(engine_t *e, pysession_t *ps, PyObject *text, const char *filename,
+                              PyObject **last)
+{
+    PyObject *tree = NULL, *body = NULL, *expr = NULL, *code = NULL, *src = Py_NewRef(text);
+    Py_ssize_t n;
+    int flags;
+
+    *last = NULL;
+    if (e->transform != Py_None) {
+        Py_SETREF(src, PyObject_CallFunction(e->transform, "Oss", text, filename, "exec"));
+        if (src == NULL || PyCode_Check(src))
+            return src; /* the transform compiled it: run as it is, no value */
+    }
+    if (ast_types(e) != 0 || compiler_flags(ps, &flags) != 0 ||
+        (tree = builtin_compile(e, src, filename, "exec", flags | PyCF_ONLY_AST)) == NULL ||
+        (body = PyObject_GetAttrString(tree, "body")) == NULL)
+        goto out;
+    if (!PyList_Check(body)) {
+        PyErr_SetString(PyExc_TypeError, "limpet: a module's body is not a list");
+        goto out;
+    }
+    n = PyList_GET_SIZE(body);
+    if (n > 0 && Py_IS_TYPE(PyList_GET_ITEM(body, n - 1), (PyTypeObject *)e->ast_expr)) {
+        PyObject *value = PyObject_GetAttrString(PyList_GET_ITEM(body, n - 1), "value");
+
+        if (value == NULL || PyList_SetSlice(body, n - 1, n, NULL) != 0 ||
+            (expr = PyObject_CallOneArg(e->ast_expression, value)) == NULL ||
+            (*last = builtin_compile(e, expr, filename, "eval", flags)) == NULL) {
+            Py_XDECREF(value);
+            goto out;
+        }
+        Py_DECREF(value);
+    }
+    code = builtin_compile(e, tree, filename, "exec", flags);
+out:
+    if (code == NULL)
+        Py_CLEAR(*last);
+    Py_XDECREF(src);
+    Py_XDECREF(tree);
+    Py_XDECREF(body);
+    Py_XDECREF(expr);
+    return code;
+}
+
 /* A detached eval ended: its result or exception goes to its job. */
 static int finish_job(evalctx_t *ec, PyObject *result)
 {
@@ -490,10 +582,36 @@ static int finish_job(evalctx_t *ec, PyObject *result)
     return LP_EVAL_DETACHED;
 }
 
-/* Runs code in the environment; reports what it raised. */
-static int run(engine_t *e, lp_session_t *s, PyObject *env, PyObject *code, evalctx_t *ec)
+/* Runs code in env, then evaluates last (a cell's final expression, or
+ * NULL) and shows its value through sys.displayhook, as a `single` line's
+ * value is shown: the result, or NULL with an exception set. */
+static PyObject *exec_cell(PyObject *env, PyObject *code, PyObject *last)
 {
-    PyObject *r = PyEval_EvalCode(code, env, env);
+    PyObject *r = PyEval_EvalCode(code, env, env), *v, *hook;
+
+    if (r == NULL || last == NULL)
+        return r;
+    Py_DECREF(r);
+    if ((v = PyEval_EvalCode(last, env, env)) == NULL)
+        return NULL;
+    if ((hook = PySys_GetObject("displayhook")) == NULL) { /* borrowed */
+        PyErr_SetString(PyExc_RuntimeError, "lost sys.displayhook");
+        r = NULL;
+    } else {
+        Py_INCREF(hook);
+        r = PyObject_CallOneArg(hook, v);
+        Py_DECREF(hook);
+    }
+    Py_DECREF(v);
+    return r;
+}
+
+/* Runs code (and a cell's last expression, or NULL) in the environment;
+ * reports what it raised. */
+static int run(engine_t *e, lp_session_t *s, PyObject *env, PyObject *code, PyObject *last,
+               evalctx_t *ec)
+{
+    PyObject *r = exec_cell(env, code, last);
     PyObject *exc;
     int status;
 
@@ -526,15 +644,18 @@ static int eval_locked(engine_t *e, lp_session_t *s, pysession_t *ps, const lp_e
                        evalctx_t *ec)
 {
     /* an interactive line may come with the newline that ended it */
-    size_t len = req->interactive && req->len > 0 && req->code[req->len - 1] == '\n' ? req->len - 1
-                                                                                    : req->len;
+    bool single = req->mode == LP_MODE_SINGLE;
+    size_t len = single && req->len > 0 && req->code[req->len - 1] == '\n' ? req->len - 1
+                                                                           : req->len;
     PyObject *text = PyUnicode_DecodeUTF8(req->code, (Py_ssize_t)len, "strict");
-    PyObject *code = NULL, *exc;
+    PyObject *code = NULL, *last = NULL, *exc;
     int status, only;
 
-    if (text != NULL)
-        code = req->interactive ? compile_interactive(e, ps, text, req->filename)
-                                : compile_source(e, text, req->filename, "exec", 0);
+    if (text != NULL && req->mode == LP_MODE_CELL)
+        code = compile_cell(e, ps, text, req->filename, &last);
+    else if (text != NULL)
+        code = single ? compile_interactive(e, ps, text, req->filename)
+                      : compile_source(e, text, req->filename, "exec", 0);
     Py_XDECREF(text);
     if (code == Py_None) {
         Py_DECREF(code);
@@ -551,8 +672,9 @@ static int eval_locked(engine_t *e, lp_session_t *s, pysession_t *ps, const lp_e
         Py_XDECREF(exc);
         return LP_EVAL_EXCEPTION;
     }
-    status = run(e, s, ps->env, code, ec);
+    status = run(e, s, ps->env, code, last, ec);
     Py_DECREF(code);
+    Py_XDECREF(last);
     return status;
 }
 
@@ -755,6 +877,80 @@ out:
     return out;
 }
 
+/* check (capability check): limpet._completion.check with the session's
+ * compiler flags (its __future__ features), so the answer is what its
+ * interactive input would get. */
+static json_t *check(void *ctx, void *tls, void *data, const char *code, size_t len)
+{
+    PyObject *mod = NULL, *r = NULL;
+    const char *status, *indent;
+    json_t *out = NULL;
+    int flags;
+
+    PyEval_RestoreThread(tls);
+    if (compiler_flags(data, &flags) != 0 ||
+        (mod = PyImport_ImportModule("limpet._completion")) == NULL ||
+        (r = PyObject_CallMethod(mod, "check", "s#i", len > 0 ? code : "", (Py_ssize_t)len,
+                                 flags)) == NULL) /* s# makes None of NULL */
+        goto out;
+    if (!PyArg_ParseTuple(r, "ss;limpet: check() must return (str, str)", &status, &indent))
+        goto out;
+    if ((out = json_pack("{s:s,s:s}", "complete", status, "indent", indent)) == NULL)
+        PyErr_NoMemory();
+out:
+    if (PyErr_Occurred())
+        PyErr_Print(); /* a bug in limpet: say so on the host's stderr */
+    Py_XDECREF(mod);
+    Py_XDECREF(r);
+    PyEval_SaveThread();
+    (void)ctx;
+    return out;
+}
+
+/* inspect (capability inspect): limpet._completion.describe, which finds
+ * the name as complete does (no property, no __getattr__ runs). */
+static json_t *inspect(void *ctx, void *tls, void *data, const char *text, size_t len,
+                       size_t cursor, int detail, size_t max, char **doc, size_t *doc_len)
+{
+    PyObject *mod = NULL, *r = NULL;
+    const char *u;
+    Py_ssize_t n;
+    json_t *out = NULL;
+    int found;
+
+    *doc = NULL;
+    *doc_len = 0;
+    PyEval_RestoreThread(tls);
+    if ((mod = PyImport_ImportModule("limpet._completion")) == NULL ||
+        (r = PyObject_CallMethod(mod, "describe", "Oy#nin", ((pysession_t *)data)->env, text,
+                                 (Py_ssize_t)len, (Py_ssize_t)cursor, detail,
+                                 (Py_ssize_t)(max < PY_SSIZE_T_MAX ? max : PY_SSIZE_T_MAX))) == NULL)
+        goto out;
+    if (!PyArg_ParseTuple(r, "ps#;limpet: describe() must return (bool, str)", &found, &u, &n))
+        goto out;
+    if ((size_t)n > max) {
+        PyErr_SetString(PyExc_ValueError, "limpet: describe() gave more than it was allowed");
+        goto out;
+    }
+    if ((*doc = malloc((size_t)n + 1)) == NULL ||
+        (out = json_pack("{s:b}", "found", found)) == NULL) {
+        free(*doc);
+        *doc = NULL;
+        PyErr_NoMemory();
+        goto out;
+    }
+    memcpy(*doc, u, (size_t)n);
+    *doc_len = (size_t)n;
+out:
+    if (PyErr_Occurred())
+        PyErr_Print(); /* a bug in limpet: say so on the host's stderr */
+    Py_XDECREF(mod);
+    Py_XDECREF(r);
+    PyEval_SaveThread();
+    (void)ctx;
+    return out;
+}
+
 int lp_py_engine_init(lp_engine_t *eng, PyObject *module, PyObject *env, PyObject *transform)
 {
     engine_t *e = PyMem_RawCalloc(1, sizeof(*e));
@@ -784,7 +980,7 @@ int lp_py_engine_init(lp_engine_t *eng, PyObject *module, PyObject *env, PyObjec
     *eng = (lp_engine_t){e,    thread_enter, thread_exit, session_open, session_close,
                          eval, reset,        interrupt,   complete,
                          detach,       NULL,         NULL,
-                         NULL};
+                         NULL, check, inspect};
     return 0;
 }
 
@@ -804,6 +1000,8 @@ void lp_py_engine_free(lp_engine_t *eng)
     Py_DECREF(e->flags_name);
     Py_DECREF(e->limpet_filter);
     Py_XDECREF(e->warnings);
+    Py_XDECREF(e->ast_expr);
+    Py_XDECREF(e->ast_expression);
     PyMem_RawFree(e);
     eng->ctx = NULL;
 }

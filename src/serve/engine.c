@@ -149,12 +149,12 @@ static int status_of(lp_run_status_t st)
 /* The run's value or exception, to the session, after its output. */
 static void finish(lp_session_t *s, lp_run_t *r, lp_run_status_t st)
 {
-    char *vt, *vr, *et, *tb;
+    char *vt, *vr, *et, *em, *tb;
 
-    lp_run_result(r, &vt, &vr, &et, &tb);
+    lp_run_result(r, &vt, &vr, &et, &em, &tb);
     if (vr != NULL && lp_session_value(s, vt != NULL ? vt : "object", vr, strlen(vr)) == 1)
         lp_session_flush(s);
-    if (et != NULL && lp_session_exception(s, et, tb != NULL ? tb : "",
+    if (et != NULL && lp_session_exception(s, et, em != NULL ? em : "", tb != NULL ? tb : "",
                                            tb != NULL ? strlen(tb) : 0) == 1)
         lp_session_flush(s);
     if (st == LP_RUN_DEADLINE) {
@@ -166,12 +166,14 @@ static void finish(lp_session_t *s, lp_run_t *r, lp_run_status_t st)
     if (et == NULL && st == LP_RUN_KILLED) {
         static const char why[] = "limpet: the environment's process died during this run\n";
 
-        if (lp_session_exception(s, "limpet.EnvironmentDied", why, sizeof(why) - 1) == 1)
+        if (lp_session_exception(s, "limpet.EnvironmentDied", "the environment's process died",
+                                 why, sizeof(why) - 1) == 1)
             lp_session_flush(s);
     }
     free(vt);
     free(vr);
     free(et);
+    free(em);
     free(tb);
 }
 
@@ -192,8 +194,11 @@ static void log_run(lp_serve_t *sv, const sdata_t *d, lp_run_t *r, lp_run_status
 static int eval(void *ctx, void *tls, lp_session_t *s, void *data, const lp_eval_req_t *req)
 {
     sdata_t *d = data;
-    char msg[LP_SERVE_MSG_MAX], who[32];
-    lp_run_req_t rr = {req->code, req->len, req->interactive ? LP_RUN_SINGLE : LP_RUN_SCRIPT,
+    char msg[LP_SERVE_MSG_MAX], tb[LP_SERVE_MSG_MAX + 1], who[32];
+    static const lp_run_mode_t modes[] = {[LP_MODE_EXEC] = LP_RUN_SCRIPT,
+                                          [LP_MODE_SINGLE] = LP_RUN_SINGLE,
+                                          [LP_MODE_CELL] = LP_RUN_CELL};
+    lp_run_req_t rr = {req->code, req->len, modes[req->mode],
                        d->session, req->filename, 0, true, who};
     lp_run_t *r;
     uint64_t since = 0;
@@ -203,10 +208,9 @@ static int eval(void *ctx, void *tls, lp_session_t *s, void *data, const lp_eval
 
     snprintf(who, sizeof(who), "uid:%u", (unsigned)getuid()); /* the socket admits only us */
     if ((e = lp_serve_submit(ctx, d->env, &rr, &r, msg)) != 0) {
-        size_t n = strlen(msg);
+        int n = snprintf(tb, sizeof(tb), "%s\n", msg); /* a traceback ends its line */
 
-        msg[n < sizeof(msg) - 1 ? n : n - 1] = '\n';
-        lp_session_exception(s, "limpet.EnvironmentError", msg, n < sizeof(msg) - 1 ? n + 1 : n);
+        lp_session_exception(s, "limpet.EnvironmentError", msg, tb, (size_t)n);
         return LP_EVAL_EXCEPTION;
     }
     pthread_mutex_lock(&d->mu);

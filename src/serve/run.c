@@ -443,16 +443,17 @@ out:
 }
 
 int lp_run_result(lp_run_t *r, char **value_type, char **value_repr, char **exc_type,
-                  char **traceback)
+                  char **exc_message, char **traceback)
 {
     int rc = -EAGAIN;
 
-    *value_type = *value_repr = *exc_type = *traceback = NULL;
+    *value_type = *value_repr = *exc_type = *exc_message = *traceback = NULL;
     pthread_mutex_lock(&r->mu);
     if (lp_run_over(r->status)) {
         *value_type = dup_or_null(r->value_type);
         *value_repr = dup_or_null(r->value_repr);
         *exc_type = dup_or_null(r->exc_type);
+        *exc_message = dup_or_null(r->exc_message);
         *traceback = dup_or_null(r->traceback);
         rc = 0;
     }

@@ -222,10 +222,11 @@ int lp_run_chunks(lp_run_t *r, uint64_t since,
 json_t *lp_run_json(lp_run_t *r, uint64_t since);
 
 /* The end of a finished run, for the framed protocol: its value's repr
- * (type, repr) or exception (type, traceback), copied into new strings the
- * caller frees; NULL when there is none. 0, or -EAGAIN while it goes on. */
+ * (type, repr) or exception (type, message, traceback), copied into new
+ * strings the caller frees; NULL when there is none. 0, or -EAGAIN while
+ * it goes on. */
 int lp_run_result(lp_run_t *r, char **value_type, char **value_repr, char **exc_type,
-                  char **traceback);
+                  char **exc_message, char **traceback);
 
 /* input() in the run: 1 with *prompt (malloc'd) and *password when it waits
  * for an answer, 0 when it does not. */

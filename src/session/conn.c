@@ -228,6 +228,28 @@ int lp_conn_open_session(lp_conn_t *c, const char *env, lp_session_t **out)
     return 0;
 }
 
+/* The capabilities in force on c: the server's, less the negotiated ones
+ * its client did not offer (a request of those is refused not-supported). */
+static unsigned conn_caps(const lp_conn_t *c)
+{
+    return c->srv->cap_bits & (~LP_CAPS_NEGOTIATED | c->port.caps);
+}
+
+/* The welcome's caps for a client that offered the bits offered: the
+ * server's list less the negotiated ones it did not offer. */
+static void welcome_caps(const char *const *all, unsigned offered, const char **out, size_t size)
+{
+    size_t n = 0;
+
+    for (; *all != NULL && n + 1 < size; all++) {
+        unsigned bit = lp_cap_bit(*all);
+
+        if ((bit & LP_CAPS_NEGOTIATED) == 0 || (bit & offered) != 0)
+            out[n++] = *all;
+    }
+    out[n] = NULL;
+}
+
 /* Reads and answers the hello (opening a first session when asked: the
  * client's first prompt then costs one round trip). 0 when the
  * conversation may go on. */
@@ -238,6 +260,7 @@ static int handshake(lp_conn_t *c)
     lp_buf_t *out = lp_buf_new(SIZE_MAX);
     lp_hs_t hs = {0};
     lp_hello_t hello = {.id = -1};
+    const char *caps[32];
     lp_session_t *s = NULL;
     const char *field = NULL;
     int r;
@@ -261,7 +284,8 @@ static int handshake(lp_conn_t *c)
     } else if (r == 0) {
         c->port.limits.payload_max = hello.max_payload;
         c->port.caps = hello.caps;
-        r = lp_hs_server_accept(out, &hello, srv->identity, srv->caps, LP_WIRE_PAYLOAD_DEFAULT,
+        welcome_caps(srv->caps, hello.caps, caps, sizeof(caps) / sizeof(caps[0]));
+        r = lp_hs_server_accept(out, &hello, srv->identity, caps, LP_WIRE_PAYLOAD_DEFAULT,
                                 s != NULL ? s->id : NULL);
     } else if (lp_wire_err_code(r) != NULL) {
         lp_hs_server_refuse(out, r, &hello, NULL, field);
@@ -331,14 +355,38 @@ int lp_conn_run_eval(lp_conn_t *c, lp_session_t *s, const lp_eval_req_t *req)
     return status;
 }
 
+/* The eval's mode: interactive's, or mode's when the client offered
+ * capability cell (a client that did not keeps what it always had). 0, or
+ * LP_WIRE_EFIELD for a mode we do not know. */
+static int eval_mode(const lp_conn_t *c, const json_t *h, lp_eval_mode_t *mode)
+{
+    static const char *const names[] = {[LP_MODE_EXEC] = "exec", [LP_MODE_SINGLE] = "single",
+                                        [LP_MODE_CELL] = "cell"};
+    const char *m = json_string_value(json_object_get(h, "mode"));
+
+    *mode = json_is_true(json_object_get(h, "interactive")) ? LP_MODE_SINGLE : LP_MODE_EXEC;
+    if (m == NULL || (conn_caps(c) & LP_CAP_CELL) == 0)
+        return 0;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(m, names[i]) == 0) {
+            *mode = (lp_eval_mode_t)i;
+            return 0;
+        }
+    }
+    return LP_WIRE_EFIELD;
+}
+
 static int do_eval(lp_conn_t *c, int64_t id, const json_t *h, const lp_frame_t *f,
                    lp_session_t *s)
-{    const char *filename = json_string_value(json_object_get(h, "filename"));
-    lp_eval_req_t req = {NULL, f->payload_len, json_is_true(json_object_get(h, "interactive")),
+{
+    const char *filename = json_string_value(json_object_get(h, "filename"));
+    lp_eval_req_t req = {NULL, f->payload_len, LP_MODE_EXEC,
                          filename != NULL ? filename : "<limpet>"};
     char *code;
     int status, r;
 
+    if (eval_mode(c, h, &req.mode) != 0)
+        return lp_conn_send_error(c, LP_WIRE_EFIELD, id, "mode: cell, single or exec", "mode");
     if ((r = lp_conn_enter(c)) != 0)
         return lp_conn_send_error(c, r, id, NULL, NULL);
     if ((r = lp_session_begin(s, id)) != 0)
@@ -381,6 +429,49 @@ static int do_complete(lp_conn_t *c, int64_t id, const json_t *h, lp_session_t *
         return lp_conn_send_error(c, LP_WIRE_EINTERNAL, id, "completion failed", NULL);
     return send_done(c, id, json_pack("{s:o,s:I}", "matches", matches, "start", (json_int_t)start),
                      NULL, 0);
+}
+
+/* check (capability check), on the thread whose engine state is tls: the
+ * connection's own, or the watcher's while an eval runs (the answer is
+ * wanted at once, and the engine runs no code for it). */
+static int do_check(lp_conn_t *c, void *tls, int64_t id, const lp_frame_t *f, lp_session_t *s)
+{
+    lp_engine_t *e = &c->srv->engine;
+    json_t *done;
+
+    if (e->check == NULL)
+        return lp_conn_send_error(c, LP_WIRE_ENOTSUP, id, "this server cannot check code", NULL);
+    if (tls == NULL ||
+        (done = e->check(e->ctx, tls, s->data, (const char *)f->payload, f->payload_len)) == NULL)
+        return lp_conn_send_error(c, LP_WIRE_EINTERNAL, id, "the check failed", NULL);
+    return send_done(c, id, done, NULL, 0);
+}
+
+/* inspect (capability inspect): served as complete is, in order. */
+static int do_inspect(lp_conn_t *c, int64_t id, const json_t *h, lp_session_t *s)
+{
+    lp_engine_t *e = &c->srv->engine;
+    const json_t *text = json_object_get(h, "text");
+    const json_t *cur = json_object_get(h, "cursor");
+    size_t len = json_string_length(text), cursor = cur != NULL ? (size_t)json_integer_value(cur) : len;
+    char *doc = NULL;
+    size_t doc_len = 0;
+    json_t *done;
+    int r;
+
+    if (cursor > len)
+        return lp_conn_send_error(c, LP_WIRE_EFIELD, id, "cursor is past the end of text",
+                                  "cursor");
+    if (e->inspect == NULL)
+        return lp_conn_send_error(c, LP_WIRE_ENOTSUP, id, "this server cannot inspect", NULL);
+    if (lp_conn_enter(c) != 0 ||
+        (done = e->inspect(e->ctx, c->tls, s->data, json_string_value(text), len, cursor,
+                           (int)json_integer_value(json_object_get(h, "detail")),
+                           c->port.limits.payload_max, &doc, &doc_len)) == NULL)
+        return lp_conn_send_error(c, LP_WIRE_EINTERNAL, id, "inspect failed", NULL);
+    r = send_done(c, id, done, doc, doc_len);
+    free(doc);
+    return r;
 }
 
 /* A description of this server: operations, capabilities, limits. */
@@ -460,6 +551,10 @@ static int serve(lp_conn_t *c, const lp_op_spec_t *spec, const lp_frame_t *f)
                           "session");
     case LP_OP_COMPLETE:
         return do_complete(c, id, h, s);
+    case LP_OP_CHECK:
+        return do_check(c, lp_conn_enter(c) == 0 ? c->tls : NULL, id, f, s);
+    case LP_OP_INSPECT:
+        return do_inspect(c, id, h, s);
     case LP_OP_HELLO:
         return lp_conn_send_error(c, LP_WIRE_EOP, id, "the handshake is already done", NULL);
     case LP_OP_ENV_CREATE:
@@ -479,7 +574,7 @@ static int serve_one(lp_conn_t *c, lp_frame_t *f)
     const lp_op_spec_t *spec;
     const char *field;
     int64_t id = -1;
-    int r = lp_msg_check(f->header, f->payload, f->payload_len, LP_DIR_C2S, c->srv->cap_bits,
+    int r = lp_msg_check(f->header, f->payload, f->payload_len, LP_DIR_C2S, conn_caps(c),
                          &spec, &field);
 
     if (r != 0) {
@@ -556,7 +651,7 @@ void lp_watch_serve(lp_conn_t *c, lp_frame_t *f, void *tls)
     const char *field, *sid;
     lp_session_t *s;
     int64_t id = -1;
-    int r = lp_msg_check(f->header, f->payload, f->payload_len, LP_DIR_C2S, c->srv->cap_bits,
+    int r = lp_msg_check(f->header, f->payload, f->payload_len, LP_DIR_C2S, conn_caps(c),
                          &spec, &field);
 
     lp_msg_get_id(f->header, "id", &id);
@@ -578,6 +673,8 @@ void lp_watch_serve(lp_conn_t *c, lp_frame_t *f, void *tls)
             send_done(c, id, NULL, NULL, 0);
         else
             lp_conn_send_error(c, r, id, "no input() is waiting in this session", "session");
+    } else if (spec->op == LP_OP_CHECK && s != NULL) {
+        do_check(c, tls, id, f, s); /* at once: the kernel asks it while a cell runs */
     } else if (spec->op == LP_OP_EVAL && s != NULL && s == c->running) {
         lp_conn_send_error(c, LP_WIRE_EBUSY, id, "the session is running another evaluation",
                            NULL);

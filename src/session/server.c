@@ -16,10 +16,10 @@
 #include "wire/ops.h"
 
 const char *const lp_server_caps[] = {"repl", "input", "complete", "interrupt", "jobs", "page",
-                                      NULL};
+                                      "cell", "check", "inspect", NULL};
 /* ...and with "env", for an engine that has environments of its own (env_op) */
 static const char *const caps_env[] = {"repl", "input", "complete", "interrupt", "jobs", "page",
-                                       "env", NULL};
+                                       "cell", "check", "inspect", "env", NULL};
 
 const char *lp_server_address(const lp_server_t *srv) { return srv->path; }
 
@@ -312,7 +312,7 @@ int lp_server_start(const lp_server_config_t *cfg, const lp_engine_t *engine, lp
     srv->engine = *engine;
     srv->identity = json_incref(cfg->identity);
     srv->caps = engine->env_op != NULL ? caps_env : lp_server_caps;
-    srv->cap_bits = engine->env_op != NULL ? LP_CAP_ENV : 0;
+    srv->cap_bits = (engine->env_op != NULL ? LP_CAP_ENV : 0) | LP_CAPS_NEGOTIATED;
     srv->listen_fd = srv->wake_fd = srv->epfd = srv->wwake_fd = -1;
     pthread_mutex_init(&srv->wmu, NULL);
     pthread_cond_init(&srv->wcv, NULL);

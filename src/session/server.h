@@ -31,6 +31,7 @@ typedef struct lp_session lp_session_t;
 #define LP_GRACE_MS 1000                /* interrupted, still stuck: then it becomes a job */
 #define LP_TEXT_LINE_MAX 65536          /* one line in plain-text mode */
 #define LP_LINGER_MS 500                /* closing: time for the peer to read our last reply */
+#define LP_EXC_MESSAGE_MAX 4096         /* an exception frame's message: str(exc), cut here */
 #define LP_MAX_REFUSING 32              /* refusals being delivered at once; more are just closed */
 
 typedef enum lp_stream { LP_STDOUT = 0, LP_STDERR = 1, LP_STDIN = 2 } lp_stream_t;
@@ -45,11 +46,18 @@ typedef enum lp_eval_status {
     LP_EVAL_DETACHED,    /* "detached": stuck past the grace period, it went on as a job */
 } lp_eval_status_t;
 
+/* How an eval's code is compiled: eval's mode (capability cell). */
+typedef enum lp_eval_mode {
+    LP_MODE_EXEC,   /* interactive: false: one complete unit, no value */
+    LP_MODE_SINGLE, /* interactive: true: REPL rules, pending input, single mode */
+    LP_MODE_CELL,   /* the whole code; a last expression statement's value is shown */
+} lp_eval_mode_t;
+
 /* One eval request, as the engine receives it. */
 typedef struct lp_eval_req {
     const char *code;     /* UTF-8, no NUL inside; code[len] == 0 */
     size_t len;           /* bytes of code */
-    bool interactive;     /* REPL rules: pending input, single mode */
+    lp_eval_mode_t mode;  /* how it is compiled */
     const char *filename; /* for tracebacks */
 } lp_eval_req_t;
 
@@ -98,6 +106,17 @@ typedef struct lp_engine {
      * the server offer capability "env". */
     json_t *(*env_op)(void *ctx, const char *op, const json_t *req, int *err, char *msg,
                       size_t size, const char **field);
+    /* Capability check: is code[0..len) complete by the REPL's rules, with the
+     * session's compiler flags? Runs nothing. The done's fields ("complete",
+     * "indent"), a new object; NULL on failure. May be called while the
+     * session evaluates, from another server thread (its own tls). */
+    json_t *(*check)(void *ctx, void *tls, void *data, const char *code, size_t len);
+    /* Capability inspect: the help text of the name at cursor (UTF-8 bytes)
+     * of text[0..len), detail 0 or 1, at most max bytes, in *doc (malloc'd,
+     * *doc_len bytes). The done's fields ("found"), a new object; NULL on
+     * failure. Runs no property or __getattr__. */
+    json_t *(*inspect)(void *ctx, void *tls, void *data, const char *text, size_t len,
+                       size_t cursor, int detail, size_t max, char **doc, size_t *doc_len);
 } lp_engine_t;
 
 typedef struct lp_server_config {
@@ -173,7 +192,8 @@ bool lp_session_take_interrupt(lp_session_t *s);
  * eval, after the output queued before it; it leaves with the eval's done.
  * Returns like lp_session_write: 1 when the caller must lp_session_flush. */
 int lp_session_value(lp_session_t *s, const char *type, const char *repr, size_t len);
-int lp_session_exception(lp_session_t *s, const char *type, const char *tb, size_t len);
+int lp_session_exception(lp_session_t *s, const char *type, const char *message,
+                         const char *tb, size_t len);
 /* Sends long text (help()) for the client's pager, after the output before
  * it: 0; 1 when the client did not ask for pages or the text is too big
  * for it (the caller prints it instead); or an error. */

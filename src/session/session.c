@@ -258,10 +258,20 @@ int lp_session_value(lp_session_t *s, const char *type, const char *repr, size_t
     return r != 0 ? r : 1;
 }
 
-int lp_session_exception(lp_session_t *s, const char *type, const char *tb, size_t len)
+int lp_session_exception(lp_session_t *s, const char *type, const char *message,
+                         const char *tb, size_t len)
 {
+    char cut[LP_EXC_MESSAGE_MAX + 1];
+
+    if (message != NULL) {
+        size_t n = lp_utf8_cut(message, strlen(message), LP_EXC_MESSAGE_MAX);
+
+        memcpy(cut, message, n);
+        cut[n] = 0;
+    }
     return queue_event(s, &(lp_event_t){.kind = LP_EV_EXCEPTION, .name = type, .data = tb,
-                                        .len = len}, true);
+                                        .len = len, .message = message != NULL ? cut : NULL},
+                       true);
 }
 
 int lp_session_page(lp_session_t *s, const char *text, size_t len)

@@ -32,6 +32,7 @@ typedef struct lp_event {
     const char *name;      /* VALUE, EXCEPTION: the type; DONE: the status; INPUT: the prompt */
     const void *data;      /* OUT, VALUE, EXCEPTION, PAGE: the bytes */
     size_t len;            /* their count */
+    const char *message;   /* EXCEPTION: str() of the exception, or NULL */
     bool echo;             /* INPUT: false for a password */
     int64_t job;           /* DONE with status "detached": the job's id */
 } lp_event_t;

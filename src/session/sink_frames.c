@@ -30,6 +30,8 @@ static int build(char *buf, size_t cap, const char *sid, const lp_event_t *ev, s
         break;
     case LP_EV_EXCEPTION:
         lp_hdr_str(&h, "type", ev->name != NULL ? ev->name : "Exception");
+        if (ev->message != NULL)
+            lp_hdr_str(&h, "message", ev->message);
         break;
     case LP_EV_INPUT:
         lp_hdr_str(&h, "prompt", ev->name != NULL ? ev->name : "");

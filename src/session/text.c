@@ -101,7 +101,7 @@ static void banner(lp_conn_t *c)
 static int run_line(lp_conn_t *c, lp_session_t *s, const char *line, size_t len)
 {
     lp_engine_t *e = &c->srv->engine;
-    lp_eval_req_t req = {line, len, true, "<limpet>"};
+    lp_eval_req_t req = {line, len, LP_MODE_SINGLE, "<limpet>"};
     int status;
 
     if (is_ctrl_c(line, len)) {

@@ -22,12 +22,19 @@ static const lp_field_t f_eval[] = {
     SESSION,
     {"interactive", LP_FT_BOOL, false, 0, 0},
     {"filename", LP_FT_STR, false, 1, 1024},
+    {"mode", LP_FT_STR, false, 1, 16}, /* capability cell; its value is checked where used */
     END};
 static const lp_field_t f_stdin[] = {SESSION, {"eof", LP_FT_BOOL, false, 0, 0}, END};
 static const lp_field_t f_complete[] = {
     SESSION,
     {"text", LP_FT_STR, true, 0, STR_MAX},
     {"cursor", LP_FT_INT, false, 0, STR_MAX},
+    END};
+static const lp_field_t f_inspect[] = {
+    SESSION,
+    {"text", LP_FT_STR, true, 0, LP_INSPECT_TEXT_MAX},
+    {"cursor", LP_FT_INT, false, 0, LP_INSPECT_TEXT_MAX},
+    {"detail", LP_FT_INT, false, 0, 1},
     END};
 static const lp_field_t f_out[] = {SESSION, {"stream", LP_FT_STREAM, true, 0, 0}, END};
 static const lp_field_t f_value[] = {SESSION, {"type", LP_FT_STR, false, 1, 256}, END};
@@ -104,6 +111,10 @@ static const lp_op_spec_t op_specs[LP_OP__COUNT] = {
                    "the server closes this connection"},
     [LP_OP_PAGE] = {"page", LP_OP_PAGE, S2C, REP, LP_CAP_PAGE, LP_PL_TEXT, f_page,
                     "long text for the client's pager (help())"},
+    [LP_OP_CHECK] = {"check", LP_OP_CHECK, C2S, REQ, LP_CAP_CHECK, LP_PL_TEXT, f_session,
+                     "say whether code is complete, incomplete or invalid; runs nothing"},
+    [LP_OP_INSPECT] = {"inspect", LP_OP_INSPECT, C2S, REQ, LP_CAP_INSPECT, LP_PL_NONE, f_inspect,
+                       "the help text of the name at a cursor; runs no user code"},
     [LP_OP_ENV_CREATE] = {"env-create", LP_OP_ENV_CREATE, C2S, REQ, LP_CAP_ENV, LP_PL_NONE,
                           f_env, "create a named environment"},
     [LP_OP_ENV_LIST] = {"env-list", LP_OP_ENV_LIST, C2S, REQ, LP_CAP_ENV, LP_PL_NONE, f_none,
@@ -134,7 +145,8 @@ static const struct {
     const char *name;
     unsigned bit;
 } cap_names[] = {{"env", LP_CAP_ENV},       {"call", LP_CAP_CALL}, {"channel", LP_CAP_CHANNEL},
-                 {"module", LP_CAP_MODULE}, {"log", LP_CAP_LOG},   {"page", LP_CAP_PAGE}};
+                 {"module", LP_CAP_MODULE}, {"log", LP_CAP_LOG},   {"page", LP_CAP_PAGE},
+                 {"cell", LP_CAP_CELL},     {"check", LP_CAP_CHECK}, {"inspect", LP_CAP_INSPECT}};
 
 #define N_CAP_NAMES (sizeof(cap_names) / sizeof(cap_names[0]))
 

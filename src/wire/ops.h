@@ -13,6 +13,8 @@ typedef enum lp_op {
     LP_OP_COMPLETE, LP_OP_DESCRIBE, LP_OP_PING,
     LP_OP_OUT, LP_OP_VALUE, LP_OP_EXCEPTION, LP_OP_INPUT, LP_OP_DONE, LP_OP_ERROR, LP_OP_BYE,
     LP_OP_PAGE, /* capability page */
+    LP_OP_CHECK,   /* capability check */
+    LP_OP_INSPECT, /* capability inspect */
     /* reserved: kernel server */
     LP_OP_ENV_CREATE, LP_OP_ENV_LIST, LP_OP_ENV_INFO, LP_OP_ENV_DELETE,
     /* reserved: execution contexts */
@@ -32,6 +34,16 @@ typedef enum lp_op {
 #define LP_CAP_MODULE 0x08u
 #define LP_CAP_LOG 0x10u
 #define LP_CAP_PAGE 0x20u /* the client shows long text (help()) in its pager */
+#define LP_CAP_CELL 0x40u    /* eval takes mode: cell, single, exec */
+#define LP_CAP_CHECK 0x80u   /* check: is this code complete, by the REPL's rules */
+#define LP_CAP_INSPECT 0x100u /* inspect: help text of the name at a cursor */
+/* The capabilities a server lists in its welcome only when the client
+ * offered them too (docs/protocol.md 5): what a client did not ask for
+ * does not change what it gets. */
+#define LP_CAPS_NEGOTIATED (LP_CAP_CELL | LP_CAP_CHECK | LP_CAP_INSPECT)
+
+/* inspect's text: the whole cell a front end holds, within one header */
+#define LP_INSPECT_TEXT_MAX 60000
 
 /* The LP_CAP_* bit of a capability's name; 0 for a name we do not know. */
 unsigned lp_cap_bit(const char *name);

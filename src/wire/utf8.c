@@ -66,6 +66,16 @@ bool lp_utf8_partial(const uint8_t *s, size_t len)
     return true;
 }
 
+size_t lp_utf8_cut(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    /* s[max] starts the first character left out, unless it continues one */
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+        max--;
+    return max;
+}
+
 int lp_utf8_check_text(const uint8_t *s, size_t len)
 {
     size_t i = 0;

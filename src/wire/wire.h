@@ -91,5 +91,8 @@ size_t lp_utf8_seq(const uint8_t *s, size_t len);
 /* True when s[0..len) is the start of a valid sequence that needs more
  * bytes (a character cut at the end of a chunk). */
 bool lp_utf8_partial(const uint8_t *s, size_t len);
+/* The length of the longest prefix of the UTF-8 text s[0..len) that is at
+ * most max bytes and does not end inside a character. */
+size_t lp_utf8_cut(const char *s, size_t len, size_t max);
 
 #endif

@@ -209,19 +209,21 @@ static void test_waits_end_on_output_input_and_end(void **state)
 static void test_a_deadline_interrupt_ends_deadline_exceeded(void **state)
 {
     lp_run_t *r = new_run(1 << 20);
-    char *vt, *vr, *et, *tb;
+    char *vt, *vr, *et, *em, *tb;
 
     (void)state;
-    assert_int_equal(lp_run_result(r, &vt, &vr, &et, &tb), -EAGAIN);
+    assert_int_equal(lp_run_result(r, &vt, &vr, &et, &em, &tb), -EAGAIN);
     r->deadline_hit = true;
-    lp_run_set_exception(r, "KeyboardInterrupt", "", "Traceback...\n", 13);
+    lp_run_set_exception(r, "KeyboardInterrupt", "stop", "Traceback...\n", 13);
     lp_run_end(r, LP_RUN_INTERRUPTED);
     assert_string_equal(lp_run_status_name(lp_run_status(r)), "deadline-exceeded");
-    assert_int_equal(lp_run_result(r, &vt, &vr, &et, &tb), 0);
+    assert_int_equal(lp_run_result(r, &vt, &vr, &et, &em, &tb), 0);
     assert_null(vr);
     assert_string_equal(et, "KeyboardInterrupt");
+    assert_string_equal(em, "stop");
     assert_string_equal(tb, "Traceback...\n");
     free(et);
+    free(em);
     free(tb);
     assert_int_equal(strlen(r->code_sha256), 64);
     lp_run_unref(r);

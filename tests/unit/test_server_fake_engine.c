@@ -97,8 +97,22 @@ static int fake_eval(void *ctx, void *tls, lp_session_t *s, void *data, const lp
     (void)data;
     atomic_fetch_add(&f->evals, 1);
     if (strcmp(req->code, "raise") == 0) {
-        if (lp_session_exception(s, "ValueError", TRACEBACK, strlen(TRACEBACK)) == 1)
+        if (lp_session_exception(s, "ValueError", "nope", TRACEBACK, strlen(TRACEBACK)) == 1)
             lp_session_flush(s);
+        return LP_EVAL_EXCEPTION;
+    }
+    if (strcmp(req->code, "raise-long") == 0) {
+        /* a message of 2000 three-byte characters: cut within 4 KiB, between characters */
+        char *m = malloc(6001);
+
+        for (int i = 0; m != NULL && i < 2000; i++)
+            memcpy(m + 3 * i, "\xe2\x82\xac", 3);
+        if (m != NULL) {
+            m[6000] = 0;
+            if (lp_session_exception(s, "ValueError", m, TRACEBACK, strlen(TRACEBACK)) == 1)
+                lp_session_flush(s);
+        }
+        free(m);
         return LP_EVAL_EXCEPTION;
     }
     if (strcmp(req->code, "exit") == 0)
@@ -358,9 +372,16 @@ static void clone_eval_close(void **state)
     request(w, eval_req(4, sid), "raise");
     expect(w, "exception", 4, TRACEBACK, &f);
     assert_string_equal(str(&f, "type"), "ValueError");
+    assert_string_equal(str(&f, "message"), "nope");
     assert_string_equal(str(&f, "session"), sid);
     lp_frame_clear(&f);
     expect_done(w, 4, "exception");
+    request(w, eval_req(40, sid), "raise-long");
+    expect(w, "exception", 40, TRACEBACK, &f);
+    assert_int_equal(strlen(str(&f, "message")), 4095); /* 1365 whole characters */
+    assert_int_equal(lp_utf8_check_text((const uint8_t *)str(&f, "message"), 4095), 0);
+    lp_frame_clear(&f);
+    expect_done(w, 40, "exception");
     /* close: the engine's session_close runs, the id is no more */
     request(w, json_pack("{s:s,s:i,s:s}", "op", "close", "id", 5, "session", sid), NULL);
     expect_done(w, 5, "ok");
@@ -369,7 +390,7 @@ static void clone_eval_close(void **state)
     expect(w, "error", 6, "", &f);
     assert_string_equal(str(&f, "code"), "no-session");
     lp_frame_clear(&f);
-    assert_int_equal(atomic_load(&w->fake.evals), 3); /* the last one never ran */
+    assert_int_equal(atomic_load(&w->fake.evals), 4); /* the last one never ran */
 }
 
 static void sessions_are_separate(void **state)
