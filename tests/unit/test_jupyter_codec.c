@@ -788,7 +788,8 @@ static void conn_good(void **state)
     assert_string_equal(c.kernel_name, "");
     lp_jconn_clear(&c);
 
-    /* IPv6 in brackets, as libzmq's tcp:// wants it */
+    /* IPv6 in brackets, as libzmq's tcp:// wants it; no signature_scheme: the
+     * default of jupyter_client's Session, hmac-sha256 */
     p = conn_file("{\"transport\":\"tcp\",\"ip\":\"::1\"," PORTS ",\"key\":\"k\"}");
     assert_int_equal(lp_jconn_load(&c, p, why, sizeof(why)), 0);
     unlink(p);
