@@ -135,3 +135,8 @@ void lp_jconn_clear(lp_jconn_t *c)
     free(c->key);
     memset(c, 0, sizeof(*c));
 }
+
+bool lp_jconn_ipv6(const lp_jconn_t *c)
+{
+    return strncmp(c->endpoint[LP_JCH_SHELL], "tcp://[", 7) == 0;
+}

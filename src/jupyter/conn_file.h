@@ -3,6 +3,7 @@
 #ifndef LP_JUPYTER_CONN_FILE_H
 #define LP_JUPYTER_CONN_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum { LP_JCH_SHELL, LP_JCH_CONTROL, LP_JCH_STDIN, LP_JCH_IOPUB, LP_JCH_HB, LP_JCH__COUNT };
@@ -22,5 +23,8 @@ const char *lp_jconn_channel_name(int ch);
  * supported, not 'hmac-md5'"). The caller clears c. */
 int lp_jconn_load(lp_jconn_t *c, const char *path, char *why, size_t size);
 void lp_jconn_clear(lp_jconn_t *c);
+/* True when the endpoints are tcp://[IPv6]:PORT: libzmq then needs
+ * ZMQ_IPV6 set on each socket before bind ("No such device" otherwise). */
+bool lp_jconn_ipv6(const lp_jconn_t *c);
 
 #endif

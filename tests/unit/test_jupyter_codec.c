@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -674,6 +675,70 @@ static void round_trip(void **state)
     lp_jsign_free(s);
 }
 
+/* What we encode, jupyter_client's Session reads: it checks the signature
+ * itself and parses the date; the script exits 0 only when all agree. */
+static void jupyter_client_reads_ours(void **state)
+{
+    static const char script[] =
+        "import sys\n"
+        "try:\n"
+        "    from jupyter_client.session import Session\n"
+        "except ImportError:\n"
+        "    sys.exit(77)\n"
+        "parts = [bytes.fromhex(l) for l in open(sys.argv[1]).read().split()]\n"
+        "m = Session(key=b'a-test-key', signature_scheme='hmac-sha256').deserialize(parts)\n"
+        "assert m['header']['username'] == 'limpet' and m['header']['version'] == '5.3'\n"
+        "assert m['header']['date'].tzinfo is not None and m['header']['date'].microsecond > 0\n"
+        "assert m['parent_header']['msg_id'] == 'm1', m['parent_header']\n"
+        "assert m['content'] == {'name': 'stdout', 'text': 'h\\u00e9 \\U0001F600'}, m['content']\n";
+    lp_jsign_t *s = lp_jsign_new(test_key, sizeof(test_key) - 1);
+    json_t *parent = json_loads(GOOD_HEADER, 0, NULL);
+    lp_jenc_t enc;
+    lp_jout_t o;
+    char path[] = "/tmp/limpet-test-jmsg-XXXXXX", spath[] = "/tmp/limpet-test-jpy-XXXXXX", cmd[256];
+    FILE *f;
+    int fd, sfd, status;
+
+    assert_int_equal(lp_jenc_init(&enc, s), 0);
+    /* the date's microseconds must not be zero for the check below: one retry */
+    assert_int_equal(lp_jmsg_encode(&enc, "stream", parent, NULL,
+                                    json_pack("{s:s, s:s}", "name", "stdout", "text",
+                                              "h\xc3\xa9 \xf0\x9f\x98\x80"), &o), 0);
+    if (strstr(o.part[0], ".000000Z") != NULL) {
+        lp_jout_clear(&o);
+        assert_int_equal(lp_jmsg_encode(&enc, "stream", parent, NULL,
+                                        json_pack("{s:s, s:s}", "name", "stdout", "text",
+                                                  "h\xc3\xa9 \xf0\x9f\x98\x80"), &o), 0);
+    }
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    f = fdopen(fd, "w");
+    for (size_t k = 0; k < strlen(o.sig); k++)
+        fprintf(f, "%02x", (unsigned char)o.sig[k]);
+    for (int i = 0; i < 4; i++) {
+        fputc('\n', f);
+        for (size_t k = 0; k < o.len[i]; k++)
+            fprintf(f, "%02x", (unsigned char)o.part[i][k]);
+    }
+    fclose(f);
+    /* the script through a file too: no shell quoting of Python */
+    sfd = mkstemp(spath);
+    assert_true(sfd >= 0);
+    assert_int_equal(write(sfd, script, sizeof(script) - 1), (ssize_t)(sizeof(script) - 1));
+    close(sfd);
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s %s", spath, path);
+    status = system(cmd);
+    unlink(spath);
+    unlink(path);
+    lp_jout_clear(&o);
+    json_decref(parent);
+    lp_jsign_free(s);
+    assert_true(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77)
+        skip(); /* no jupyter_client: the kernel's e2e tests need it anyway */
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* Writes text to a new temporary file: its path (static). */
 static const char *conn_file(const char *text)
 {
@@ -705,6 +770,7 @@ static void conn_good(void **state)
     assert_string_equal(c.endpoint[LP_JCH_STDIN], "tcp://127.0.0.1:5003");
     assert_string_equal(c.endpoint[LP_JCH_CONTROL], "tcp://127.0.0.1:5004");
     assert_string_equal(c.endpoint[LP_JCH_HB], "tcp://127.0.0.1:5005");
+    assert_false(lp_jconn_ipv6(&c));
     assert_int_equal(c.key_len, 3);
     assert_memory_equal(c.key, "k-1", 3);
     assert_string_equal(c.kernel_name, "limpet-app");
@@ -722,11 +788,13 @@ static void conn_good(void **state)
     assert_string_equal(c.kernel_name, "");
     lp_jconn_clear(&c);
 
-    /* IPv6 in brackets, as libzmq's tcp:// wants it */
+    /* IPv6 in brackets, as libzmq's tcp:// wants it; no signature_scheme: the
+     * default of jupyter_client's Session, hmac-sha256 */
     p = conn_file("{\"transport\":\"tcp\",\"ip\":\"::1\"," PORTS ",\"key\":\"k\"}");
     assert_int_equal(lp_jconn_load(&c, p, why, sizeof(why)), 0);
     unlink(p);
     assert_string_equal(c.endpoint[LP_JCH_CONTROL], "tcp://[::1]:5004");
+    assert_true(lp_jconn_ipv6(&c));
     lp_jconn_clear(&c);
 
     assert_string_equal(lp_jconn_channel_name(LP_JCH_SHELL), "shell");
@@ -797,6 +865,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(replay_model),   cmocka_unit_test(header_checks),
         cmocka_unit_test(json_checks),    cmocka_unit_test(round_trip),
         cmocka_unit_test(conn_good),      cmocka_unit_test(conn_bad),
+        cmocka_unit_test(jupyter_client_reads_ours),
     };
     char path[4096];
     json_error_t err;
