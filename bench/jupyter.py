@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 
 from jupyter_client import KernelManager  # noqa: E402
 from jupyter_baseline import Raw, jc_round  # noqa: E402  (bench/jupyter_baseline.py)
+from jupyter_env import jupyter_environ, write_spec  # noqa: E402  (tests/e2e/jupyter_env.py)
 
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
@@ -43,9 +44,9 @@ def q(xs):
 class Kernel:
     """A kernel started by jupyter_client, with both clients on it."""
 
-    def __init__(self, name, argv):
+    def __init__(self, name, kernel_name):
         self.name = name
-        self.km = KernelManager(kernel_cmd=argv)
+        self.km = KernelManager(kernel_name=kernel_name)
         self.km.start_kernel()
         self.kc = self.km.blocking_client()
         self.kc.start_channels()
@@ -98,13 +99,18 @@ def main():
         hp, haddr = host(runtime)
         sp, saddr = serve(runtime)
         procs += [hp, sp]
+        # kernelspecs in a private Jupyter path (jupyter_client 7 ignores kernel_cmd)
+        os.environ.update(jupyter_environ(os.path.join(runtime, "jupyter"), runtime))
+        data = os.environ["JUPYTER_PATH"]
         kernels = [
-            Kernel("ipykernel", [PY, "-m", "ipykernel_launcher", "-f", "{connection_file}"]),
+            Kernel("ipykernel", "python3"),
             Kernel("limpet kernel, embedded host",
-                   [LIMPET, "kernel", "run", haddr, "-f", "{connection_file}"]),
+                   write_spec(data, LIMPET, haddr, "limpet-bench-host")),
             Kernel("limpet kernel, limpet serve env",
-                   [LIMPET, "kernel", "run", saddr, "--env", "main", "-f", "{connection_file}"]),
+                   write_spec(data, LIMPET, saddr, "limpet-bench-serve", env="main")),
         ]
+        argv0 = [k.km.kernel_spec.argv[0] for k in kernels]   # what ran is what a row says
+        assert argv0[0] != LIMPET and argv0[1:] == [LIMPET, LIMPET], argv0
         per = max(1, N // ROUNDS)
         for _ in range(ROUNDS):
             for k in kernels:

@@ -179,44 +179,51 @@ static bool only_magics(const char *code)
     return any;
 }
 
+/* The eval goes to the host first; busy, execute_input and the history
+ * entry are written while the host runs it (the order on iopub is the
+ * same: the host's frames are read after). */
 static void execute(kernel_t *k, kreq_t *req)
 {
-    const json_t *c = req->content;
-    const char *code = k_str(c, "code", "");
+    json_t *header = json_incref(req->header), *content = json_incref(req->content);
+    const char *code = k_str(content, "code", "");
     kexec_t *e = &k->exec;
-    char filename[64];
-    json_t *h;
+    bool magics;
 
     memset(e, 0, sizeof(*e));
-    e->silent = bool_of(c, "silent", false);
-    e->store_history = bool_of(c, "store_history", !e->silent);
-    e->allow_stdin = bool_of(c, "allow_stdin", true);
-    e->stop_on_error = bool_of(c, "stop_on_error", true);
+    e->silent = bool_of(content, "silent", false);
+    e->store_history = bool_of(content, "store_history", !e->silent);
+    e->allow_stdin = bool_of(content, "allow_stdin", true);
+    e->stop_on_error = bool_of(content, "stop_on_error", true);
     if (e->store_history && !e->silent)
         k->exec_count++;
     e->count = k->exec_count;
     json_decref(k->last_parent);
-    k->last_parent = json_incref(req->header);
+    k->last_parent = json_incref(header);
+    magics = e->silent && only_magics(code);
+    if (!magics) {
+        char filename[64];
+
+        snprintf(filename, sizeof(filename), "<cell %lld>", (long long)e->count);
+        e->active = k_host_send(k, json_pack("{s:s,s:s,s:s,s:s}", "op", "eval", "session",
+                                             k->session, "mode", e->silent ? "exec" : "cell",
+                                             "filename", filename),
+                                code, strlen(code), K_EXECUTE, req) >= 0;
+        k->shell_busy = e->active;
+    }
+    k_status(k, header, "busy");
     if (!e->silent)
-        k_send(k, LP_JCH_IOPUB, NULL, req->header, "execute_input", NULL,
+        k_send(k, LP_JCH_IOPUB, NULL, header, "execute_input", NULL,
                json_pack("{s:s,s:I}", "code", code, "execution_count", (json_int_t)e->count));
     if (e->store_history)
         k_history_add(k, e->count, code, NULL);
-    if (e->silent && only_magics(code)) {
+    if (magics) {
         k_reply(k, req, "execute_reply",
                 json_pack("{s:s,s:I,s:[],s:{}}", "status", "ok", "execution_count",
                           (json_int_t)e->count, "payload", "user_expressions"));
         k_req_clear(req);
-        return;
     }
-    snprintf(filename, sizeof(filename), "<cell %lld>", (long long)e->count);
-    h = json_pack("{s:s,s:s,s:s,s:s}", "op", "eval", "session", k->session, "mode",
-                  e->silent ? "exec" : "cell", "filename", filename);
-    e->active = true;
-    if (k_host_send(k, h, code, strlen(code), K_EXECUTE, req) >= 0)
-        k->shell_busy = true;
-    else
-        e->active = false;
+    json_decref(header);
+    json_decref(content);
 }
 
 static bool shell_waiting(kernel_t *k)
@@ -443,7 +450,8 @@ void k_request(kernel_t *k, int ch, lp_jmsg_t *m)
         k_req_clear(&req);
         return;
     }
-    k_status(k, req.header, "busy");
+    if (strcmp(type, "execute_request") != 0 || k->aborting)
+        k_status(k, req.header, "busy"); /* execute says it once the host has its code */
     if (k->aborting && strcmp(type, "execute_request") == 0) {
         k_reply(k, &req, "execute_reply",
                 json_pack("{s:s,s:I}", "status", "aborted", "execution_count",
