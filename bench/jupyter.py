@@ -10,6 +10,7 @@ interleaved in rounds so that drift hits every row alike (docs/jupyter.md 11):
 
 Each figure: median and p90 of N rounds, "reply" = send execute_request until
 execute_reply, "idle" = until iopub status idle. A measurement, never a test."""
+import json
 import os
 import statistics
 import subprocess
@@ -53,7 +54,7 @@ class Kernel:
         self.kc.wait_for_ready(timeout=30)
         info = self.km.get_connection_info(session=False)
         self.raw = Raw(info | {"key": self.km.session.key.decode()})
-        self.samples = {"raw": [], "jc": []}
+        self.samples = {"raw": [], "jc": [], "c": []}
         for _ in range(50):
             self.raw.round("1+1")
             jc_round(self.kc, "1+1")
@@ -61,6 +62,11 @@ class Kernel:
     def measure(self, n):
         self.samples["raw"] += [self.raw.round("1+1") for _ in range(n)]
         self.samples["jc"] += [jc_round(self.kc, "1+1") for _ in range(n)]
+        out = subprocess.run([os.path.join(BUILD, "bench", "jupyter_rtt"),
+                              self.km.connection_file, str(n)],
+                             capture_output=True, text=True, check=True, timeout=120).stdout
+        r = json.loads(out)
+        self.samples["c"].append((r["reply_median_us"] / 1e6, r["idle_median_us"] / 1e6))
 
     def close(self):
         self.raw.close()
@@ -125,15 +131,16 @@ def main():
         for p in procs:
             p.terminate()
             p.wait()
-    base = {c: q([x[0] for x in kernels[0].samples[c]])[0] for c in ("raw", "jc")}
+    clients = (("c", "C (jupyter_rtt)"), ("raw", "raw ZeroMQ"), ("jc", "jupyter_client"))
+    base = {c: q([x[0] for x in kernels[0].samples[c]])[0] for c, _ in clients}
     print(f"execute of 1+1, {N} rounds each, {ROUNDS} interleaved rounds (microseconds)")
-    print(f"{'kernel':34s} {'client':15s} {'reply p50':>10s} {'p90':>8s} {'idle p50':>10s}"
+    print(f"{'kernel':34s} {'client':16s} {'reply p50':>10s} {'p90':>8s} {'idle p50':>10s}"
           f" {'p90':>8s} {'vs ipykernel':>13s}")
     for k in kernels:
-        for c, label in (("raw", "raw ZeroMQ"), ("jc", "jupyter_client")):
+        for c, label in clients:   # the C client's p90 is that of its rounds' medians
             r = q([x[0] for x in k.samples[c]])
             i = q([x[1] for x in k.samples[c]])
-            print(f"{k.name:34s} {label:15s} {r[0]:10.0f} {r[1]:8.0f} {i[0]:10.0f} {i[1]:8.0f}"
+            print(f"{k.name:34s} {label:16s} {r[0]:10.0f} {r[1]:8.0f} {i[0]:10.0f} {i[1]:8.0f}"
                   f" {base[c] / r[0]:12.1f}x")
     print(f"floor: bench/rtt on the embedded host (limpet's own round trip): {floor_rtt}")
     print(f"floor: bench/zmq_rtt (one libzmq hop in C, tcp): {floor_zmq}")

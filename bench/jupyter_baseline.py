@@ -147,8 +147,8 @@ def jc_round(kc, code):
 
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 300
-    km = KernelManager(kernel_cmd=[sys.executable, "-m", "ipykernel_launcher", "-f",
-                                   "{connection_file}"])
+    # Debian's python3 kernelspec is ipykernel (jupyter_client 7 ignores kernel_cmd)
+    km = KernelManager(kernel_name="python3")
     km.start_kernel()
     try:
         kc = km.blocking_client()
