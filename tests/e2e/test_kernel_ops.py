@@ -204,3 +204,25 @@ def test_inspect_is_bounded_by_the_clients_payload(target):
         r = c.request("inspect", session=sid, text="big")
         assert r.final["found"]
         assert len(r.frames[-1][1]) <= wire.PAYLOAD_DEFAULT
+
+
+def test_cell_forms(target):
+    """One-line expressions (the engine's short cut), blocks without a final newline,
+    futures and errors of the expression itself."""
+    c, sid = connect(target)
+    with c:
+        assert cell(c, sid, "for i in range(2):\n    print(i)").out == b"0\n1\n"
+        assert cell(c, sid, "x = (1,\n     2)\nx").value == "(1, 2)"
+        assert cell(c, sid, "(1 +\n 2)").value == "3"
+        assert cell(c, sid, "[1, 2]\n").value == "[1, 2]"
+        r = cell(c, sid, "1 / 0")
+        assert r.status == "exception" and r.exception.rstrip().endswith(
+            "ZeroDivisionError: division by zero")
+        r = cell(c, sid, "x = (1,")
+        assert r.status == "exception" and "SyntaxError" in r.exception
+        r = cell(c, sid, "print('a'); 5")
+        assert r.out == b"a\n" and r.value == "5"
+        r = cell(c, sid, "6; 7")                                # only the last is shown
+        assert r.value == "7"
+        r = cell(c, sid, "if True:\n    8")                    # not an expression statement
+        assert r.value is None
