@@ -21,6 +21,7 @@ VALUE_MAX = 65536      # bytes of a value's repr, "..." included
 WATCH_S = 0.01         # an eval running longer has its link read by the watcher thread
 NAMES_MAX = 1000       # names in one answer to `names`
 NAMES_BYTES = 60000    # and their bytes: the answer is one header (64 KiB at most)
+DOC_MAX = 60000        # bytes of inspect's help text, in its answer's one header
 AGENT_GLOBALS = globals()  # the agent's frames run here: left out of the user's tracebacks
 
 
@@ -273,6 +274,10 @@ class Session(Agent):
             self.on_stdin(h, payload)
         elif op == "complete":
             self.on_complete(h)
+        elif op == "check":  # at once, even while an eval runs: it runs nothing
+            self.on_check(h, payload)
+        elif op == "inspect":  # pydoc may take a while: not on the reader
+            start_new_thread(self.on_inspect, (h,))
         elif op == "names":  # reprs are the user's code: not on the reader
             start_new_thread(self.on_names, (h,))
         elif op == "forget":
@@ -350,6 +355,27 @@ class Session(Agent):
         start, matches = complete(self.ns, data, cursor)
         self.link.send({"op": "done", "re": h["id"], "status": "ok", "start": start,
                         "matches": [header_text(m) for m in matches]})
+
+    def on_check(self, h, payload):
+        s = self.sessions.get(h.get("session"))
+        flags = s[1].compiler.flags if s is not None else 0  # its __future__ features
+        status, indent = check(payload.decode("utf-8", "replace"), flags)
+        self.link.send({"op": "done", "re": h["id"], "status": "ok", "complete": status,
+                        "indent": indent})
+
+    def on_inspect(self, h):
+        data = h.get("text", "").encode("utf-8")
+        cursor, detail, limit = h.get("cursor", len(data)), h.get("detail", 0), h.get("limit")
+        if not isinstance(cursor, int) or not 0 <= cursor <= len(data):
+            return self.refuse(h, "bad-field", "cursor", "cursor: a byte offset in text")
+        if not isinstance(limit, int) or limit < 0:
+            limit = DOC_MAX
+        found, doc = describe(self.ns, data, cursor, detail == 1, min(limit, DOC_MAX))
+        done = {"op": "done", "re": h["id"], "status": "ok", "found": found,
+                "doc": header_text(doc)}
+        while len(encode_header(done)) > DOC_MAX + 1024:  # escapes made it longer: cut more
+            done["doc"] = done["doc"][:len(done["doc"]) * 3 // 4]
+        self.link.send(done)
 
     def on_names(self, h):
         import reprlib

@@ -17,6 +17,7 @@ typedef struct engine {
     PyObject *limpet_filter;    /* error_filter("<limpet>"): the usual filename's, made once */
     PyObject *ast_expr;         /* ast.Expr and ast.Expression, once a cell needed them */
     PyObject *ast_expression;
+    PyObject *empty_code;       /* an empty module: the rest of a cell that is one expression */
 } engine_t;
 
 /* One running eval, on its thread's C stack; the session points at it
@@ -511,11 +512,29 @@ static int ast_types(engine_t *e)
     e->ast_expr = PyObject_GetAttrString(ast, "Expr");
     e->ast_expression = e->ast_expr != NULL ? PyObject_GetAttrString(ast, "Expression") : NULL;
     Py_DECREF(ast);
-    if (e->ast_expression == NULL) {
+    if (e->ast_expression == NULL ||
+        (e->empty_code = Py_CompileString("", "<limpet>", Py_file_input)) == NULL) {
         Py_CLEAR(e->ast_expr);
+        Py_CLEAR(e->ast_expression);
         return -1;
     }
     return 0;
+}
+
+/* The common one-line cell, an expression (`df.head()`, `x`): compiled in
+ * eval mode at once, without the AST's round trip through Python objects
+ * (a third of the request). NULL, with no exception set, when it is not
+ * one: the cell then goes the AST's way, which says what is wrong. */
+static PyObject *compile_expression(engine_t *e, PyObject *text, const char *filename, int flags)
+{
+    Py_ssize_t n = PyUnicode_GetLength(text);
+    PyObject *code;
+
+    if (n <= 0 || PyUnicode_FindChar(text, '\n', 0, n - 1, 1) != -1)
+        return NULL; /* several lines: statements, mostly */
+    code = builtin_compile(e, text, filename, "eval", flags);
+    PyErr_Clear();
+    return code;
 }
 
 /* A cell (eval mode "cell", docs/jupyter.md 5): the whole text compiled
@@ -537,8 +556,14 @@ static PyObject *compile_cell(engine_t *e, pysession_t *ps, PyObject *text, cons
         if (src == NULL || PyCode_Check(src))
             return src; /* the transform compiled it: run as it is, no value */
     }
-    if (ast_types(e) != 0 || compiler_flags(ps, &flags) != 0 ||
-        (tree = builtin_compile(e, src, filename, "exec", flags | PyCF_ONLY_AST)) == NULL ||
+    if (ast_types(e) != 0 || compiler_flags(ps, &flags) != 0)
+        goto out;
+    flags &= PyCF_MASK; /* its __future__ features; not codeop's own flags for REPL input */
+    if (e->transform == Py_None && (*last = compile_expression(e, src, filename, flags)) != NULL) {
+        code = Py_NewRef(e->empty_code);
+        goto out;
+    }
+    if ((tree = builtin_compile(e, src, filename, "exec", flags | PyCF_ONLY_AST)) == NULL ||
         (body = PyObject_GetAttrString(tree, "body")) == NULL)
         goto out;
     if (!PyList_Check(body)) {
@@ -1002,6 +1027,7 @@ void lp_py_engine_free(lp_engine_t *eng)
     Py_XDECREF(e->warnings);
     Py_XDECREF(e->ast_expr);
     Py_XDECREF(e->ast_expression);
+    Py_XDECREF(e->empty_code);
     PyMem_RawFree(e);
     eng->ctx = NULL;
 }

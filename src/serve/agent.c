@@ -46,7 +46,7 @@ int lp_agent_send(lp_serve_t *sv, uint32_t link, const char *hdr, size_t hlen,
 }
 
 int lp_agent_request(lp_serve_t *sv, uint32_t link, int64_t id, const char *hdr, size_t hlen,
-                     int timeout_ms, json_t **done)
+                     const void *payload, size_t len, int timeout_ms, json_t **done)
 {
     char reason[LP_BROKER_REASON_MAX];
     lp_broker_msg_t *got = NULL;
@@ -55,7 +55,7 @@ int lp_agent_request(lp_serve_t *sv, uint32_t link, int64_t id, const char *hdr,
     *done = NULL;
     if ((r = lp_broker_expect(sv->broker, link, id)) != 0)
         return r;
-    if ((r = lp_agent_send(sv, link, hdr, hlen, NULL, 0)) == 0)
+    if ((r = lp_agent_send(sv, link, hdr, hlen, payload, len)) == 0)
         r = lp_broker_wait(sv->broker, link, id, timeout_ms, &got, reason);
     lp_broker_forget(sv->broker, link, id);
     for (lp_broker_msg_t *m = got; r == 0 && m != NULL; m = m->next) {

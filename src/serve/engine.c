@@ -14,6 +14,9 @@
 #include "serve/engine.h"
 #include "serve/internal.h"
 
+/* inspect's help text comes back in one header of the agent's (64 KiB) */
+#define LP_INSPECT_DOC_MAX 60000
+
 typedef struct sdata {
     pthread_mutex_t mu;
     char env[LP_ENV_NAME_MAX + 1];
@@ -268,6 +271,64 @@ static json_t *complete(void *ctx, void *tls, void *data, const char *text, size
     return m;
 }
 
+/* check: the environment's agent answers from its reader thread, at once. */
+static json_t *check(void *ctx, void *tls, void *data, const char *code, size_t len)
+{
+    sdata_t *d = data;
+    json_t *fields = json_pack("{s:s}", "session", d->session), *done, *out = NULL;
+    const char *st, *indent;
+    int err;
+
+    if (fields == NULL)
+        return NULL;
+    done = lp_serve_ask(ctx, d->env, "check", fields, code, len, &err);
+    st = json_string_value(json_object_get(done, "complete"));
+    indent = json_string_value(json_object_get(done, "indent"));
+    if (st != NULL)
+        out = json_pack("{s:s,s:s}", "complete", st, "indent", indent != NULL ? indent : "");
+    json_decref(fields);
+    json_decref(done);
+    return out;
+}
+
+/* inspect: the agent's help text comes back in its done's "doc" (one
+ * header: at most LP_INSPECT_DOC_MAX bytes). */
+static json_t *inspect(void *ctx, void *tls, void *data, const char *text, size_t len,
+                       size_t cursor, int detail, size_t max, char **doc, size_t *doc_len)
+{
+    sdata_t *d = data;
+    size_t limit = max < LP_INSPECT_DOC_MAX ? max : LP_INSPECT_DOC_MAX;
+    json_t *fields = json_pack("{s:s,s:s%,s:I,s:i,s:I}", "session", d->session, "text", text, len,
+                               "cursor", (json_int_t)cursor, "detail", detail, "limit",
+                               (json_int_t)limit);
+    json_t *done = NULL, *out = NULL;
+    const json_t *found, *text_doc;
+    int err;
+
+    *doc = NULL;
+    *doc_len = 0;
+    if (fields != NULL)
+        done = lp_serve_ask(ctx, d->env, "inspect", fields, NULL, 0, &err);
+    found = json_object_get(done, "found");
+    text_doc = json_object_get(done, "doc");
+    if (json_is_boolean(found) && (text_doc == NULL || json_is_string(text_doc))) {
+        *doc_len = lp_utf8_cut(json_string_value(text_doc) != NULL ? json_string_value(text_doc) : "",
+                               json_string_length(text_doc), limit);
+        if ((*doc = malloc(*doc_len + 1)) != NULL) {
+            memcpy(*doc, text_doc != NULL ? json_string_value(text_doc) : "", *doc_len);
+            out = json_pack("{s:O}", "found", found);
+        }
+    }
+    if (out == NULL) {
+        free(*doc);
+        *doc = NULL;
+        *doc_len = 0;
+    }
+    json_decref(fields);
+    json_decref(done);
+    return out;
+}
+
 static int env_exists(void *ctx, const char *name)
 {
     lp_senv_t *e = lp_senv_find(ctx, name);
@@ -348,4 +409,6 @@ void lp_serve_engine(lp_serve_t *sv, lp_engine_t *out)
     out->env_exists = env_exists;
     out->env_list = env_list;
     out->env_op = env_op;
+    out->check = check;
+    out->inspect = inspect;
 }

@@ -404,7 +404,7 @@ static json_t *ask(lp_serve_t *sv, lp_senv_t *e, int64_t id, lp_hdr_t *h, char *
         return NULL;
     }
     if ((*err = lp_hdr_end(h, &len)) == 0)
-        *err = lp_agent_request(sv, link, id, text, len, 10000, &done);
+        *err = lp_agent_request(sv, link, id, text, len, NULL, 0, 10000, &done);
     return done;
 }
 

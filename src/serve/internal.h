@@ -138,10 +138,11 @@ void lp_agents_stop(lp_serve_t *sv);
 /* Sends one frame to e's agent: header (JSON text) and payload. */
 int lp_agent_send(lp_serve_t *sv, uint32_t link, const char *hdr, size_t hlen,
                   const void *payload, size_t len);
-/* Sends the request hdr (which has "id": id) and waits up to timeout_ms
- * for its done: 0 with *done (a new reference); LP_WIRE_* / -errno. */
+/* Sends the request hdr (which has "id": id) with payload[0..len) and
+ * waits up to timeout_ms for its done: 0 with *done (a new reference);
+ * LP_WIRE_* / -errno. */
 int lp_agent_request(lp_serve_t *sv, uint32_t link, int64_t id, const char *hdr, size_t hlen,
-                     int timeout_ms, json_t **done);
+                     const void *payload, size_t len, int timeout_ms, json_t **done);
 /* A fresh id for lp_agent_request. */
 int64_t lp_agent_next_id(lp_serve_t *sv);
 /* Sends run r's eval to link (under sv->mu is fine: never waits long). */

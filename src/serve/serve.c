@@ -338,7 +338,7 @@ json_t *lp_serve_complete(lp_serve_t *sv, const char *name, const char *session,
     lp_hdr_str(&h, "text", text);
     lp_hdr_int(&h, "cursor", (int64_t)cursor);
     if ((*err = lp_hdr_end(&h, &len)) == 0 &&
-        (*err = lp_agent_request(sv, link, id, hdr, len, 5000, &done)) == 0) {
+        (*err = lp_agent_request(sv, link, id, hdr, len, NULL, 0, 5000, &done)) == 0) {
         json_int_t s = json_integer_value(json_object_get(done, "start"));
 
         matches = json_incref(json_object_get(done, "matches"));
@@ -352,6 +352,31 @@ json_t *lp_serve_complete(lp_serve_t *sv, const char *name, const char *session,
     json_decref(done);
     free(hdr);
     return matches;
+}
+
+json_t *lp_serve_ask(lp_serve_t *sv, const char *name, const char *op, const json_t *fields,
+                     const void *payload, size_t len, int *err)
+{
+    uint32_t link = ready_link(sv, name, err);
+    int64_t id = lp_agent_next_id(sv);
+    char *hdr = link != 0 ? malloc(LP_WIRE_HEADER_MAX) : NULL;
+    json_t *done = NULL, *v;
+    const char *key;
+    size_t hlen;
+    lp_hdr_t h;
+
+    if (hdr == NULL) {
+        *err = link == 0 ? *err : LP_WIRE_ENOMEM;
+        return NULL;
+    }
+    lp_hdr_begin(&h, hdr, LP_WIRE_HEADER_MAX, op);
+    lp_hdr_int(&h, "id", id);
+    json_object_foreach((json_t *)fields, key, v)
+        lp_hdr_json(&h, key, v);
+    if ((*err = lp_hdr_end(&h, &hlen)) == 0)
+        *err = lp_agent_request(sv, link, id, hdr, hlen, payload, len, 5000, &done);
+    free(hdr);
+    return done;
 }
 
 void lp_serve_forget_session(lp_serve_t *sv, const char *name, const char *session)

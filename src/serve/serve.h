@@ -97,6 +97,11 @@ json_t *lp_serve_env_info(lp_serve_t *sv, const char *name, bool names, int *err
  * *err on failure. session: whose pending input (may be NULL). */
 json_t *lp_serve_complete(lp_serve_t *sv, const char *name, const char *session,
                           const char *text, size_t cursor, size_t *start, int *err);
+/* Asks the environment's agent op (check, inspect: answered at once, not
+ * queued behind its evals) with the fields of fields (borrowed) and
+ * payload: its done's header (a new reference), or NULL with *err. */
+json_t *lp_serve_ask(lp_serve_t *sv, const char *name, const char *op, const json_t *fields,
+                     const void *payload, size_t len, int *err);
 /* Forgets a session's pending interactive input (Ctrl+C at the prompt). */
 void lp_serve_forget_session(lp_serve_t *sv, const char *name, const char *session);
 

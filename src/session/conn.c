@@ -474,12 +474,16 @@ static int do_inspect(lp_conn_t *c, int64_t id, const json_t *h, lp_session_t *s
     return r;
 }
 
-/* A description of this server: operations, capabilities, limits. */
-static json_t *describe(lp_server_t *srv)
+/* A description of this server, as c's client sees it: operations,
+ * capabilities (the welcome's), limits. */
+static json_t *describe(lp_conn_t *c)
 {
+    lp_server_t *srv = c->srv;
     json_t *ops = json_array(), *caps = json_array();
+    const char *names[32];
 
-    for (const char *const *cap = srv->caps; *cap != NULL; cap++)
+    welcome_caps(srv->caps, c->port.caps, names, sizeof(names) / sizeof(names[0]));
+    for (const char *const *cap = names; *cap != NULL; cap++)
         json_array_append_new(caps, json_string(*cap));
     for (int op = LP_OP_UNKNOWN + 1; op < LP_OP__COUNT; op++) {
         const lp_op_spec_t *s = lp_op_spec((lp_op_t)op);
@@ -533,7 +537,7 @@ static int serve(lp_conn_t *c, const lp_op_spec_t *spec, const lp_frame_t *f)
     case LP_OP_PING:
         return send_done(c, id, NULL, f->payload, f->payload_len);
     case LP_OP_DESCRIBE:
-        return send_done(c, id, describe(c->srv), NULL, 0);
+        return send_done(c, id, describe(c), NULL, 0);
     case LP_OP_CLONE:
         return do_clone(c, id, h);
     case LP_OP_CLOSE:

@@ -195,12 +195,41 @@ def test_inspect(target):
         assert e.value.header["field"] == "cursor"
 
 
-def test_inspect_is_bounded_by_the_clients_payload(target):
-    from limpet import wire
-    c = Client(target[0], caps=KERNEL_CAPS, session=True, timeout=20)
+def test_inspect_is_bounded(target):
+    """The whole help text within the client's max_payload from a host; through limpet
+    serve, at most 60000 bytes (the agent's answer is one header, in which non-ASCII text
+    takes more room), cut between characters."""
+    c, sid = connect(target)
     with c:
-        sid = c.welcome["session"]
-        assert cell(c, sid, "def big():\n    pass\nbig.__doc__ = 'word ' * 100000").status == "ok"
+        code = "def big():\n    pass\nbig.__doc__ = 'w\u00e9rd ' * 100000"
+        assert cell(c, sid, code).status == "ok"
         r = c.request("inspect", session=sid, text="big")
         assert r.final["found"]
-        assert len(r.frames[-1][1]) <= wire.PAYLOAD_DEFAULT
+        doc = r.frames[-1][1]
+        if target[1] == "host":
+            assert len(doc) > 600000 and doc.rstrip().endswith("w\u00e9rd".encode())
+        else:
+            assert 20000 < len(doc) <= 60000  # less than 60000: é is 6 bytes in the header
+        doc.decode("utf-8")  # whole characters only
+
+
+def test_cell_forms(target):
+    """One-line expressions (the engine's short cut), blocks without a final newline,
+    futures and errors of the expression itself."""
+    c, sid = connect(target)
+    with c:
+        assert cell(c, sid, "for i in range(2):\n    print(i)").out == b"0\n1\n"
+        assert cell(c, sid, "x = (1,\n     2)\nx").value == "(1, 2)"
+        assert cell(c, sid, "(1 +\n 2)").value == "3"
+        assert cell(c, sid, "[1, 2]\n").value == "[1, 2]"
+        r = cell(c, sid, "1 / 0")
+        assert r.status == "exception" and r.exception.rstrip().endswith(
+            "ZeroDivisionError: division by zero")
+        r = cell(c, sid, "x = (1,")
+        assert r.status == "exception" and "SyntaxError" in r.exception
+        r = cell(c, sid, "print('a'); 5")
+        assert r.out == b"a\n" and r.value == "5"
+        r = cell(c, sid, "6; 7")                                # only the last is shown
+        assert r.value == "7"
+        r = cell(c, sid, "if True:\n    8")                    # not an expression statement
+        assert r.value is None

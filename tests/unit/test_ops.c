@@ -87,6 +87,43 @@ static void reserved_operation(void **state)
     json_decref(h);
 }
 
+/* check and inspect (capabilities check, inspect: limpet kernel's) */
+static void kernel_operations(void **state)
+{
+    const char *f = NULL;
+    const lp_op_spec_t *spec;
+    json_t *chk = json_pack("{s:s,s:i,s:s}", "op", "check", "id", 1, "session", "1");
+    json_t *ins = json_pack("{s:s,s:i,s:s,s:s,s:i,s:i}", "op", "inspect", "id", 2, "session",
+                            "1", "text", "len(", "cursor", 3, "detail", 1);
+    const uint8_t bad[] = {'i', 'f', 0xff};
+
+    assert_int_equal(lp_cap_bit("cell"), 0x40u);
+    assert_int_equal(lp_cap_bit("check"), 0x80u);
+    assert_int_equal(lp_cap_bit("inspect"), 0x100u);
+    assert_int_equal(lp_msg_check(chk, (const uint8_t *)"if x:", 5, LP_DIR_C2S, 0, &spec, &f),
+                     LP_WIRE_ENOTSUP);
+    assert_int_equal(lp_msg_check(chk, (const uint8_t *)"if x:", 5, LP_DIR_C2S, LP_CAP_CHECK,
+                                  &spec, &f), 0);
+    assert_int_equal(spec->op, LP_OP_CHECK);
+    assert_int_equal(lp_msg_check(chk, bad, sizeof(bad), LP_DIR_C2S, LP_CAP_CHECK, &spec, &f),
+                     LP_WIRE_ETEXT);
+    assert_int_equal(lp_msg_check(ins, NULL, 0, LP_DIR_C2S, LP_CAP_CHECK, &spec, &f),
+                     LP_WIRE_ENOTSUP);
+    assert_int_equal(lp_msg_check(ins, NULL, 0, LP_DIR_C2S, LP_CAP_INSPECT, &spec, &f), 0);
+    assert_int_equal(spec->op, LP_OP_INSPECT);
+    json_object_set_new(ins, "detail", json_integer(2));
+    assert_int_equal(lp_msg_check(ins, NULL, 0, LP_DIR_C2S, LP_CAP_INSPECT, &spec, &f),
+                     LP_WIRE_EFIELD);
+    assert_string_equal(f, "detail");
+    json_object_del(ins, "detail");
+    json_object_del(ins, "text");
+    assert_int_equal(lp_msg_check(ins, NULL, 0, LP_DIR_C2S, LP_CAP_INSPECT, &spec, &f),
+                     LP_WIRE_EFIELD);
+    assert_string_equal(f, "text");
+    json_decref(chk);
+    json_decref(ins);
+}
+
 static void missing_field(void **state)
 {
     const char *f;
@@ -190,6 +227,7 @@ int main(void)
         cmocka_unit_test(valid_requests),
         cmocka_unit_test(unknown_operation),
         cmocka_unit_test(reserved_operation),
+        cmocka_unit_test(kernel_operations),
         cmocka_unit_test(missing_field),
         cmocka_unit_test(mistyped_field),
         cmocka_unit_test(payload_where_none_is_allowed),

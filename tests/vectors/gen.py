@@ -161,6 +161,11 @@ vec("op-wrong-direction", "frames", fr({"op": "out", "session": "1", "stream": "
     "clean", [out({"op": "out", "session": "1", "stream": "stdout"})], ["unknown-op"])
 vec("reserved-op", "frames", fr({"op": "env-create", "id": 1, "env": "x"}), "clean",
     [out({"op": "env-create", "id": 1, "env": "x"})], ["not-supported"])
+vec("check-not-offered", "frames", fr({"op": "check", "id": 1, "session": "1"}, b"if x:"),
+    "clean", [out({"op": "check", "id": 1, "session": "1"}, b"if x:")], ["not-supported"])
+vec("inspect-not-offered", "frames",
+    fr({"op": "inspect", "id": 1, "session": "1", "text": "len"}), "clean",
+    [out({"op": "inspect", "id": 1, "session": "1", "text": "len"})], ["not-supported"])
 vec("missing-id", "frames", fr({"op": "ping"}), "clean", [out({"op": "ping"})], ["bad-field"])
 vec("negative-id", "frames", fr({"op": "ping", "id": -1}), "clean",
     [out({"op": "ping", "id": -1})], ["bad-field"])
