@@ -102,8 +102,12 @@ def check(source, flags=0):
     "incomplete" (and the indent the next line takes), "invalid" or "complete", by codeop's
     rules with the compiler flags given (a session's __future__ features); runs nothing.
     The whole text is one unit (a cell of several statements is complete), and, as at the
-    REPL's prompt, a block whose last line is still indented waits for a blank line."""
+    REPL's prompt, a block whose last line is still indented waits for a blank line (a line
+    of only spaces is blank: what a front end's auto-indent leaves)."""
     import codeop
+    head, _, tail = source.rpartition("\n")
+    if head and tail and not tail.strip():
+        source = head + "\n\n"  # Enter on a line holding only its auto-indent ends the block
     cc = codeop.CommandCompiler()
     cc.compiler.flags |= flags
     try:

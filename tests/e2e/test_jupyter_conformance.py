@@ -24,8 +24,11 @@ class LimpetKernelTests(jkt.KernelTests):
     # 'data' is the host's own global: the live namespace, not a fresh one
     completion_samples = [{"text": "zi", "matches": {"zip"}},
                           {"text": "dat", "matches": {"data"}}]
-    complete_code_samples = ["1", "print('hello, world')", "def f(x):\n  return x*2\n\n\n"]
-    incomplete_code_samples = ["print('''hello", "def f(x):\n  x*2", "for i in range(3):"]
+    # jupyter console sends a block with the auto-indent of the line Enter was pressed on
+    complete_code_samples = ["1", "print('hello, world')", "def f(x):\n  return x*2\n\n\n",
+                             "for i in range(2):\n    print(i)\n    "]
+    incomplete_code_samples = ["print('''hello", "def f(x):\n  x*2", "for i in range(3):",
+                               "for i in range(3):\n    ", "for i in range(3):\n    x = i"]
     invalid_code_samples = ["import = 7q", "1)"]
     code_page_something = "help(len)"
     code_generate_error = "raise ValueError('boom')"
