@@ -289,3 +289,26 @@ def test_kernel_in_a_serve_environment(make_serve, start_kernel):
     kc.input("abc")
     out = iopub_until_idle(kc, msg_id)
     assert out[-1]["content"]["data"]["text/plain"] == "3"
+
+
+def test_iopub_welcome_greets_each_subscriber(host, start_kernel):
+    km, kc = start_kernel(host.address, extra=["--iopub-welcome"])
+    info = km.get_connection_info()
+    session = Session(key=info["key"], signature_scheme=info["signature_scheme"])
+    s = zmq.Context.instance().socket(zmq.SUB)
+    s.setsockopt(zmq.SUBSCRIBE, b"")
+    s.connect(f"{info['transport']}://{info['ip']}:{info['iopub_port']}")
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        welcome = None
+        while welcome is None and time.monotonic() < deadline:
+            if s.poll(500):
+                _, parts = session.feed_identities(s.recv_multipart())
+                msg = session.deserialize(parts)
+                if msg["msg_type"] == "iopub_welcome":
+                    welcome = msg
+        assert welcome is not None and welcome["content"] == {"subscription": ""}
+    finally:
+        s.close(0)
+    # jupyter_client's own client took its welcome too, and goes on
+    assert run(kc, "6 * 7")[1][0]["content"]["data"]["text/plain"] == "42"
